@@ -1,0 +1,92 @@
+// The backend interface: every numeric operation the model code needs, and nothing model-specific.
+//
+// Model components (qwen2, siglip, wan_vae, flow_head, ...) call only these operations, so the same model code runs on
+// the CPU backend (native/core/cpu/) and the CUDA backend (cuda/). Each operation documents its layouts; backends
+// validate arguments and throw showo2::Error (never abort). Outputs are written into caller-provided tensors so model
+// code controls allocation; `out` may alias an input only where an op says so.
+//
+// Precision contract (CPU): activations are F32; weights may be F32, BF16 or F16 and are widened in registers;
+// accumulation is F32.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "omni_mask.h"
+#include "tensor.h"
+
+namespace showo2 {
+
+enum class GeluApproximation { None, Tanh };  // exact erf form (nn.GELU()) / tanh form (gelu_pytorch_tanh)
+
+struct Conv2dParams {
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;  // zero padding
+};
+
+struct Conv3dParams {
+  int64_t stride_t = 1, stride_h = 1, stride_w = 1;
+  // Zero padding per side. The Wan VAE's causal conv uses pad_front = 2 (k=3), pad_back = 0 (spec §3.1).
+  int64_t pad_front = 0, pad_back = 0, pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+};
+
+// Precomputed rotary tables (see rope.h): cos/sin of shape [max_positions, head_dim/2], F32.
+struct RopeTable;
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // out[..., N] = x[..., K] · weight[N, K]^T (+ bias[N]). x/out F32 with contiguous last dim; weight F32/BF16/F16
+  // contiguous; bias (may be undefined) F32/BF16/F16.
+  virtual void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out) = 0;
+
+  // out[b] = a[b] · (transpose_b ? b[b]^T : b[b]). a [B,M,K], b [B,K,N] or [B,N,K], out [B,M,N]; F32; B may be 1 for
+  // b to broadcast.
+  virtual void matmul(const Tensor& a, const Tensor& b, bool transpose_b, Tensor& out) = 0;
+
+  // Scaled dot-product attention with grouped KV heads and a prefix-per-row mask (omni_mask.h). Never materialises
+  // the Lq x Lk score matrix.
+  //   q [B, Lq, Hq, D], k [B, Lk, Hkv, D], v [B, Lk, Hkv, Dv], out [B, Lq, Hq, Dv]; F32; last dims contiguous;
+  //   Hq % Hkv == 0 (query head h uses kv head h / (Hq/Hkv)).
+  // A query row that may see no key at all writes zeros.
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const OmniMask& mask, float scale,
+                         Tensor& out) = 0;
+
+  // x [N, C, H, W], weight [O, C, kh, kw] (F32/BF16/F16), bias [O] or undefined, out [N, O, Ho, Wo]; F32 contiguous.
+  virtual void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p,
+                      Tensor& out) = 0;
+  // x [N, C, T, H, W], weight [O, C, kt, kh, kw], bias [O] or undefined, out [N, O, To, Ho, Wo]; F32 contiguous.
+  virtual void conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv3dParams& p,
+                      Tensor& out) = 0;
+
+  // Normalisations over the last dimension (size C). weight/bias [C] F32/BF16/F16 (weight may be undefined = 1).
+  // out may alias x.
+  //   rms_norm:   y = x / sqrt(mean(x^2) + eps) * weight
+  //   layer_norm: y = (x - mean) / sqrt(var + eps) * weight + bias      (biased variance)
+  virtual void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
+  virtual void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& out) = 0;
+
+  // Rotate-half RoPE in place on x [B, L, H, D] (F32, last dim contiguous): pairs (i, i + D/2) rotate by the angle of
+  // position (position_offset + l).
+  virtual void rope(Tensor& x, const RopeTable& table, int64_t position_offset) = 0;
+
+  // Elementwise activations; out may alias x. Same shape, F32.
+  virtual void silu(const Tensor& x, Tensor& out) = 0;
+  virtual void gelu(const Tensor& x, GeluApproximation approximation, Tensor& out) = 0;
+  // Softmax over the last dimension, numerically stable; out may alias x.
+  virtual void softmax(const Tensor& x, Tensor& out) = 0;
+
+  // out[i, :] = table[ids[i], :]. ids I32/I64 [N], table [V, C] F32/BF16/F16, out [N, C] F32.
+  // An id outside [0, V) is ERR_INVALID_ARGUMENT naming the position and value.
+  virtual void embedding(const Tensor& ids, const Tensor& table, Tensor& out) = 0;
+
+  // Elementwise binary ops. b has a's shape or a suffix of it (broadcast over leading dims). F32. out may alias a.
+  virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  virtual void mul(const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  // out = x * alpha + beta. out may alias x.
+  virtual void scale(const Tensor& x, float alpha, float beta, Tensor& out) = 0;
+};
+
+}  // namespace showo2
