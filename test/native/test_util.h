@@ -18,6 +18,8 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "error.h"
@@ -77,10 +79,38 @@ inline int run_all(int argc, char** argv) {
   return failed == 0 ? 0 : 1;
 }
 
+// Prints a value for a failure message: streamable types as themselves, vectors element-wise, others as "?".
+template <typename T, typename = void>
+struct is_streamable : std::false_type {};
+template <typename T>
+struct is_streamable<T, std::void_t<decltype(std::declval<std::ostream&>() << std::declval<const T&>())>>
+    : std::true_type {};
+
+template <typename T>
+void print_value(std::ostream& os, const T& v) {
+  if constexpr (is_streamable<T>::value) {
+    if constexpr (std::is_same_v<T, uint8_t> || std::is_same_v<T, int8_t>) os << static_cast<int>(v);
+    else os << v;
+  } else {
+    os << "?";
+  }
+}
+template <typename T>
+void print_value(std::ostream& os, const std::vector<T>& v) {
+  os << "[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) os << ", ";
+    print_value(os, v[i]);
+  }
+  os << "]";
+}
+
 template <typename A, typename B>
 std::string describe_pair(const A& a, const B& b) {
   std::ostringstream os;
-  os << a << " vs " << b;
+  print_value(os, a);
+  os << " vs ";
+  print_value(os, b);
   return os.str();
 }
 
@@ -155,8 +185,8 @@ inline std::vector<float> random_normal(size_t n, uint32_t seed, float stddev = 
 
 #define CHECK_EQ(a, b)                                                                                     \
   do {                                                                                                     \
-    auto&& va_ = (a);                                                                                      \
-    auto&& vb_ = (b);                                                                                      \
+    const auto va_ = (a);                                                                                      \
+    const auto vb_ = (b);                                                                                      \
     if (!(va_ == vb_))                                                                                     \
       ::showo2::test::fail_at(__FILE__, __LINE__,                                                          \
                               "CHECK_EQ(" #a ", " #b ") failed: " + ::showo2::test::describe_pair(va_, vb_)); \
