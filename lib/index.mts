@@ -1,0 +1,32 @@
+// The ES module entry point. It re-exports the CommonJS build (dist/index.js) rather than compiling the sources a
+// second time as ESM, so `import` and `require` share one copy of every class: `instanceof ShowO2Error` holds
+// whichever way the error was created, and the native addon is loaded once. Node finds the CommonJS named exports
+// statically (cjs-module-lexer understands tsc's output).
+//
+// The names are listed rather than `export *`-ed so the ESM namespace does not pick up tsc's `__esModule` marker.
+// Keep this list equal to index.ts's exports: test/unit/module-formats.test.ts fails when they drift apart.
+export {
+  bf16ToFloat32,
+  convertToSafetensors,
+  DTYPES,
+  f16ToFloat32,
+  FLOAT_DTYPES,
+  invalidParameterError,
+  runtimeInfo,
+  ShowO2Error,
+  toFloat32Array,
+  WeightFile,
+} from './index.js';
+export type {
+  ConvertOptions,
+  CudaDevice,
+  CudaInfo,
+  DType,
+  ErrorCode,
+  FloatDType,
+  RuntimeInfo,
+  TensorData,
+  TensorDataOf,
+  TensorInfo,
+  WeightFormat,
+} from './index.js';

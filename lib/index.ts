@@ -1,0 +1,26 @@
+/**
+ * showo2: the Show-o2 multimodal model, running natively in Node.js.
+ *
+ * Import with either module system; both give the same objects:
+ * ```ts
+ * import { WeightFile } from 'showo2';          // ESM
+ * const { WeightFile } = require('showo2');     // CommonJS
+ * ```
+ *
+ * @packageDocumentation
+ */
+export { convertToSafetensors, type ConvertOptions } from './convert.js';
+export {
+  bf16ToFloat32,
+  DTYPES,
+  f16ToFloat32,
+  FLOAT_DTYPES,
+  toFloat32Array,
+  type DType,
+  type FloatDType,
+  type TensorData,
+  type TensorDataOf,
+} from './dtype.js';
+export { invalidParameterError, ShowO2Error, type ErrorCode } from './errors.js';
+export { runtimeInfo, type CudaDevice, type CudaInfo, type RuntimeInfo } from './runtime.js';
+export { WeightFile, type TensorInfo, type WeightFormat } from './weights.js';

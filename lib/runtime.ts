@@ -1,0 +1,88 @@
+/**
+ * What this installation of showo2 can use: {@link runtimeInfo}.
+ *
+ * @module
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { callNative } from './errors.js';
+import { addon, addonFile, packageRoot } from './native.js';
+
+/** One CUDA device, as {@link CudaInfo.devices} lists it. */
+export interface CudaDevice {
+  /** The CUDA device ordinal. */
+  readonly index: number;
+  /** e.g. `NVIDIA H100 80GB HBM3`. */
+  readonly name: string;
+  /** `major.minor`, e.g. `9.0`. */
+  readonly computeCapability: string;
+  /** Global memory, in bytes. */
+  readonly totalMemoryBytes: number;
+  /** Streaming multiprocessors (SMs). */
+  readonly multiprocessors: number;
+  /** Whether showo2's kernels run on it (compute capability 8.0 or newer). */
+  readonly supported: boolean;
+}
+
+/** The CUDA side of {@link RuntimeInfo}. */
+export interface CudaInfo {
+  /** Whether this binary was built with the CUDA backend (see the `SHOWO2_CUDA` build variable). */
+  readonly built: boolean;
+  /** The CUDA runtime the binary was built with, e.g. `13.0`; null when built without CUDA. */
+  readonly runtimeVersion: string | null;
+  /** The newest CUDA version the installed driver supports; null when no driver was found. */
+  readonly driverVersion: string | null;
+  /** Every CUDA device the driver reports, supported or not; empty without a driver. */
+  readonly devices: readonly CudaDevice[];
+  /** Why no supported GPU can be used (no driver, old driver, no device, too old a device); null when one can. */
+  readonly unavailableReason: string | null;
+}
+
+/** What {@link runtimeInfo} reports. */
+export interface RuntimeInfo {
+  /** The showo2 package version. */
+  readonly version: string;
+  /** The native binary in use. */
+  readonly addonPath: string;
+  /** `platform-arch`, e.g. `linux-x64`. */
+  readonly platform: string;
+  /** CPU features found at run time and whether the AVX2 kernels are in use, e.g. `avx2 fma f16c (using avx2 kernels)`. */
+  readonly cpuFeatures: string;
+  /** Threads the CPU backend uses when not told otherwise (the hardware threads available to this process). */
+  readonly defaultThreadCount: number;
+  /** What the CUDA backend can use, or why it cannot. */
+  readonly cuda: CudaInfo;
+}
+
+let packageVersion: string | undefined;
+
+function readPackageVersion(): string {
+  packageVersion ??= (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string })
+    .version;
+  return packageVersion;
+}
+
+/**
+ * Reports the package version, the native binary, CPU features, default thread count, and what CUDA can offer.
+ * The CUDA query runs on a worker thread (initialising the CUDA runtime can take a moment).
+ *
+ * @example
+ * ```ts
+ * import { runtimeInfo } from 'showo2';
+ *
+ * const info = await runtimeInfo();
+ * if (info.cuda.unavailableReason) console.log(`CPU only: ${info.cuda.unavailableReason}`);
+ * ```
+ */
+export async function runtimeInfo(): Promise<RuntimeInfo> {
+  const native = await callNative(() => addon().runtimeInfo());
+  return {
+    version: readPackageVersion(),
+    addonPath: addonFile(),
+    platform: `${process.platform}-${process.arch}`,
+    cpuFeatures: native.cpuFeatures,
+    defaultThreadCount: native.defaultThreadCount,
+    cuda: native.cuda,
+  };
+}

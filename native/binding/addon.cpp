@@ -1,0 +1,27 @@
+// The addon's entry point: registers the exported class and functions, and nothing else.
+//
+// Node-API addons are initialised once per environment (main thread and every worker_thread), so all per-addon state
+// lives in AddonData (see AddonData.h) and Node frees it when that environment shuts down.
+#include "AddonNapi.h"
+
+#include "AddonConvert.h"
+#include "AddonData.h"
+#include "AddonRuntime.h"
+#include "AddonWeightFile.h"
+
+namespace {
+
+using namespace showo2::binding;
+
+Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new AddonData());
+  exports.Set("WeightFile", AddonWeightFile::Init(env));
+  exports.Set("runtimeInfo", Napi::Function::New<RuntimeInfo>(env, "runtimeInfo"));
+  exports.Set("convertToSafetensors", Napi::Function::New<ConvertToSafetensors>(env, "convertToSafetensors"));
+  return exports;
+}
+
+}  // namespace
+
+// The macro pastes the function name into an identifier, hence the unqualified InitAddon.
+NODE_API_MODULE(showo2, InitAddon)

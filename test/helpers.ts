@@ -1,0 +1,99 @@
+// Shared helpers for the ava tests in test/unit/. The tests are compiled to build-test/ (tsconfig.test.json) and
+// exercise the compiled package in dist/, the same files a user of `showo2` gets.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+/** The repository root (build-test/helpers.js lives one level below it). */
+export const repoRoot = path.resolve(__dirname, '..');
+export const fixturesDir = path.join(repoRoot, 'test', 'fixtures', 'weights');
+export const cliPath = path.join(repoRoot, 'dist', 'cli.js');
+
+/** A fresh temporary directory, removed when the test process exits. */
+export function tempDir(prefix = 'showo2-test-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface SafetensorsTensor {
+  name: string;
+  dtype: string;
+  shape: number[];
+  data: ArrayBufferView;
+}
+
+/** The raw parts of a safetensors file, so tests can corrupt any of them. */
+export interface SafetensorsParts {
+  header: Record<string, unknown>;
+  data: Buffer;
+}
+
+/** Lays out tensors back to back, as the reference writer does (no padding needed for these tests). */
+export function safetensorsParts(tensors: SafetensorsTensor[], metadata?: Record<string, string>): SafetensorsParts {
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  for (const t of tensors) {
+    const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
+    chunks.push(bytes);
+    offset += bytes.length;
+  }
+  return { header, data: Buffer.concat(chunks) };
+}
+
+/** Serialises parts: u64 little-endian header length, the JSON header padded with spaces to 8 bytes, the data. */
+export function encodeSafetensors(parts: SafetensorsParts, headerLengthOverride?: bigint): Buffer {
+  let json = JSON.stringify(parts.header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(headerLengthOverride ?? BigInt(Buffer.byteLength(json)));
+  return Buffer.concat([prefix, Buffer.from(json), parts.data]);
+}
+
+export function writeSafetensors(file: string, tensors: SafetensorsTensor[], metadata?: Record<string, string>): string {
+  fs.writeFileSync(file, encodeSafetensors(safetensorsParts(tensors, metadata)));
+  return file;
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node <args>` and collects its output. */
+export function runNode(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, {
+      cwd: options.cwd ?? repoRoot,
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Runs the `showo2` CLI. */
+export function runCli(args: string[]): Promise<RunResult> {
+  return runNode([cliPath, ...args]);
+}
+
+/**
+ * A directory whose node_modules/showo2 links to this repository, so `import 'showo2'` / `require('showo2')` there
+ * resolve through package.json "exports" exactly as in a user's project.
+ */
+export function consumerProject(): string {
+  const dir = tempDir('showo2-consumer-');
+  fs.mkdirSync(path.join(dir, 'node_modules'));
+  fs.symlinkSync(repoRoot, path.join(dir, 'node_modules', 'showo2'), 'dir');
+  return dir;
+}

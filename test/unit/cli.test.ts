@@ -1,0 +1,101 @@
+// The `showo2` command line, run as a user would: exit codes, output, and "error ERR_CODE: message" on failure.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import test from 'ava';
+
+import { repoRoot, runCli, tempDir, writeSafetensors } from '../helpers.js';
+
+const dir = tempDir();
+const src = writeSafetensors(
+  path.join(dir, 'model.safetensors'),
+  [
+    { name: 'layers.0.weight', dtype: 'F32', shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) },
+    { name: 'ids', dtype: 'I32', shape: [3], data: new Int32Array([1, 2, 3]) },
+  ],
+  { format: 'pt' },
+);
+const version = (JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+
+test('--version and help', async (t) => {
+  const v = await runCli(['--version']);
+  t.is(v.code, 0);
+  t.is(v.stdout.trim(), version);
+  const help = await runCli(['--help']);
+  t.is(help.code, 0);
+  t.regex(help.stdout, /^Usage: showo2 <command>/);
+  const none = await runCli([]);
+  t.is(none.code, 2);
+  t.regex(none.stdout, /^Usage: showo2 <command>/);
+});
+
+test('usage errors exit 2 with "error ERR_INVALID_ARGUMENT: ..."', async (t) => {
+  const unknown = await runCli(['bogus']);
+  t.is(unknown.code, 2);
+  t.is(unknown.stderr.split('\n')[0], 'error ERR_INVALID_ARGUMENT: Unknown command "bogus"');
+  const missing = await runCli(['convert', src]);
+  t.is(missing.code, 2);
+  t.is(missing.stderr.split('\n')[0], 'error ERR_INVALID_ARGUMENT: convert takes <src> <dst> (got 1 arguments)');
+  const badOption = await runCli(['inspect', src, '--bogus']);
+  t.is(badOption.code, 2);
+  t.regex(badOption.stderr, /^error ERR_INVALID_ARGUMENT: Unknown option '--bogus'/);
+  const badDtype = await runCli(['convert', src, path.join(dir, 'x.safetensors'), '--dtype', 'q4']);
+  t.is(badDtype.code, 2);
+  t.is(badDtype.stderr.trim(), 'error ERR_INVALID_ARGUMENT: Expected one of f32, bf16, f16 for --dtype but received "q4" (string)');
+});
+
+test('info prints the runtime, --json as JSON', async (t) => {
+  const text = await runCli(['info']);
+  t.is(text.code, 0, text.stderr);
+  t.regex(text.stdout, new RegExp(`^showo2 ${version.replace(/\./g, '\\.')} \\(${process.platform}-${process.arch}, `));
+  t.regex(text.stdout, /\ncpu features: .*\(using (avx2|portable) kernels\)\n/);
+  t.regex(text.stdout, /\ngpu: +(available|unavailable: .+)\n/);
+  const json = await runCli(['info', '--json']);
+  t.is(json.code, 0, json.stderr);
+  const info = JSON.parse(json.stdout) as { version: string; defaultThreadCount: number; cuda: { built: boolean } };
+  t.is(info.version, version);
+  t.true(info.defaultThreadCount >= 1);
+  t.is(typeof info.cuda.built, 'boolean');
+});
+
+test('inspect lists tensors', async (t) => {
+  const r = await runCli(['inspect', src]);
+  t.is(r.code, 0, r.stderr);
+  t.is(
+    r.stdout,
+    [
+      `${src}: safetensors, 2 tensors`,
+      'metadata format: pt',
+      'ids              I32   [3]',
+      'layers.0.weight  F32   [2, 2]',
+      '',
+    ].join('\n'),
+  );
+  const json = await runCli(['inspect', src, '--json']);
+  t.deepEqual(JSON.parse(json.stdout), {
+    path: src,
+    format: 'safetensors',
+    metadata: { format: 'pt' },
+    tensors: [
+      { name: 'ids', dtype: 'I32', shape: [3] },
+      { name: 'layers.0.weight', dtype: 'F32', shape: [2, 2] },
+    ],
+  });
+});
+
+test('inspect of a missing file exits 1 with the error code', async (t) => {
+  const missing = path.join(dir, 'missing.bin');
+  const r = await runCli(['inspect', missing]);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /^error ERR_FILE_NOT_FOUND: .*missing\.bin/);
+  t.is(r.stdout, '');
+});
+
+test('convert --dtype bf16 writes a safetensors file that inspect reads back', async (t) => {
+  const dst = path.join(dir, 'out.safetensors');
+  const r = await runCli(['convert', src, dst, '--dtype', 'bf16']);
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout, `wrote 2 tensors to ${dst}\n`);
+  const back = JSON.parse((await runCli(['inspect', dst, '--json'])).stdout) as { tensors: { name: string; dtype: string }[] };
+  t.deepEqual(back.tensors.map((x) => `${x.name}:${x.dtype}`), ['ids:I32', 'layers.0.weight:BF16']);
+});
