@@ -42,6 +42,9 @@ class WeightFile {
   virtual const std::map<std::string, std::string>& metadata() const = 0;
 
   // The tensor's bytes as stored (same dtype and shape). Throws ERR_TENSOR_NOT_FOUND naming the key.
+  // The result may be strided: a torch checkpoint can hold views (a slice keeps its storage offset, a transpose its
+  // strides), which load() keeps as they are; call .contiguous() for a dense copy. Safe to call from several threads
+  // at once, and the returned tensor stays valid after the WeightFile is destroyed (it keeps the mapping alive).
   virtual Tensor load(const std::string& name) const = 0;
 
   bool contains(const std::string& name) const;
