@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import type { Addon } from './addon-types.js';
+import type { Addon } from '../typings/addon.js';
 import { ShowO2Error } from './errors.js';
 
 /** A place the addon may be: `resolve()` returns a path to try, or throws to say why there is none. */

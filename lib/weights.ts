@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { AddonWeightFile } from './addon-types.js';
+import type { AddonWeightFile } from '../typings/addon.js';
 import { DTYPES, typedArrayFor, type DType, type TensorData } from './dtype.js';
 import { callNative, disposedError, invalidParameterError, ShowO2Error } from './errors.js';
 import { addon } from './native.js';

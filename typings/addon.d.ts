@@ -1,5 +1,6 @@
 /**
- * The raw surface of the native addon (native/binding/), typed in one place, after node-llama-cpp's AddonTypes.ts.
+ * The raw surface of the native addon (native/binding/), typed in one place (the design's typings/ folder),
+ * after node-llama-cpp's AddonTypes.ts.
  * Nothing else in lib/ names what the addon exports; the public classes wrap these.
  *
  * Keep this file in step with native/binding/addon.cpp and the Addon*.cpp files it registers.
