@@ -1,0 +1,143 @@
+// Elementwise activations and softmax on the CPU (backend.h).
+//
+//   silu(x)       = x / (1 + exp(-x))
+//   gelu(x)       = x * 0.5 * (1 + erf(x / sqrt(2)))                              nn.GELU(), fusion_proj, diff_proj
+//   gelu_tanh(x)  = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))       gelu_pytorch_tanh, SigLIP (§3.4)
+//   softmax(x)    = exp(x - max(x)) / sum(exp(x - max(x)))                        over the last dimension
+//   x, out: F32, same shape [..., C], last dimension contiguous (leading strides free); out may alias x.
+// Precision: fp32 throughout. The portable row kernels below are the literal PyTorch formulas on <cmath>; the AVX2
+// ones (activation_avx2.cpp) evaluate the same functions with vectorised exp/erf, within a few 1e-7 (see
+// activation_test.cpp for the measured bounds).
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "activation_internal.h"
+#include "cpu_features.h"
+#include "ops.h"
+#include "rows.h"
+
+namespace showo2::cpu {
+
+// ---- portable row kernels ------------------------------------------------------------------------------------------
+
+namespace {
+
+void silu_portable(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (1.0f + std::exp(-x[i]));
+}
+
+void gelu_erf_portable(const float* x, float* y, int64_t n) {
+  constexpr float kAlpha = 0.70710678118654752440f;  // 1/sqrt(2)
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * 0.5f * (1.0f + std::erf(x[i] * kAlpha));
+}
+
+void gelu_tanh_portable(const float* x, float* y, int64_t n) {
+  constexpr float kBeta = 0.79788456080286535588f;  // sqrt(2/pi)
+  constexpr float kKappa = 0.044715f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    y[i] = 0.5f * v * (1.0f + std::tanh(kBeta * (v + kKappa * v * v * v)));
+  }
+}
+
+void softmax_portable(const float* x, float* y, int64_t n) {
+  float max_value = -INFINITY;
+  bool has_nan = false;
+  for (int64_t i = 0; i < n; ++i) {
+    max_value = std::fmax(max_value, x[i]);
+    has_nan |= std::isnan(x[i]);
+  }
+  // A NaN anywhere poisons the whole row, as in torch (fmax above would otherwise skip it).
+  if (has_nan) max_value = NAN;
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float e = std::exp(x[i] - max_value);
+    y[i] = e;
+    sum += e;
+  }
+  const float inv_sum = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) y[i] *= inv_sum;
+}
+
+const ActivationKernels kPortable = {"portable", silu_portable, gelu_erf_portable, gelu_tanh_portable,
+                                     softmax_portable};
+
+// ---- dispatch and row walking --------------------------------------------------------------------------------------
+
+const ActivationKernels& kernels_for(ActivationKernel kernel) {
+  if (!activation_kernel_available(kernel))
+    fail(ErrorCode::InvalidArgument, "activation: the AVX2 kernels are not available on this CPU/build");
+#if defined(SHOWO2_HAVE_AVX2_KERNELS)
+  if (kernel == ActivationKernel::Avx2) return activation_kernels_avx2();
+#endif
+  return kPortable;
+}
+
+ActivationKernel default_kernel() {
+  return cpu_features().use_avx2 ? ActivationKernel::Avx2 : ActivationKernel::Portable;
+}
+
+void run_rows(const Tensor& x, Tensor& out, ThreadPool* pool, const char* op,
+              void (*row_kernel)(const float*, float*, int64_t)) {
+  const std::string name = op;
+  check_dtype(x, DType::F32, (name + ": x").c_str());
+  check_row_rank(x, (name + ": x").c_str());
+  check_last_dim_contiguous(x, (name + ": x").c_str());
+  check_dtype(out, DType::F32, (name + ": out").c_str());
+  check_last_dim_contiguous(out, (name + ": out").c_str());
+  check_writable(out, (name + ": out").c_str());
+  check_shape(out, x.shape(), (name + ": out").c_str());
+  if (x.numel() == 0) return;
+  RowLayout x_rows(x), out_rows(out);
+  const float* px = x.data<float>();
+  float* po = out.mutable_data<float>();
+  const int64_t C = x_rows.row_length();
+  parallel_rows(pool, x_rows.rows(), C, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) row_kernel(px + x_rows.offset(r), po + out_rows.offset(r), C);
+  });
+}
+
+}  // namespace
+
+const ActivationKernels& activation_kernels_portable() { return kPortable; }
+
+bool activation_kernel_available(ActivationKernel kernel) {
+  if (kernel == ActivationKernel::Portable) return true;
+#if defined(SHOWO2_HAVE_AVX2_KERNELS)
+  return cpu_features().use_avx2 || (cpu_features().avx2 && cpu_features().fma && cpu_features().f16c);
+#else
+  return false;
+#endif
+}
+
+void silu_with_kernel(const Tensor& x, Tensor& out, ThreadPool* pool, ActivationKernel kernel) {
+  run_rows(x, out, pool, "silu", kernels_for(kernel).silu);
+}
+
+void gelu_with_kernel(const Tensor& x, GeluApproximation approximation, Tensor& out, ThreadPool* pool,
+                      ActivationKernel kernel) {
+  const ActivationKernels& k = kernels_for(kernel);
+  switch (approximation) {
+    case GeluApproximation::None: run_rows(x, out, pool, "gelu", k.gelu_erf); return;
+    case GeluApproximation::Tanh: run_rows(x, out, pool, "gelu", k.gelu_tanh); return;
+  }
+  fail(ErrorCode::InvalidArgument, "gelu: approximation: unknown value ", static_cast<int>(approximation));
+}
+
+void softmax_with_kernel(const Tensor& x, Tensor& out, ThreadPool* pool, ActivationKernel kernel) {
+  if (x.defined() && x.dim() == 0) fail(ErrorCode::ShapeMismatch, "softmax: x: expected at least one dimension");
+  run_rows(x, out, pool, "softmax", kernels_for(kernel).softmax);
+}
+
+void silu(const Tensor& x, Tensor& out, ThreadPool* pool) { silu_with_kernel(x, out, pool, default_kernel()); }
+
+void gelu(const Tensor& x, GeluApproximation approximation, Tensor& out, ThreadPool* pool) {
+  gelu_with_kernel(x, approximation, out, pool, default_kernel());
+}
+
+void softmax(const Tensor& x, Tensor& out, ThreadPool* pool) {
+  softmax_with_kernel(x, out, pool, default_kernel());
+}
+
+}  // namespace showo2::cpu
