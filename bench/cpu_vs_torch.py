@@ -51,7 +51,7 @@ def main():
             continue
         ours = json_lines([binary, "--threads", str(args.threads), "--json"])
         theirs = json_lines([sys.executable, os.path.join(HERE, "torch", f"{family}_baseline.py"),
-                             "--threads", str(args.threads)])
+                             "--threads", str(args.threads), "--json"])
         for case, row in ours.items():
             base = theirs.get(case)
             ratio = base["ms"] / row["ms"] if base else None
