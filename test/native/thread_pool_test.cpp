@@ -1,5 +1,6 @@
 // The thread pool: full coverage of the range, exception propagation, nesting, and concurrent callers.
 #include <atomic>
+#include <cstdlib>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -69,6 +70,18 @@ SHOWO2_TEST(concurrent_callers_share_one_pool) {
   CHECK_EQ(total.load(), 4 * 50 * 1000);
 }
 
-SHOWO2_TEST(default_thread_count_is_positive) { CHECK(ThreadPool::default_thread_count() >= 1); }
+SHOWO2_TEST(default_thread_count_honours_the_environment) {
+  unsetenv("SHOWO2_NUM_THREADS");
+  int hardware = ThreadPool::default_thread_count();
+  CHECK(hardware >= 1);
+  setenv("SHOWO2_NUM_THREADS", "3", 1);
+  CHECK_EQ(ThreadPool::default_thread_count(), 3);
+  CHECK_EQ(ThreadPool(0).num_threads(), 3);
+  for (const char* bad : {"0", "-2", "abc", "4x", ""}) {
+    setenv("SHOWO2_NUM_THREADS", bad, 1);
+    CHECK_EQ(ThreadPool::default_thread_count(), hardware);
+  }
+  unsetenv("SHOWO2_NUM_THREADS");
+}
 
 SHOWO2_TEST_MAIN()

@@ -1,6 +1,7 @@
 #include "thread_pool.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #if defined(__linux__)
 #include <sched.h>
@@ -13,6 +14,13 @@ thread_local bool t_inside_worker = false;
 }
 
 int ThreadPool::default_thread_count() {
+  // SHOWO2_NUM_THREADS lets a deployment cap the CPU backend (e.g. several model instances on one host). Values that
+  // are not a positive integer are ignored rather than fatal: the default is always safe.
+  if (const char* env = std::getenv("SHOWO2_NUM_THREADS")) {
+    char* end = nullptr;
+    long n = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && n > 0 && n <= 4096) return static_cast<int>(n);
+  }
 #if defined(__linux__)
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) {

@@ -28,7 +28,8 @@ class ThreadPool {
   // Runs fn(begin, end) over chunks covering [0, n). `grain` is the smallest chunk worth a thread.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
 
-  // Hardware threads available to this process (respects CPU affinity masks), at least 1.
+  // SHOWO2_NUM_THREADS when set to a positive integer; otherwise the hardware threads available to this process
+  // (respects CPU affinity masks). At least 1.
   static int default_thread_count();
 
  private:
