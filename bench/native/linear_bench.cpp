@@ -9,7 +9,8 @@
 //   --variant      linear: cpu::linear (the AVX2 kernels when the CPU has them, as the model runs it);
 //                  portable: the same GEMM with the portable kernels; reference: gemm_reference (slow: M=1 case only
 //                  is quick)
-//   --mc/--kc/--nc/--small-m-max  run the AVX2 kernels with other blocking; for tuning Avx2Traits in gemm_avx2.cpp
+//   --mc/--kc/--nc/--small-m-max  run the variant's kernel set with other blocking (for tuning Avx2Traits in
+//                  gemm_avx2.cpp and PortableTraits in gemm.cpp)
 //
 // Method: 3 warm-up calls, then at least 10 calls and at least 1 s; the median is reported. Inputs are random
 // normal (zeros could take faster paths on some CPUs and would hide NaN bugs).
@@ -108,20 +109,21 @@ int main(int argc, char** argv) {
   if (variant != "linear" && variant != "portable" && variant != "reference") return usage(argv[0]);
 
   cpu::ThreadPool pool(threads);
-  const bool tuned = mc > 0 || kc > 0 || nc > 0 || small_m_max >= 0;
+  // null: time cpu::linear itself; otherwise run_gemm with this kernel set.
   const cpu::gemm_detail::GemmKernelSet* kernels = nullptr;
-  cpu::gemm_detail::GemmKernelSet tuned_kernels{};
   if (variant == "portable") kernels = &cpu::gemm_detail::portable_kernels();
+  cpu::gemm_detail::GemmKernelSet tuned;
+  if (mc > 0 || kc > 0 || nc > 0 || small_m_max >= 0) {
+    tuned = kernels ? *kernels : cpu::gemm_detail::portable_kernels();
 #if defined(SHOWO2_HAVE_AVX2_KERNELS)
-  if (variant == "linear" && tuned && cpu::cpu_features().use_avx2) {
-    tuned_kernels = cpu::gemm_detail::avx2_kernels();
-    if (mc > 0) tuned_kernels.mc = mc;
-    if (kc > 0) tuned_kernels.kc = kc;
-    if (nc > 0) tuned_kernels.nc = nc;
-    if (small_m_max >= 0) tuned_kernels.small_m_max = small_m_max;
-    kernels = &tuned_kernels;
-  }
+    if (!kernels && cpu::cpu_features().use_avx2) tuned = cpu::gemm_detail::avx2_kernels();
 #endif
+    if (mc > 0) tuned.mc = mc;
+    if (kc > 0) tuned.kc = kc;
+    if (nc > 0) tuned.nc = nc;
+    if (small_m_max >= 0) tuned.small_m_max = small_m_max;
+    kernels = &tuned;
+  }
   if (!json)
     std::printf("# linear_bench: %d threads, variant %s, cpu: %s\n", pool.num_threads(), variant.c_str(),
                 cpu::cpu_features_string().c_str());

@@ -147,8 +147,8 @@ void check_all_variants(GemmCase c, uint32_t seed) {
 }  // namespace
 
 SHOWO2_TEST(gemm_edge_shapes_all_variants) {
-  // Sizes around the micro-tiles (6 x 16 AVX2, 6 x 8 portable), the 8-wide k vectors and the small-M threshold.
-  const int64_t ms[] = {1, 2, 3, 5, 6, 7, 9, 13};
+  // Sizes around the micro-tiles (6 x 16 AVX2, 4 x 8 portable), the 8-wide k vectors and the small-M threshold.
+  const int64_t ms[] = {1, 2, 3, 4, 5, 6, 7, 9, 13};
   const int64_t ns[] = {1, 7, 8, 15, 16, 17, 33};
   const int64_t ks[] = {1, 7, 8, 9, 31};
   uint32_t seed = 100;
@@ -176,23 +176,25 @@ SHOWO2_TEST(gemm_random_shapes_with_bias_beta_and_padding) {
 }
 
 SHOWO2_TEST(gemm_spans_several_cache_blocks) {
-  // M > mc (144) and K > kc (256) with ragged ends: several A blocks and K slices, bias only on the first slice.
+  // M > mc (96) and K > kc (512 AVX2, 256 portable) with ragged ends: several A blocks and K slices, with the bias
+  // and beta applied on the first slice only.
   GemmCase c{301, 45, 600};
   c.bias = true;
   c.beta = 0.5f;
   c.pad = 3;
   check_all_variants(c, 5000);
-  // N > nc (4096 AVX2, 2048 portable): several B blocks per task, with a ragged last panel.
-  GemmCase wide{8, 4243, 40};
+  // N > nc (2048 in both kernel sets): several B blocks per task, with a ragged last panel.
+  GemmCase wide{20, 4243, 40};  // M > small_m_max, so NT is packed too
   wide.bias = true;
   check_all_variants(wide, 6000);
 }
 
 SHOWO2_TEST(gemm_decode_shapes_small_m) {
-  // M <= small_m_max with the weight layout takes the unpacked dot-product path; K tails of 1..7 exercise its scalar
-  // tail, N not a multiple of its 8 / 3 weight-row groups its remainder loop.
+  // M <= small_m_max (16 AVX2, 8 portable) with the weight layout takes the unpacked dot-product path, M = 17 the
+  // packed one; K tails of 1..7 exercise the scalar tail, N = 211 (not a multiple of the 8 / 3 weight-row groups) the
+  // remainder loop.
   uint32_t seed = 7000;
-  for (int64_t m = 1; m <= 9; ++m)
+  for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 16, 17})
     for (int64_t k : {5, 64, 203}) {
       GemmCase c{m, 211, k};
       c.bias = m % 2 == 1;

@@ -48,7 +48,7 @@ void expect_close_k(const std::vector<float>& out, const std::vector<float>& ref
 
 }  // namespace
 
-// ---- linear -------------------------------------------------------------------------------------------------------------
+// ---- linear ---------------------------------------------------------------------------------------------------------
 
 SHOWO2_TEST(linear_matches_reference_for_every_weight_and_bias_dtype) {
   cpu::ThreadPool pool(2);
@@ -58,7 +58,8 @@ SHOWO2_TEST(linear_matches_reference_for_every_weight_and_bias_dtype) {
     for (int bias_kind = 0; bias_kind < 4; ++bias_kind) {  // none, F32, BF16, F16
       Tensor weight = random_tensor({N, K}, 2).to(wdt);
       Tensor bias;
-      if (bias_kind > 0) bias = random_tensor({N}, 3).to(bias_kind == 1 ? DType::F32 : bias_kind == 2 ? DType::BF16 : DType::F16);
+      const DType bias_dtypes[] = {DType::F32, DType::F32, DType::BF16, DType::F16};
+      if (bias_kind > 0) bias = random_tensor({N}, 3).to(bias_dtypes[bias_kind]);
       Tensor out = filled({2, 3, N}, NAN);
       cpu::linear(x, weight, bias, out, &pool);
       expect_close_k(out.to_f32_vector(), linear_reference(x.to_f32_vector(), K, weight, bias), K,
@@ -178,7 +179,7 @@ SHOWO2_TEST(linear_rejects_bad_arguments) {
   CHECK_THROWS_CODE(cpu::linear(in_place, square_w, Tensor(), in_place, nullptr), InvalidArgument);
 }
 
-// ---- matmul -------------------------------------------------------------------------------------------------------------
+// ---- matmul ---------------------------------------------------------------------------------------------------------
 
 namespace {
 

@@ -18,17 +18,22 @@ namespace showo2::cpu::gemm_detail {
 
 namespace {
 
-// Blocking for Zen3-class cores (32 KiB L1d, 512 KiB L2 per core, large shared L3), measured with linear_bench.
+// Blocking for Zen3-class cores (32 KiB L1d, 512 KiB L2 per core, large shared L3), chosen by measurement with
+// linear_bench --kc/--mc/--nc: kc = 512 beat 256 and 384 by a few percent (fewer passes over C, and the A panel
+// streams well from L2 even though the 32 KiB B micro-panel fills L1). nc made no measurable difference from 1024 to
+// 4096 once the B block lives in L3; 2048 keeps the per-thread packing buffer at 4 MiB. kSmallMMax: with a
+// [8960, 1536] weight on 2 threads the unpacked dot path beat packing up to M = 16 for F32 (5.3 vs 6.6 ms) and past
+// M = 32 for BF16; packing only pays once it is amortised over more rows.
 struct Avx2Traits {
   static constexpr int kMR = 6;
   static constexpr int kNR = 16;
-  static constexpr int64_t kMC = 144;
-  static constexpr int64_t kKC = 256;
-  static constexpr int64_t kNC = 4096;
-  static constexpr int64_t kSmallMMax = 8;
+  static constexpr int64_t kMC = 96;
+  static constexpr int64_t kKC = 512;
+  static constexpr int64_t kNC = 2048;
+  static constexpr int64_t kSmallMMax = 16;
   static_assert(kNR == 16, "pack_b and the micro-kernel hold a B row in two ymm registers");
   static_assert(kMC % kMR == 0 && kNC % kNR == 0, "cache blocks must hold whole micro-tiles");
-  static_assert(kKC * kNR * sizeof(float) <= 16 * 1024, "a B micro-panel should stay in L1 next to the A panel");
+  static_assert(kKC * kNR * sizeof(float) <= 32 * 1024, "a B micro-panel should fit in L1");
   static_assert(kMC * kKC * sizeof(float) <= 256 * 1024, "the packed A block should stay in half the L2");
 };
 
@@ -37,7 +42,7 @@ constexpr int kNR = Avx2Traits::kNR;
 
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// ---- widening loads: 8 consecutive B elements of any float dtype as 8 F32 lanes ---------------------------------------
+// ---- widening loads: 8 consecutive B elements of any float dtype as 8 F32 lanes -------------------------------------
 
 template <DType DT> inline __m256 load8(const void* base, int64_t index);
 template <> inline __m256 load8<DType::F32>(const void* base, int64_t index) {
@@ -68,10 +73,14 @@ inline void transpose8x8(__m256 r[8]) {
   __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
   __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
   __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-  __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-  __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-  __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+  __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
   r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
   r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
   r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
@@ -82,7 +91,7 @@ inline void transpose8x8(__m256 r[8]) {
   r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-// ---- packing ------------------------------------------------------------------------------------------------------------
+// ---- packing --------------------------------------------------------------------------------------------------------
 
 void avx2_pack_a(const float* a, int64_t lda, int64_t mc, int64_t kc, float* dst) {
   for (int64_t p = 0; p < mc; p += kMR, dst += kMR * kc) {
@@ -122,8 +131,27 @@ void pack_b_scalar(const GemmArgs& a, int64_t k_begin, int64_t k_end, int64_t k0
     }
 }
 
+// B_kn: walk each row of B once, left to right, scattering 16-wide pieces to their panels. (Panel by panel would read
+// kc rows 64 bytes at a time, one page per row, which the prefetchers and TLB handle badly.)
 template <DType DT>
-void pack_b_typed(const GemmArgs& a, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float* dst) {
+void pack_b_nn(const GemmArgs& a, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float* dst) {
+  const int64_t full_panels = nc / kNR;
+  for (int64_t k = 0; k < kc; ++k) {
+    const int64_t row = (k0 + k) * a.ldb + n0;
+    float* d = dst + k * kNR;
+    for (int64_t p = 0; p < full_panels; ++p, d += kNR * kc) {
+      _mm256_store_ps(d, load8<DT>(a.B, row + p * kNR));
+      _mm256_store_ps(d + 8, load8<DT>(a.B, row + p * kNR + 8));
+    }
+  }
+  if (full_panels * kNR < nc)
+    pack_b_scalar<DT>(a, 0, kc, k0, n0 + full_panels * kNR, static_cast<int>(nc - full_panels * kNR),
+                      dst + full_panels * kNR * kc);
+}
+
+// B_nk (weight layout): panel by panel, each from 16 weight rows.
+template <DType DT>
+void pack_b_nt(const GemmArgs& a, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float* dst) {
   for (int64_t p = 0; p < nc; p += kNR, dst += kNR * kc) {
     const int64_t n = n0 + p;
     const int cols = static_cast<int>(min64(kNR, nc - p));
@@ -131,15 +159,7 @@ void pack_b_typed(const GemmArgs& a, int64_t k0, int64_t kc, int64_t n0, int64_t
       pack_b_scalar<DT>(a, 0, kc, k0, n, cols, dst);
       continue;
     }
-    if (!a.b_transposed) {
-      for (int64_t k = 0; k < kc; ++k) {
-        const int64_t row = (k0 + k) * a.ldb + n;
-        _mm256_store_ps(dst + k * kNR, load8<DT>(a.B, row));
-        _mm256_store_ps(dst + k * kNR + 8, load8<DT>(a.B, row + 8));
-      }
-      continue;
-    }
-    // B_nk: 16 weight rows; transpose 8 rows x 8 k at a time into the k-major panel.
+    // Transpose 8 rows x 8 k at a time into the k-major panel.
     int64_t k = 0;
     for (; k + 8 <= kc; k += 8) {
       for (int half = 0; half < 2; ++half) {
@@ -151,6 +171,12 @@ void pack_b_typed(const GemmArgs& a, int64_t k0, int64_t kc, int64_t n0, int64_t
     }
     pack_b_scalar<DT>(a, k, kc, k0, n, cols, dst);
   }
+}
+
+template <DType DT>
+void pack_b_typed(const GemmArgs& a, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float* dst) {
+  if (a.b_transposed) pack_b_nt<DT>(a, k0, kc, n0, nc, dst);
+  else pack_b_nn<DT>(a, k0, kc, n0, nc, dst);
 }
 
 void avx2_pack_b(const GemmArgs& a, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float* dst) {
