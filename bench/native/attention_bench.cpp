@@ -5,7 +5,7 @@
 //   attention_bench [--threads N] [--json] [--repeats R] [--kernel auto|portable|avx2]
 //
 // --threads  pool size (default: every hardware thread available to the process)
-// --json     one JSON object per line: {"case", "ms" (median), "gflops", "threads", "impl"}
+// --json     one JSON object per line: {"case", "ms" (median), "gflops"}
 // --kernel   auto follows cpu_features() (what the model uses); portable/avx2 force one tile kernel
 //
 // GFLOP/s counts only unmasked work: 4 * D flops (a multiply and an add for q·k and for p·v) per (query, key) pair
@@ -23,6 +23,7 @@
 #include "cpu/cpu_features.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
+#include "bench_util.h"
 #include "test_util.h"
 
 using namespace showo2;
@@ -110,22 +111,10 @@ int main(int argc, char** argv) {
                 cpu::cpu_features_string().c_str());
   for (const Case& c : cases) {
     auto run = [&] { cpu::attention_with_kernel(q, k, v, c.mask, scale, out, &pool, kernel); };
-    for (int i = 0; i < opt.warmup; ++i) run();
-    std::vector<double> ms;
-    for (int i = 0; i < opt.repeats; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      run();
-      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    }
-    std::sort(ms.begin(), ms.end());
-    const double median = ms[ms.size() / 2];
+    // A fixed number of repeats (--repeats) rather than a time budget: one case runs ~0.1 s at 2 threads.
+    const double median = bench::median_ms(run, bench::TimingPolicy{opt.warmup, opt.repeats, 0.0});
     const double gflops = static_cast<double>(allowed_pairs(c.mask)) * kHeads * 4.0 * kHeadDim / (median * 1e6);
-    if (opt.json)
-      std::printf("{\"case\": \"%s\", \"ms\": %.3f, \"gflops\": %.2f, \"threads\": %d, \"impl\": \"%s\"}\n",
-                  c.name.c_str(), median, gflops, pool.num_threads(), impl.c_str());
-    else
-      std::printf("%-40s %9.3f ms  %7.1f GFLOP/s  (%d threads, %s)\n", c.name.c_str(), median, gflops,
-                  pool.num_threads(), impl.c_str());
+    bench::print_result(opt.json, c.name.c_str(), median, gflops);
     std::fflush(stdout);
   }
   return 0;

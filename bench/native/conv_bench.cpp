@@ -29,6 +29,7 @@
 #include "cpu/gemm_internal.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
+#include "bench_util.h"
 #include "tensor.h"
 
 using namespace showo2;
@@ -46,34 +47,8 @@ const BenchCase kCases[] = {
     {"conv2d_C384_O384_k3_54x54", 384, 384, 0, 54, 54},
 };
 
-constexpr int kWarmupIters = 1;
-constexpr int kMinIters = 5;
-constexpr double kMinSeconds = 1.0;
-
-Tensor random_tensor(const Shape& shape, float stddev, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, stddev);
-  std::vector<float> values(static_cast<size_t>(shape_numel(shape)));
-  for (auto& v : values) v = dist(rng);
-  return Tensor::from_f32(shape, values);
-}
-
-template <typename Fn>
-double median_ms(Fn&& fn) {
-  using Clock = std::chrono::steady_clock;
-  for (int i = 0; i < kWarmupIters; ++i) fn();
-  std::vector<double> times;
-  auto start = Clock::now();
-  while (static_cast<int>(times.size()) < kMinIters ||
-         std::chrono::duration<double>(Clock::now() - start).count() < kMinSeconds) {
-    auto t0 = Clock::now();
-    fn();
-    times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-  }
-  std::sort(times.begin(), times.end());
-  size_t n = times.size();
-  return n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
-}
+// Warm-up calls, minimum calls, minimum seconds (see bench_util.h).
+const bench::TimingPolicy kTiming{1, 5, 1.0};
 
 void portable_gemm(const cpu::GemmArgs& args, cpu::ThreadPool* pool) {
   cpu::gemm_detail::run_gemm(cpu::gemm_detail::portable_kernels(), args, pool);
@@ -125,9 +100,9 @@ int main(int argc, char** argv) {
     Shape x_shape = is_3d ? Shape{1, bc.C, bc.T, bc.H, bc.W} : Shape{1, bc.C, bc.H, bc.W};
     Shape w_shape = is_3d ? Shape{bc.O, bc.C, k, k, k} : Shape{bc.O, bc.C, k, k};
     Shape out_shape = is_3d ? Shape{1, bc.O, bc.T, bc.H, bc.W} : Shape{1, bc.O, bc.H, bc.W};
-    Tensor x = random_tensor(x_shape, 1.0f, 1);
-    Tensor weight = random_tensor(w_shape, 1.0f / std::sqrt(static_cast<float>(bc.C * taps)), 2);
-    Tensor bias = random_tensor({bc.O}, 1.0f, 3);
+    Tensor x = bench::random_normal_tensor(x_shape, 1.0f, 1);
+    Tensor weight = bench::random_normal_tensor(w_shape, 1.0f / std::sqrt(static_cast<float>(bc.C * taps)), 2);
+    Tensor bias = bench::random_normal_tensor({bc.O}, 1.0f, 3);
     Tensor out = Tensor::empty(out_shape, DType::F32);
 
     double ms;
@@ -135,16 +110,15 @@ int main(int argc, char** argv) {
       Conv3dParams p;
       p.pad_front = 2;  // causal: two zero frames in front, none behind (spec §3.1)
       p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
-      ms = median_ms([&] { cpu::conv3d_with_options(x, weight, bias, p, out, &pool, options); });
+      ms = bench::median_ms([&] { cpu::conv3d_with_options(x, weight, bias, p, out, &pool, options); }, kTiming);
     } else {
       Conv2dParams p;
       p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
-      ms = median_ms([&] { cpu::conv2d_with_options(x, weight, bias, p, out, &pool, options); });
+      ms = bench::median_ms([&] { cpu::conv2d_with_options(x, weight, bias, p, out, &pool, options); }, kTiming);
     }
     const double frames = is_3d ? static_cast<double>(bc.T) : 1.0;
     const double gflops = 2.0 * bc.O * bc.C * taps * frames * bc.H * bc.W / (ms * 1e-3) / 1e9;
-    if (json) std::printf("{\"case\": \"%s\", \"ms\": %.4f, \"gflops\": %.2f}\n", bc.name, ms, gflops);
-    else std::printf("%-32s %10.3f ms %9.2f GFLOP/s\n", bc.name, ms, gflops);
+    bench::print_result(json, bc.name, ms, gflops);
     std::fflush(stdout);
   }
   return 0;

@@ -29,6 +29,7 @@
 #include "cpu/gemm_internal.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
+#include "bench_util.h"
 #include "tensor.h"
 
 using namespace showo2;
@@ -49,34 +50,8 @@ const BenchCase kCases[] = {
     {"linear_bf16w_M512_K1536_N1536", 512, 1536, 1536, DType::BF16},
 };
 
-constexpr int kWarmupIters = 3;
-constexpr int kMinIters = 10;
-constexpr double kMinSeconds = 1.0;
-
-Tensor random_tensor(const Shape& shape, float stddev, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, stddev);
-  std::vector<float> values(static_cast<size_t>(shape_numel(shape)));
-  for (auto& v : values) v = dist(rng);
-  return Tensor::from_f32(shape, values);
-}
-
-template <typename Fn>
-double median_ms(Fn&& fn) {
-  using Clock = std::chrono::steady_clock;
-  for (int i = 0; i < kWarmupIters; ++i) fn();
-  std::vector<double> times;
-  auto start = Clock::now();
-  while (static_cast<int>(times.size()) < kMinIters ||
-         std::chrono::duration<double>(Clock::now() - start).count() < kMinSeconds) {
-    auto t0 = Clock::now();
-    fn();
-    times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-  }
-  std::sort(times.begin(), times.end());
-  size_t n = times.size();
-  return n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
-}
+// Warm-up calls, minimum calls, minimum seconds (see bench_util.h).
+const bench::TimingPolicy kTiming{3, 10, 1.0};
 
 int usage(const char* argv0) {
   std::fprintf(stderr,
@@ -130,9 +105,10 @@ int main(int argc, char** argv) {
 
   for (const BenchCase& bc : kCases) {
     if (!filter.empty() && std::string(bc.name).find(filter) == std::string::npos) continue;
-    Tensor x = random_tensor({bc.M, bc.K}, 1.0f, 1);
-    Tensor weight = random_tensor({bc.N, bc.K}, 1.0f / std::sqrt(static_cast<float>(bc.K)), 2).to(bc.weight_dtype);
-    Tensor bias = random_tensor({bc.N}, 1.0f, 3);
+    Tensor x = bench::random_normal_tensor({bc.M, bc.K}, 1.0f, 1);
+    Tensor weight =
+        bench::random_normal_tensor({bc.N, bc.K}, 1.0f / std::sqrt(static_cast<float>(bc.K)), 2).to(bc.weight_dtype);
+    Tensor bias = bench::random_normal_tensor({bc.N}, 1.0f, 3);
     Tensor out = Tensor::empty({bc.M, bc.N}, DType::F32);
 
     cpu::GemmArgs args;  // the GEMM cpu::linear issues for this case, for the non-default variants
@@ -150,12 +126,11 @@ int main(int argc, char** argv) {
     args.bias = bias.data<float>();
 
     double ms;
-    if (variant == "reference") ms = median_ms([&] { cpu::gemm_reference(args); });
-    else if (kernels) ms = median_ms([&] { cpu::gemm_detail::run_gemm(*kernels, args, &pool); });
-    else ms = median_ms([&] { cpu::linear(x, weight, bias, out, &pool); });
+    if (variant == "reference") ms = bench::median_ms([&] { cpu::gemm_reference(args); }, kTiming);
+    else if (kernels) ms = bench::median_ms([&] { cpu::gemm_detail::run_gemm(*kernels, args, &pool); }, kTiming);
+    else ms = bench::median_ms([&] { cpu::linear(x, weight, bias, out, &pool); }, kTiming);
     double gflops = 2.0 * bc.M * bc.N * bc.K / (ms * 1e-3) / 1e9;
-    if (json) std::printf("{\"case\": \"%s\", \"ms\": %.4f, \"gflops\": %.2f}\n", bc.name, ms, gflops);
-    else std::printf("%-32s %10.3f ms %9.2f GFLOP/s\n", bc.name, ms, gflops);
+    bench::print_result(json, bc.name, ms, gflops);
     std::fflush(stdout);
   }
   return 0;

@@ -11,12 +11,10 @@ GFLOP/s counts only the unmasked work, exactly as the native bench does: 4 * D f
 add each) per allowed (query, key) pair, so the three cases are comparable with each other and with ours.
 """
 import argparse
-import json
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from common import median_ms, report
 
 B, H, L, D = 2, 12, 1024, 128
 # Per sample: a causal text prefix then one bidirectional block (offset, length), as in the native bench.
@@ -61,15 +59,7 @@ def run_case(kind, repeats, warmup):
     def call():
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
 
-    with torch.inference_mode():
-        for _ in range(warmup):
-            call()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            call()
-            times.append((time.perf_counter() - t0) * 1e3)
-    ms = statistics.median(times)
+    ms = median_ms(call, warmup=warmup, min_iters=repeats, min_seconds=0.0)
     gflops = allowed_pairs(kind) * H * 4 * D / (ms * 1e-3) / 1e9
     return ms, gflops
 
@@ -86,12 +76,7 @@ def main():
     for kind in ("causal", "omni", "full"):
         name = f"attention_{kind}_B{B}_H{H}_L{L}_D{D}"
         ms, gflops = run_case(kind, args.repeats, args.warmup)
-        if args.json:
-            print(json.dumps({"case": name, "ms": round(ms, 3), "gflops": round(gflops, 2),
-                              "threads": torch.get_num_threads(), "impl": "torch"}), flush=True)
-        else:
-            print(f"{name:40s} {ms:9.3f} ms  {gflops:7.1f} GFLOP/s  ({torch.get_num_threads()} threads, torch)",
-                  flush=True)
+        report(args.json, name, ms, gflops)
 
 
 if __name__ == "__main__":

@@ -10,24 +10,17 @@ call is the dense conv over the pre-padded input; the spatial padding 1 is the c
 conv (2*O*C*KT*KH*KW per output element) for both implementations, so the two columns compare like for like.
 """
 import argparse
-import json
 import os
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from common import median_ms, report
 
 # (name, C, O, T, H, W). T = 0 marks a conv2d case. Keep in sync with kCases in bench/native/conv_bench.cpp.
 CASES = [
     ("conv3d_C384_O384_k3_T3_54x54", 384, 384, 3, 54, 54),
     ("conv2d_C384_O384_k3_54x54", 384, 384, 0, 54, 54),
 ]
-
-MIN_ITERS = 5
-MIN_SECONDS = 1.0
-WARMUP_ITERS = 2
-
 
 def time_case(c, o, t, h, w):
     gen = torch.Generator().manual_seed(1234)
@@ -51,16 +44,7 @@ def time_case(c, o, t, h, w):
 
         flops = 2.0 * o * c * k**2 * h * w
 
-    with torch.inference_mode():
-        for _ in range(WARMUP_ITERS):
-            run()
-        times = []
-        start = time.perf_counter()
-        while len(times) < MIN_ITERS or time.perf_counter() - start < MIN_SECONDS:
-            t0 = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - t0)
-    ms = statistics.median(times) * 1e3
+    ms = median_ms(run, warmup=2, min_iters=5, min_seconds=1.0)
     return ms, flops / (ms * 1e-3) / 1e9
 
 
@@ -73,10 +57,7 @@ def main():
 
     for name, c, o, t, h, w in CASES:
         ms, gflops = time_case(c, o, t, h, w)
-        if args.json:
-            print(json.dumps({"case": name, "ms": round(ms, 4), "gflops": round(gflops, 2)}), flush=True)
-        else:
-            print(f"{name:<32} {ms:10.3f} ms {gflops:9.2f} GFLOP/s (torch, {args.threads} threads)", flush=True)
+        report(args.json, name, ms, gflops)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,11 @@ Each case times torch.nn.functional.linear in f32 (MKL/oneDNN sgemm on x86) with
 bench: warm-up, then at least 10 iterations and at least 1 s, reporting the median.
 """
 import argparse
-import json
 import os
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from common import median_ms, report
 
 # (name, M, K, N, weight dtype). Keep in sync with kCases in bench/native/linear_bench.cpp.
 CASES = [
@@ -22,11 +20,6 @@ CASES = [
     ("linear_f32_M1_K1536_N8960", 1, 1536, 8960, "f32"),
     ("linear_bf16w_M512_K1536_N1536", 512, 1536, 1536, "bf16"),
 ]
-
-MIN_ITERS = 10
-MIN_SECONDS = 1.0
-WARMUP_ITERS = 3
-
 
 def time_case(m, k, n, weight_dtype):
     gen = torch.Generator().manual_seed(1234)
@@ -41,16 +34,7 @@ def time_case(m, k, n, weight_dtype):
     def run_linear():
         return F.linear(x, weight, bias)
 
-    with torch.inference_mode():
-        for _ in range(WARMUP_ITERS):
-            run_linear()
-        times = []
-        start = time.perf_counter()
-        while len(times) < MIN_ITERS or time.perf_counter() - start < MIN_SECONDS:
-            t0 = time.perf_counter()
-            run_linear()
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    return median_ms(run_linear, warmup=3, min_iters=10, min_seconds=1.0)
 
 
 def main():
@@ -63,10 +47,7 @@ def main():
     for name, m, k, n, weight_dtype in CASES:
         ms = time_case(m, k, n, weight_dtype)
         gflops = 2.0 * m * n * k / (ms * 1e-3) / 1e9
-        if args.json:
-            print(json.dumps({"case": name, "ms": round(ms, 4), "gflops": round(gflops, 2)}), flush=True)
-        else:
-            print(f"{name:<32} {ms:10.3f} ms {gflops:9.2f} GFLOP/s (torch, {args.threads} threads)", flush=True)
+        report(args.json, name, ms, gflops)
 
 
 if __name__ == "__main__":
