@@ -153,4 +153,17 @@ inline void check_matches_expected(const weights::WeightFile& wf, const std::str
         ::showo2::test::fail_at(__FILE__, __LINE__, "message lacks \"" + part_ + "\": " + message_);               \
   } while (0)
 
+// Fuzz-loop step: writes `bytes` to `path`, opens it and reads every tensor. Returns true when it loaded and false
+// when it was rejected with showo2::Error; anything else (another exception, a crash, a sanitizer report) fails the run.
+inline bool loads_or_is_rejected(const std::string& path, const std::vector<uint8_t>& bytes) {
+  write_bytes(path, bytes);
+  try {
+    auto wf = weights::open_weight_file(path);
+    for (const weights::TensorRecord& r : wf->tensors()) (void)tensor_values(wf->load(r.name));
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 }  // namespace showo2::test
