@@ -87,6 +87,24 @@ class Backend {
   virtual void mul(const Tensor& a, const Tensor& b, Tensor& out) = 0;
   // out = x * alpha + beta. out may alias x.
   virtual void scale(const Tensor& x, float alpha, float beta, Tensor& out) = 0;
+  // out = min(max(x, lo), hi) (a NaN stays NaN, as torch.clamp). Same shape, F32, last dim contiguous; out may alias x.
+  virtual void clamp(const Tensor& x, float lo, float hi, Tensor& out) = 0;
+
+  // dst[i...] = src[i...] for same-shape F32 views with arbitrary strides on both sides (frame caches, concatenation
+  // along T into a slice of a larger tensor, NCTHW <-> token-major layout changes). src and dst must not overlap
+  // unless they are the same view (ERR_INVALID_ARGUMENT).
+  virtual void copy(const Tensor& src, Tensor& dst) = 0;
+
+  // The Wan VAE's RMS_norm over the channel axis (spec §3.1; F.normalize(x, dim=1) * sqrt(C) * gamma):
+  //   y[n, c, s] = x[n, c, s] / max(sqrt(sum_c x[n, c, s]^2), 1e-12) * sqrt(C) * gamma[c]
+  // x, out [N, C, S...] (zero or more trailing dims) F32 contiguous, same shape; gamma [C] F32/BF16/F16.
+  // out may alias x.
+  virtual void channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out) = 0;
+
+  // Nearest-neighbour 2x upsampling of the last two dims (H, W): out[..., h, w] = x[..., h / 2, w / 2].
+  // x [N, C, H, W] or [N, C, T, H, W], out [..., 2H, 2W]; F32 contiguous. (PyTorch's 'nearest' and 'nearest-exact'
+  // agree for an exact factor of 2: floor((h + 0.5) / 2) = floor(h / 2).)
+  virtual void upsample_nearest2x(const Tensor& x, Tensor& out) = 0;
 };
 
 }  // namespace showo2

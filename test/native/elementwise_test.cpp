@@ -1,8 +1,9 @@
-// cpu::add / mul / scale (native/core/cpu/elementwise.cpp): same-shape and suffix-broadcast operands, strided views,
+// cpu::add / mul / scale / clamp (native/core/cpu/elementwise.cpp): same-shape and suffix-broadcast operands, strided views,
 // in place, threads; argument errors.
 //
 // Exactness: each output is one fp32 operation (add, mul) or two (scale: a product rounded, then a sum rounded), the
 // same operations the references below perform in fp32, so results must match bit for bit; the tests compare with ==.
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -99,6 +100,25 @@ SHOWO2_TEST(elementwise_rejects_bad_arguments) {
     CHECK_EQ(std::string(e.what()),
              std::string("add: b: expected a's shape [2, 3, 4] or a suffix of it but got [3, 5]"));
   }
+}
+
+SHOWO2_TEST(clamp_bounds_values_and_keeps_nan) {
+  const float nan = std::nanf("");
+  Tensor x = Tensor::from_f32({2, 3}, {-2.0f, -1.0f, 0.25f, 1.0f, 7.0f, nan});
+  Tensor out = Tensor::empty({2, 3}, DType::F32);
+  cpu::clamp(x, -1.0f, 1.0f, out, nullptr);
+  auto y = out.to_f32_vector();
+  CHECK_EQ(y[0], -1.0f);
+  CHECK_EQ(y[1], -1.0f);
+  CHECK_EQ(y[2], 0.25f);
+  CHECK_EQ(y[3], 1.0f);
+  CHECK_EQ(y[4], 1.0f);
+  CHECK(std::isnan(y[5]));
+  cpu::clamp(x, 0.0f, 0.5f, x, nullptr);  // in place
+  CHECK_EQ(x.to_f32_vector()[4], 0.5f);
+  CHECK_THROWS_CODE(cpu::clamp(out, 1.0f, -1.0f, out, nullptr), InvalidArgument);
+  Tensor wrong = Tensor::empty({3, 2}, DType::F32);
+  CHECK_THROWS_CODE(cpu::clamp(out, -1.0f, 1.0f, wrong, nullptr), ShapeMismatch);
 }
 
 SHOWO2_TEST_MAIN()

@@ -5,6 +5,7 @@
 // double), so the statistics carry ~sqrt(C/8) ulp (< 3e-6 relative at C = 4736, the largest norm in Show-o2), and the
 // output adds ~3 fp32 roundings: rtol 1e-5. atol 1e-6 covers outputs near zero, whose error is set by the row scale
 // (|x| <= ~4 here, divided by a std/rms of ~1: ~1e-6 absolute at most).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -155,6 +156,63 @@ SHOWO2_TEST(norms_reject_bad_arguments) {
   } catch (const Error& e) {
     CHECK(std::string(e.what()).rfind("rms_norm: weight: expected shape [8]", 0) == 0);
   }
+}
+
+// ---- channel_rms_norm (the Wan VAE's RMS_norm, spec §3.1) ----------------------------------------------------------
+// Reference in double: y = x / max(||x[n, :, s]||, 1e-12) * sqrt(C) * gamma[c]. Same tolerance as above: the kernel
+// sums in double and adds three fp32 roundings (divide, scale, gamma).
+std::vector<float> channel_rms_ref(const std::vector<float>& x, int64_t N, int64_t C, int64_t S,
+                                   const std::vector<float>& g) {
+  std::vector<float> y(x.size());
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t s = 0; s < S; ++s) {
+      double ss = 0;
+      for (int64_t c = 0; c < C; ++c) ss += static_cast<double>(x[(n * C + c) * S + s]) * x[(n * C + c) * S + s];
+      const double denom = std::max(std::sqrt(ss), 1e-12);
+      for (int64_t c = 0; c < C; ++c)
+        y[(n * C + c) * S + s] = static_cast<float>(x[(n * C + c) * S + s] / denom * std::sqrt(double(C)) * g[c]);
+    }
+  return y;
+}
+
+SHOWO2_TEST(channel_rms_norm_matches_reference) {
+  cpu::ThreadPool pool(2);
+  // [N, C, T, H, W] with the VAE's awkward widths (96, 384) and odd positions, [N, C, H, W], and [N, C].
+  const std::vector<Shape> shapes = {{1, 96, 2, 5, 7}, {2, 384, 1, 3, 67}, {1, 3, 9, 9}, {3, 16}, {1, 8, 1, 200}};
+  uint32_t seed = 900;
+  for (const Shape& shape : shapes) {
+    const int64_t N = shape[0], C = shape[1], S = shape_numel(shape) / (N * C);
+    auto xv = random_normal(static_cast<size_t>(shape_numel(shape)), seed++, 2.0f);
+    auto gv = random_vector(static_cast<size_t>(C), seed++, 0.5f, 1.5f);
+    auto ref = channel_rms_ref(xv, N, C, S, gv);
+    for (DType gdt : {DType::F32, DType::BF16, DType::F16}) {
+      Tensor gamma = Tensor::from_f32({C}, gv).to(gdt);
+      auto gw = gamma.to_f32_vector();  // the reference sees the rounded gamma
+      auto ref_g = channel_rms_ref(xv, N, C, S, gw);
+      Tensor x = Tensor::from_f32(shape, xv), out = Tensor::empty(shape, DType::F32);
+      cpu::channel_rms_norm(x, gamma, out, &pool);
+      EXPECT_CLOSE(out.data<float>(), ref_g.data(), ref_g.size(), kAtol, kRtol, "channel_rms_norm " + x.shape_string());
+      cpu::channel_rms_norm(x, gamma, x, nullptr);  // in place, single-threaded
+      EXPECT_CLOSE(x.data<float>(), ref_g.data(), ref_g.size(), kAtol, kRtol, "channel_rms_norm in place");
+    }
+    (void)ref;
+  }
+  // An all-zero position divides by the 1e-12 floor: zeros, not NaN.
+  Tensor z = Tensor::zeros({1, 4, 3}, DType::F32), out = Tensor::empty({1, 4, 3}, DType::F32);
+  cpu::channel_rms_norm(z, Tensor::from_f32({4}, {1, 1, 1, 1}), out, nullptr);
+  for (float v : out.to_f32_vector()) CHECK_EQ(v, 0.0f);
+}
+
+SHOWO2_TEST(channel_rms_norm_rejects_bad_arguments) {
+  Tensor x = Tensor::zeros({1, 4, 3}, DType::F32), out = Tensor::empty({1, 4, 3}, DType::F32);
+  CHECK_THROWS_CODE(cpu::channel_rms_norm(x, Tensor::zeros({3}, DType::F32), out, nullptr), ShapeMismatch);
+  CHECK_THROWS_CODE(cpu::channel_rms_norm(x, Tensor(), out, nullptr), InvalidArgument);
+  CHECK_THROWS_CODE(cpu::channel_rms_norm(Tensor::zeros({4}, DType::F32), Tensor::zeros({4}, DType::F32), out, nullptr),
+                    ShapeMismatch);
+  Tensor wrong = Tensor::empty({1, 4, 2}, DType::F32);
+  CHECK_THROWS_CODE(cpu::channel_rms_norm(x, Tensor::zeros({4}, DType::F32), wrong, nullptr), ShapeMismatch);
+  Tensor strided = Tensor::zeros({1, 3, 4}, DType::F32).transpose(1, 2);
+  CHECK_THROWS_CODE(cpu::channel_rms_norm(strided, Tensor::zeros({4}, DType::F32), out, nullptr), ShapeMismatch);
 }
 
 SHOWO2_TEST_MAIN()

@@ -46,5 +46,11 @@ void CpuBackend::mul(const Tensor& a, const Tensor& b, Tensor& out) { cpu::mul(a
 void CpuBackend::scale(const Tensor& x, float alpha, float beta, Tensor& out) {
   cpu::scale(x, alpha, beta, out, pool_.get());
 }
+void CpuBackend::clamp(const Tensor& x, float lo, float hi, Tensor& out) { cpu::clamp(x, lo, hi, out, pool_.get()); }
+void CpuBackend::copy(const Tensor& src, Tensor& dst) { cpu::copy(src, dst, pool_.get()); }
+void CpuBackend::channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out) {
+  cpu::channel_rms_norm(x, gamma, out, pool_.get());
+}
+void CpuBackend::upsample_nearest2x(const Tensor& x, Tensor& out) { cpu::upsample_nearest2x(x, out, pool_.get()); }
 
 }  // namespace showo2::cpu

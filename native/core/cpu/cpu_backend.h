@@ -33,6 +33,10 @@ class CpuBackend final : public Backend {
   void add(const Tensor& a, const Tensor& b, Tensor& out) override;
   void mul(const Tensor& a, const Tensor& b, Tensor& out) override;
   void scale(const Tensor& x, float alpha, float beta, Tensor& out) override;
+  void clamp(const Tensor& x, float lo, float hi, Tensor& out) override;
+  void copy(const Tensor& src, Tensor& dst) override;
+  void channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out) override;
+  void upsample_nearest2x(const Tensor& x, Tensor& out) override;
 
  private:
   std::unique_ptr<ThreadPool> pool_;

@@ -1,6 +1,7 @@
 // Elementwise binary ops and affine scaling on the CPU (backend.h).
 //
 //   add:   out = a + b        mul: out = a * b        scale: out = x * alpha + beta
+//   clamp: out = min(max(x, lo), hi), NaN passing through (torch.clamp)
 //   a, out: F32, same shape [..., C], last dimension contiguous (leading strides free); out may alias a (or x).
 //   b:      F32, a's shape or a suffix of it, broadcast over a's leading dims (e.g. a [B, L, C] + b [C] or b [L, C]).
 // Plain loops: the compiler vectorises them at the baseline ISA and the ops are memory-bound, so there is no AVX2
@@ -105,6 +106,30 @@ void scale(const Tensor& x, float alpha, float beta, Tensor& out, ThreadPool* po
       float* orow = po + out_rows.offset(r);
       // Multiply then add, rounding twice, exactly as torch's x * alpha + beta does (no fused multiply-add).
       for (int64_t i = 0; i < C; ++i) orow[i] = xr[i] * alpha + beta;
+    }
+  });
+}
+
+void clamp(const Tensor& x, float lo, float hi, Tensor& out, ThreadPool* pool) {
+  check_pointwise_operand(x, "clamp: x");
+  check_pointwise_operand(out, "clamp: out");
+  check_writable(out, "clamp: out");
+  check_same_shape(x, out, "clamp", "out");
+  if (!(lo <= hi)) fail(ErrorCode::InvalidArgument, "clamp: expected lo <= hi but got lo=", lo, " hi=", hi);
+  if (x.numel() == 0) return;
+  RowLayout x_rows(x), out_rows(out);
+  const int64_t C = x_rows.row_length();
+  const float* px = x.data<float>();
+  float* po = out.mutable_data<float>();
+  parallel_rows(pool, x_rows.rows(), C, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xr = px + x_rows.offset(r);
+      float* orow = po + out_rows.offset(r);
+      // Written with comparisons that are false for NaN, so a NaN input stays NaN instead of becoming a bound.
+      for (int64_t i = 0; i < C; ++i) {
+        const float v = xr[i];
+        orow[i] = v < lo ? lo : (v > hi ? hi : v);
+      }
     }
   });
 }

@@ -1,4 +1,4 @@
-// RMSNorm and LayerNorm over the last dimension on the CPU (backend.h).
+// RMSNorm and LayerNorm over the last dimension, and the Wan VAE's channel RMS norm, on the CPU (backend.h).
 //
 //   rms_norm:   y = x / sqrt(mean(x^2) + eps) * weight
 //   layer_norm: y = (x - mean) / sqrt(var + eps) * weight + bias          (biased variance, two passes)
@@ -8,6 +8,12 @@
 // near sqrt(C/8) ulp and let the compiler vectorise), the per-row statistics finished in double: the "fp32
 // RMSNorm/LayerNorm" of spec §12. norm_test.cpp holds it to 1e-5 relative of a double reference for C up to 4736.
 // No AVX2 variant: the rows are short and memory-bound next to the GEMMs around them.
+//
+//   channel_rms_norm (Wan RMS_norm, spec §3.1): y[n, c, s] = x[n, c, s] / max(||x[n, :, s]||_2, 1e-12) * sqrt(C) *
+//   gamma[c], over the channel axis of a contiguous [N, C, S...] tensor (the reduction is strided by S, so the loop
+//   runs over a block of positions s at once, accumulating in double per position). The order of the roundings
+//   follows PyTorch's F.normalize(x, dim=1) * scale * gamma: divide, then scale, then gamma.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -132,6 +138,46 @@ void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float
         if (pb) y += pb[i];
         yr[i] = y;
       }
+    }
+  });
+}
+
+void channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out, ThreadPool* pool) {
+  check_dtype(x, DType::F32, "channel_rms_norm: x");
+  check_dtype(out, DType::F32, "channel_rms_norm: out");
+  if (x.dim() < 2)
+    fail(ErrorCode::ShapeMismatch, "channel_rms_norm: x: expected [N, C, ...] but got ", x.shape_string());
+  check_contiguous(x, "channel_rms_norm: x");
+  check_contiguous(out, "channel_rms_norm: out");
+  check_writable(out, "channel_rms_norm: out");
+  check_shape(out, x.shape(), "channel_rms_norm: out");
+  const int64_t N = x.size(0), C = x.size(1);
+  std::vector<float> g = load_param(gamma, C, "channel_rms_norm: gamma");
+  if (!gamma.defined()) fail(ErrorCode::InvalidArgument, "channel_rms_norm: gamma: expected a [", C, "] tensor");
+  if (x.numel() == 0) return;
+  const int64_t S = x.numel() / (N * C);
+  const float scale = static_cast<float>(std::sqrt(static_cast<double>(C)));
+  const float* px = x.data<float>();
+  float* po = out.mutable_data<float>();
+
+  constexpr int64_t kBlock = 64;  // positions per work item: one cache line's worth of rows per channel, 8 lines
+  const int64_t blocks_per_sample = (S + kBlock - 1) / kBlock;
+  parallel_rows(pool, N * blocks_per_sample, kBlock * C, [&](int64_t begin, int64_t end) {
+    double sumsq[kBlock];
+    float denom[kBlock];
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t n = item / blocks_per_sample;
+      const int64_t s0 = (item % blocks_per_sample) * kBlock;
+      const int64_t len = std::min<int64_t>(kBlock, S - s0);
+      const float* xs = px + n * C * S + s0;
+      float* os = po + n * C * S + s0;
+      for (int64_t i = 0; i < len; ++i) sumsq[i] = 0;
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t i = 0; i < len; ++i) sumsq[i] += static_cast<double>(xs[c * S + i]) * xs[c * S + i];
+      // F.normalize: x / max(||x||, eps) with eps = 1e-12.
+      for (int64_t i = 0; i < len; ++i) denom[i] = static_cast<float>(std::max(std::sqrt(sumsq[i]), 1e-12));
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t i = 0; i < len; ++i) os[c * S + i] = (xs[c * S + i] / denom[i]) * scale * g[c];
     }
   });
 }

@@ -27,6 +27,7 @@ void conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Con
 // norm.cpp
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out, ThreadPool* pool);
 void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& out, ThreadPool* pool);
+void channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out, ThreadPool* pool);
 
 // rope.cpp (table construction lives in native/core/rope.cpp)
 void rope(Tensor& x, const RopeTable& table, int64_t position_offset, ThreadPool* pool);
@@ -43,5 +44,10 @@ void embedding(const Tensor& ids, const Tensor& table, Tensor& out, ThreadPool* 
 void add(const Tensor& a, const Tensor& b, Tensor& out, ThreadPool* pool);
 void mul(const Tensor& a, const Tensor& b, Tensor& out, ThreadPool* pool);
 void scale(const Tensor& x, float alpha, float beta, Tensor& out, ThreadPool* pool);
+void clamp(const Tensor& x, float lo, float hi, Tensor& out, ThreadPool* pool);
+
+// layout.cpp: data movement without arithmetic.
+void copy(const Tensor& src, Tensor& dst, ThreadPool* pool);
+void upsample_nearest2x(const Tensor& x, Tensor& out, ThreadPool* pool);
 
 }  // namespace showo2::cpu

@@ -1,0 +1,649 @@
+// The Wan2.1 3D causal VAE (spec §3.1); see wan_vae.h for the contract.
+//
+// Reading order: config, weight binding (every key checked before any load), the caches, then the forward pieces
+// small to large (causal conv, residual block, attention block, resample, encoder, decoder) and the public API.
+#include "wan_vae.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "weights/json.h"
+
+namespace showo2 {
+
+using namespace wan_vae;
+
+// ---- config ------------------------------------------------------------------------------------------------------
+
+namespace {
+
+int64_t json_int(const weights::JsonValue& v, const std::string& field, const std::string& source) {
+  if (!v.is_int()) fail(ErrorCode::InvalidArgument, source, ": ", field, ": expected an integer but got ", v.kind_name());
+  return v.as_int();
+}
+
+const std::vector<weights::JsonValue>& json_array(const weights::JsonValue& v, const std::string& field,
+                                                  const std::string& source) {
+  if (!v.is_array()) fail(ErrorCode::InvalidArgument, source, ": ", field, ": expected an array but got ", v.kind_name());
+  return v.items();
+}
+
+double json_number(const weights::JsonValue& v, const std::string& field, const std::string& source) {
+  if (!v.is_number()) fail(ErrorCode::InvalidArgument, source, ": ", field, ": expected a number but got ", v.kind_name());
+  return v.as_double();
+}
+
+}  // namespace
+
+WanVaeConfig WanVaeConfig::from_json(const std::string& text, const std::string& source) {
+  const weights::JsonValue root = weights::parse_json(text, source);
+  if (!root.is_object()) fail(ErrorCode::InvalidArgument, source, ": expected a JSON object but got ", root.kind_name());
+  WanVaeConfig c;
+  if (const auto* v = root.find("dim")) c.dim = json_int(*v, "dim", source);
+  if (const auto* v = root.find("z_dim")) c.z_dim = json_int(*v, "z_dim", source);
+  if (const auto* v = root.find("num_res_blocks")) c.num_res_blocks = json_int(*v, "num_res_blocks", source);
+  if (const auto* v = root.find("dim_mult")) {
+    c.dim_mult.clear();
+    for (const auto& item : json_array(*v, "dim_mult", source)) c.dim_mult.push_back(json_int(item, "dim_mult[]", source));
+  }
+  if (const auto* v = root.find("attn_scales")) {
+    c.attn_scales.clear();
+    for (const auto& item : json_array(*v, "attn_scales", source))
+      c.attn_scales.push_back(json_number(item, "attn_scales[]", source));
+  }
+  if (const auto* v = root.find("temperal_downsample")) {
+    c.temperal_downsample.clear();
+    for (const auto& item : json_array(*v, "temperal_downsample", source)) {
+      if (!item.is_bool())
+        fail(ErrorCode::InvalidArgument, source, ": temperal_downsample[]: expected true/false but got ",
+             item.kind_name());
+      c.temperal_downsample.push_back(item.as_bool());
+    }
+  }
+  for (auto [field, target] : {std::pair<const char*, std::vector<float>*>{"latents_mean", &c.latents_mean},
+                               std::pair<const char*, std::vector<float>*>{"latents_std", &c.latents_std}}) {
+    if (const auto* v = root.find(field)) {
+      target->clear();
+      for (const auto& item : json_array(*v, field, source))
+        target->push_back(static_cast<float>(json_number(item, std::string(field) + "[]", source)));
+    }
+  }
+  c.validate();
+  return c;
+}
+
+void WanVaeConfig::validate() const {
+  auto bad = [](const char* field, const std::string& why) {
+    fail(ErrorCode::InvalidArgument, "WanVaeConfig: ", field, ": ", why);
+  };
+  if (dim <= 0) bad("dim", "expected a positive integer but got " + std::to_string(dim));
+  if (dim % 2 != 0) bad("dim", "expected an even value (the upsamplers halve channels) but got " + std::to_string(dim));
+  if (z_dim <= 0) bad("z_dim", "expected a positive integer but got " + std::to_string(z_dim));
+  if (num_res_blocks <= 0) bad("num_res_blocks", "expected a positive integer but got " + std::to_string(num_res_blocks));
+  if (dim_mult.size() < 2) bad("dim_mult", "expected at least 2 stages");
+  for (int64_t m : dim_mult)
+    if (m <= 0) bad("dim_mult", "expected positive multipliers");
+  if (temperal_downsample.size() != dim_mult.size() - 1)
+    bad("temperal_downsample", "expected " + std::to_string(dim_mult.size() - 1) + " entries (len(dim_mult) - 1) but got " +
+                                   std::to_string(temperal_downsample.size()));
+  if (static_cast<int64_t>(latents_mean.size()) != z_dim)
+    bad("latents_mean", "expected z_dim = " + std::to_string(z_dim) + " values but got " +
+                            std::to_string(latents_mean.size()));
+  if (static_cast<int64_t>(latents_std.size()) != z_dim)
+    bad("latents_std", "expected z_dim = " + std::to_string(z_dim) + " values but got " +
+                           std::to_string(latents_std.size()));
+  for (float s : latents_std)
+    if (!(s > 0.0f) || !std::isfinite(s)) bad("latents_std", "expected finite positive values");
+}
+
+int64_t WanVaeConfig::spatial_stride() const { return int64_t{1} << (dim_mult.size() - 1); }
+
+int64_t WanVaeConfig::temporal_stride() const {
+  int64_t s = 1;
+  for (bool t : temperal_downsample) s *= t ? 2 : 1;
+  return s;
+}
+
+// ---- weight binding ----------------------------------------------------------------------------------------------
+// Pass 1 records, for every module member, its key, the shape the checkpoint must hold and the shape the forward
+// code uses (a view of the same elements). Pass 2 checks all of them at once; pass 3 loads.
+
+namespace {
+
+class WeightBinder {
+ public:
+  void bind(Tensor* slot, std::string key, Shape stored, Shape used) {
+    entries_.push_back({slot, std::move(key), std::move(stored), std::move(used)});
+  }
+  void bind(Tensor* slot, std::string key, Shape stored) {
+    Shape used = stored;
+    bind(slot, std::move(key), std::move(stored), std::move(used));
+  }
+
+  void load_all(const weights::WeightFile& file) const {
+    std::vector<std::string> missing, misshaped, bad_dtype, unexpected;
+    std::set<std::string> expected;
+    for (const Entry& e : entries_) {
+      expected.insert(e.key);
+      if (!file.contains(e.key)) {
+        missing.push_back(e.key + " " + shape_to_string(e.stored));
+        continue;
+      }
+      const weights::TensorRecord& r = file.record(e.key);
+      if (r.shape != e.stored)
+        misshaped.push_back(e.key + " (expected " + shape_to_string(e.stored) + ", found " + shape_to_string(r.shape) +
+                            ")");
+      if (r.dtype != DType::F32 && r.dtype != DType::BF16 && r.dtype != DType::F16)
+        bad_dtype.push_back(e.key + " (" + dtype_name(r.dtype) + ")");
+    }
+    for (const weights::TensorRecord& r : file.tensors())
+      if (!expected.count(r.name)) unexpected.push_back(r.name + " " + shape_to_string(r.shape));
+
+    if (!missing.empty() || !unexpected.empty() || !misshaped.empty() || !bad_dtype.empty()) {
+      std::ostringstream os;
+      os << "WanVae: " << file.path() << " does not match the config (dim, z_dim, dim_mult, num_res_blocks, "
+         << "attn_scales, temperal_downsample):";
+      auto list = [&os](const char* title, const std::vector<std::string>& keys) {
+        if (keys.empty()) return;
+        os << "\n  " << title << " (" << keys.size() << "):";
+        for (const auto& k : keys) os << "\n    " << k;
+      };
+      list("missing keys", missing);
+      list("unexpected keys", unexpected);
+      list("wrongly shaped keys", misshaped);
+      list("keys with a non-float dtype (expected F32/BF16/F16)", bad_dtype);
+      const ErrorCode code = !missing.empty() || !unexpected.empty() ? ErrorCode::InvalidArgument
+                             : !misshaped.empty()                    ? ErrorCode::ShapeMismatch
+                                                                     : ErrorCode::UnsupportedDtype;
+      throw Error(code, os.str());
+    }
+    for (const Entry& e : entries_) *e.slot = file.load(e.key).contiguous().reshape(e.used);
+  }
+
+ private:
+  struct Entry {
+    Tensor* slot;
+    std::string key;
+    Shape stored, used;
+  };
+  std::vector<Entry> entries_;
+};
+
+void bind_causal_conv(WeightBinder& b, CausalConv3d& m, const std::string& key, int64_t out, int64_t in, int64_t kt,
+                      int64_t kh, int64_t kw) {
+  b.bind(&m.weight, key + ".weight", {out, in, kt, kh, kw});  // [O, C, kt, kh, kw]
+  b.bind(&m.bias, key + ".bias", {out});                       // [O]
+}
+
+void bind_rms_norm(WeightBinder& b, RmsNorm& m, const std::string& key, int64_t dim, bool images) {
+  // RMS_norm(images=False) stores gamma [C, 1, 1, 1]; images=True (attention) [C, 1, 1].
+  Shape stored = images ? Shape{dim, 1, 1} : Shape{dim, 1, 1, 1};
+  b.bind(&m.gamma, key + ".gamma", stored, {dim});
+}
+
+void bind_residual(WeightBinder& b, ResidualBlock& m, const std::string& key) {
+  bind_rms_norm(b, m.residual_0, key + ".residual.0", m.in_dim, false);
+  bind_causal_conv(b, m.residual_2, key + ".residual.2", m.out_dim, m.in_dim, 3, 3, 3);
+  bind_rms_norm(b, m.residual_3, key + ".residual.3", m.out_dim, false);
+  bind_causal_conv(b, m.residual_6, key + ".residual.6", m.out_dim, m.out_dim, 3, 3, 3);
+  if (m.in_dim != m.out_dim) bind_causal_conv(b, m.shortcut, key + ".shortcut", m.out_dim, m.in_dim, 1, 1, 1);
+}
+
+void bind_attention(WeightBinder& b, AttentionBlock& m, const std::string& key) {
+  const int64_t C = m.dim;
+  bind_rms_norm(b, m.norm, key + ".norm", C, true);
+  // The 1x1 Conv2ds act on token-major activations here, so they are kept as linear weights [O, C].
+  b.bind(&m.to_qkv.weight, key + ".to_qkv.weight", {3 * C, C, 1, 1}, {3 * C, C});
+  b.bind(&m.to_qkv.bias, key + ".to_qkv.bias", {3 * C});
+  b.bind(&m.proj.weight, key + ".proj.weight", {C, C, 1, 1}, {C, C});
+  b.bind(&m.proj.bias, key + ".proj.bias", {C});
+}
+
+void bind_resample(WeightBinder& b, Resample& m, const std::string& key) {
+  const int64_t C = m.dim;
+  const bool up = m.mode == Resample::Mode::Upsample2d || m.mode == Resample::Mode::Upsample3d;
+  const int64_t out = up ? C / 2 : C;
+  // A per-frame Conv2d runs as a Conv3d with kt = 1: same elements, [O, C, 1, 3, 3].
+  b.bind(&m.resample_1.weight, key + ".resample.1.weight", {out, C, 3, 3}, {out, C, 1, 3, 3});
+  b.bind(&m.resample_1.bias, key + ".resample.1.bias", {out});
+  if (m.mode == Resample::Mode::Upsample3d) bind_causal_conv(b, m.time_conv, key + ".time_conv", 2 * C, C, 3, 1, 1);
+  if (m.mode == Resample::Mode::Downsample3d) bind_causal_conv(b, m.time_conv, key + ".time_conv", C, C, 3, 1, 1);
+}
+
+void bind_stage_layers(WeightBinder& b, std::vector<StageLayer>& layers, const std::string& key) {
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const std::string k = key + "." + std::to_string(i);
+    switch (layers[i].kind) {
+      case StageLayer::Kind::Residual: bind_residual(b, layers[i].residual, k); break;
+      case StageLayer::Kind::Attention: bind_attention(b, layers[i].attention, k); break;
+      case StageLayer::Kind::Resample: bind_resample(b, layers[i].resample, k); break;
+    }
+  }
+}
+
+StageLayer residual_layer(int64_t in, int64_t out) {
+  StageLayer l;
+  l.kind = StageLayer::Kind::Residual;
+  l.residual.in_dim = in;
+  l.residual.out_dim = out;
+  return l;
+}
+StageLayer attention_layer(int64_t dim) {
+  StageLayer l;
+  l.kind = StageLayer::Kind::Attention;
+  l.attention.dim = dim;
+  return l;
+}
+StageLayer resample_layer(int64_t dim, Resample::Mode mode) {
+  StageLayer l;
+  l.kind = StageLayer::Kind::Resample;
+  l.resample.dim = dim;
+  l.resample.mode = mode;
+  return l;
+}
+
+bool has_scale(const std::vector<double>& scales, double s) {
+  for (double v : scales)
+    if (std::fabs(v - s) < 1e-9) return true;
+  return false;
+}
+
+// Encoder3d.__init__: dims = dim * [1] + dim_mult; per stage num_res_blocks RBs (+ attention at attn_scales), then a
+// Resample except after the last stage.
+void build_encoder(const WanVaeConfig& c, Encoder3d& e) {
+  std::vector<int64_t> dims = {c.dim};
+  for (int64_t m : c.dim_mult) dims.push_back(c.dim * m);
+  double scale = 1.0;
+  const size_t stages = c.dim_mult.size();
+  for (size_t i = 0; i < stages; ++i) {
+    int64_t in = dims[i];
+    const int64_t out = dims[i + 1];
+    for (int64_t r = 0; r < c.num_res_blocks; ++r) {
+      e.downsamples.push_back(residual_layer(in, out));
+      if (has_scale(c.attn_scales, scale)) e.downsamples.push_back(attention_layer(out));
+      in = out;
+    }
+    if (i + 1 != stages) {
+      e.downsamples.push_back(resample_layer(
+          out, c.temperal_downsample[i] ? Resample::Mode::Downsample3d : Resample::Mode::Downsample2d));
+      scale /= 2.0;
+    }
+  }
+  const int64_t top = dims.back();
+  e.middle_0.in_dim = e.middle_0.out_dim = top;
+  e.middle_1.dim = top;
+  e.middle_2.in_dim = e.middle_2.out_dim = top;
+}
+
+// Decoder3d.__init__: dims = dim * [dim_mult[-1]] + reversed(dim_mult); stages after the first start from half the
+// channels (the previous upsampler's conv halves them); num_res_blocks + 1 RBs per stage; temporal upsampling mirrors
+// temperal_downsample.
+void build_decoder(const WanVaeConfig& c, Decoder3d& d) {
+  std::vector<int64_t> dims = {c.dim * c.dim_mult.back()};
+  for (auto it = c.dim_mult.rbegin(); it != c.dim_mult.rend(); ++it) dims.push_back(c.dim * *it);
+  const size_t stages = c.dim_mult.size();
+  double scale = 1.0 / static_cast<double>(int64_t{1} << (stages - 2));
+  for (size_t i = 0; i < stages; ++i) {
+    int64_t in = i == 0 ? dims[i] : dims[i] / 2;
+    const int64_t out = dims[i + 1];
+    for (int64_t r = 0; r < c.num_res_blocks + 1; ++r) {
+      d.upsamples.push_back(residual_layer(in, out));
+      if (has_scale(c.attn_scales, scale)) d.upsamples.push_back(attention_layer(out));
+      in = out;
+    }
+    if (i + 1 != stages) {
+      const bool temporal = c.temperal_downsample[stages - 2 - i];  // temperal_upsample = temperal_downsample[::-1]
+      d.upsamples.push_back(resample_layer(out, temporal ? Resample::Mode::Upsample3d : Resample::Mode::Upsample2d));
+      scale *= 2.0;
+    }
+  }
+  const int64_t top = dims.front();
+  d.middle_0.in_dim = d.middle_0.out_dim = top;
+  d.middle_1.dim = top;
+  d.middle_2.in_dim = d.middle_2.out_dim = top;
+}
+
+// ---- chunk caches ------------------------------------------------------------------------------------------------
+// The reference keys its cache by module; here each cached module takes the next slot in visiting order, which is the
+// same on every chunk because every module takes its slot whether or not it reads it.
+
+struct FrameCache {
+  Tensor frames;         // [N, C, <=2, H, W]: the last frames of this module's input stream; undefined = none yet
+  bool started = false;  // the resamplers' first-chunk state ('Rep' / "remember and pass through")
+};
+
+class ChunkCaches {
+ public:
+  void begin_chunk() { next_ = 0; }
+  FrameCache& next() {
+    if (next_ == slots_.size()) slots_.emplace_back();
+    return slots_[next_++];
+  }
+
+ private:
+  std::vector<FrameCache> slots_;
+  size_t next_ = 0;
+};
+
+// ---- forward pieces ------------------------------------------------------------------------------------------------
+
+Tensor new_f32(const Shape& shape) { return Tensor::empty(shape, DType::F32); }
+
+// Frames [first, first + count) of x as a new contiguous tensor.
+Tensor frames_of(Backend& b, const Tensor& x, int64_t first, int64_t count) {
+  Shape shape = x.shape();
+  shape[2] = count;
+  Tensor out = new_f32(shape);  // [N, C, count, H, W]
+  b.copy(x.slice(2, first, first + count), out);
+  return out;
+}
+
+// torch.cat([a, x], dim=2)
+Tensor cat_time(Backend& b, const Tensor& a, const Tensor& x) {
+  Shape shape = x.shape();
+  shape[2] = a.size(2) + x.size(2);
+  Tensor out = new_f32(shape);  // [N, C, Ta + Tx, H, W]
+  Tensor head = out.slice(2, 0, a.size(2)), tail = out.slice(2, a.size(2), shape[2]);
+  b.copy(a, head);
+  b.copy(x, tail);
+  return out;
+}
+
+Tensor conv3d(Backend& b, const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv3dParams& p) {
+  const int64_t To = (x.size(2) + p.pad_front + p.pad_back - weight.size(2)) / p.stride_t + 1;
+  const int64_t Ho = (x.size(3) + p.pad_top + p.pad_bottom - weight.size(3)) / p.stride_h + 1;
+  const int64_t Wo = (x.size(4) + p.pad_left + p.pad_right - weight.size(4)) / p.stride_w + 1;
+  Tensor out = new_f32({x.size(0), weight.size(0), To, Ho, Wo});  // [N, O, To, Ho, Wo]
+  b.conv3d(x, weight, bias, p, out);
+  return out;
+}
+
+// CausalConv3d.forward(x, cache_x): time padded 2*pad_t = kt - 1 frames in front by the cached input frames, then
+// zeros; space padded (k-1)/2 on each side. Updates the cache to the last kt - 1 frames of the input stream.
+Tensor causal_conv(Backend& b, const CausalConv3d& conv, const Tensor& x, FrameCache* cache) {
+  const int64_t kt = conv.weight.size(2), kh = conv.weight.size(3), kw = conv.weight.size(4);
+  const int64_t history = kt - 1;  // CACHE_T = 2 for the k=3 convs
+  Conv3dParams p;
+  p.pad_top = p.pad_bottom = (kh - 1) / 2;
+  p.pad_left = p.pad_right = (kw - 1) / 2;
+  if (history == 0 || cache == nullptr) {
+    p.pad_front = history;
+    return conv3d(b, x, conv.weight, conv.bias, p);  // [N, O, T, H, W]
+  }
+  Tensor input = cache->frames.defined() ? cat_time(b, cache->frames, x) : x;  // [N, C, cached + T, H, W]
+  p.pad_front = history - (input.size(2) - x.size(2));
+  const int64_t keep = std::min(history, input.size(2));
+  cache->frames = frames_of(b, input, input.size(2) - keep, keep);  // [N, C, <=2, H, W]
+  return conv3d(b, input, conv.weight, conv.bias, p);                // [N, O, T, H, W]
+}
+
+Tensor norm_silu(Backend& b, const RmsNorm& norm, const Tensor& x) {
+  Tensor y = new_f32(x.shape());  // [N, C, T, H, W]
+  b.channel_rms_norm(x, norm.gamma, y);
+  b.silu(y, y);
+  return y;
+}
+
+// ResidualBlock.forward: shortcut(x) + conv(drop(silu(norm(conv(silu(norm(x)))))))
+Tensor residual_block(Backend& b, const ResidualBlock& m, const Tensor& x, ChunkCaches& caches) {
+  Tensor h = m.in_dim != m.out_dim ? causal_conv(b, m.shortcut, x, nullptr) : x;  // [N, out, T, H, W]
+  Tensor y = norm_silu(b, m.residual_0, x);                                       // [N, in, T, H, W]
+  y = causal_conv(b, m.residual_2, y, &caches.next());                            // [N, out, T, H, W]
+  y = norm_silu(b, m.residual_3, y);                                              // [N, out, T, H, W]
+  y = causal_conv(b, m.residual_6, y, &caches.next());                            // [N, out, T, H, W]
+  b.add(y, h, y);
+  return y;
+}
+
+// AttentionBlock.forward: per frame, single-head attention over the H*W tokens, 1/sqrt(C) scale, plus the residual.
+Tensor attention_block(Backend& b, const AttentionBlock& m, const Tensor& x) {
+  const int64_t N = x.size(0), C = x.size(1), T = x.size(2), HW = x.size(3) * x.size(4);
+  Tensor normed = new_f32(x.shape());  // [N, C, T, H, W]
+  b.channel_rms_norm(x, m.norm.gamma, normed);
+  Tensor tokens = new_f32({N, T, HW, C});  // [N, T, HW, C] = normed.permute(0, 2, 3, 4, 1)
+  b.copy(normed.reshape({N, C, T, HW}).transpose(1, 2).transpose(2, 3), tokens);
+  Tensor qkv = new_f32({N * T, HW, 3 * C});  // [N*T, HW, 3C]: to_qkv as a linear over channels
+  b.linear(tokens.reshape({N * T, HW, C}), m.to_qkv.weight, m.to_qkv.bias, qkv);
+  Tensor q = qkv.slice(2, 0, C).unsqueeze(2);          // [N*T, HW, 1, C]
+  Tensor k = qkv.slice(2, C, 2 * C).unsqueeze(2);      // [N*T, HW, 1, C]
+  Tensor v = qkv.slice(2, 2 * C, 3 * C).unsqueeze(2);  // [N*T, HW, 1, C]
+  Tensor attn_output = new_f32({N * T, HW, 1, C});     // [N*T, HW, 1, C]
+  b.attention(q, k, v, OmniMask::full(), static_cast<float>(1.0 / std::sqrt(static_cast<double>(C))), attn_output);
+  Tensor projected = new_f32({N * T, HW, C});  // [N*T, HW, C]
+  b.linear(attn_output.reshape({N * T, HW, C}), m.proj.weight, m.proj.bias, projected);
+  Tensor out = new_f32(x.shape());  // [N, C, T, H, W]
+  Tensor out_view = out.reshape({N, C, T, HW});
+  b.copy(projected.reshape({N, T, HW, C}).transpose(2, 3).transpose(1, 2), out_view);
+  b.add(out, x, out);
+  return out;
+}
+
+// Resample 'upsample3d' time step: time_conv (C -> 2C) doubles the frames; channels [0, C) become frame 2t and
+// [C, 2C) frame 2t+1. On the first chunk ('Rep') the frame passes through unchanged; on the next one the time conv
+// sees zeros in front (frame 0 is not history), as the reference.
+Tensor double_frames(Backend& b, const Resample& m, const Tensor& x, FrameCache& cache) {
+  if (!cache.started) {
+    cache.started = true;
+    return x;  // [N, C, T, H, W]
+  }
+  const int64_t N = x.size(0), C = x.size(1), T = x.size(2), H = x.size(3), W = x.size(4);
+  Tensor doubled = causal_conv(b, m.time_conv, x, &cache);  // [N, 2C, T, H, W]
+  Tensor out = new_f32({N, C, 2 * T, H, W});                // [N, C, 2T, H, W]
+  Tensor pairs = out.reshape({N, C, T, 2, H, W});           // x.reshape(b, 2, c, t, h, w) stacked on dim 3
+  for (int64_t j = 0; j < 2; ++j) {
+    Tensor dst = pairs.select(3, j);  // [N, C, T, H, W], frames 2t + j
+    b.copy(doubled.slice(1, j * C, (j + 1) * C), dst);
+  }
+  return out;
+}
+
+// Resample 'downsample3d' time step (after the spatial conv): the first chunk passes through and is remembered;
+// later chunks run time_conv (k=3, stride 2, no padding) over [remembered last frame, chunk].
+Tensor halve_frames(Backend& b, const Resample& m, const Tensor& x, FrameCache& cache) {
+  if (!cache.started) {
+    cache.started = true;
+    cache.frames = frames_of(b, x, x.size(2) - 1, 1);  // [N, C, 1, H, W]
+    return x;
+  }
+  Tensor input = cat_time(b, cache.frames, x);  // [N, C, 1 + T, H, W]
+  cache.frames = frames_of(b, x, x.size(2) - 1, 1);
+  Conv3dParams p;
+  p.stride_t = 2;
+  return conv3d(b, input, m.time_conv.weight, m.time_conv.bias, p);  // [N, C, T/2, H, W]
+}
+
+Tensor resample(Backend& b, const Resample& m, const Tensor& x, ChunkCaches& caches) {
+  FrameCache& cache = caches.next();  // taken by every mode, so the slot order never depends on the mode
+  switch (m.mode) {
+    case Resample::Mode::Upsample2d:
+    case Resample::Mode::Upsample3d: {
+      Tensor y = m.mode == Resample::Mode::Upsample3d ? double_frames(b, m, x, cache) : x;  // [N, C, T', H, W]
+      Shape up_shape = y.shape();
+      up_shape[3] *= 2;
+      up_shape[4] *= 2;
+      Tensor up = new_f32(up_shape);  // [N, C, T', 2H, 2W]: nn.Upsample(scale 2, 'nearest-exact')
+      b.upsample_nearest2x(y, up);
+      Conv3dParams p;
+      p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
+      return conv3d(b, up, m.resample_1.weight, m.resample_1.bias, p);  // [N, C/2, T', 2H, 2W]
+    }
+    case Resample::Mode::Downsample2d:
+    case Resample::Mode::Downsample3d: {
+      Conv3dParams p;  // nn.ZeroPad2d((0, 1, 0, 1)) then a 3x3 stride-2 conv
+      p.stride_h = p.stride_w = 2;
+      p.pad_bottom = p.pad_right = 1;
+      Tensor y = conv3d(b, x, m.resample_1.weight, m.resample_1.bias, p);  // [N, C, T, H/2, W/2]
+      return m.mode == Resample::Mode::Downsample3d ? halve_frames(b, m, y, cache) : y;
+    }
+  }
+  fail(ErrorCode::Internal, "WanVae: unknown resample mode");
+}
+
+Tensor run_stage_layers(Backend& b, const std::vector<StageLayer>& layers, Tensor x, ChunkCaches& caches) {
+  for (const StageLayer& l : layers) {
+    switch (l.kind) {
+      case StageLayer::Kind::Residual: x = residual_block(b, l.residual, x, caches); break;
+      case StageLayer::Kind::Attention: x = attention_block(b, l.attention, x); break;
+      case StageLayer::Kind::Resample: x = resample(b, l.resample, x, caches); break;
+    }
+  }
+  return x;
+}
+
+// Encoder3d.forward on one chunk: [N, 3, T, H, W] -> [N, 2*z_dim, T', H/8, W/8]
+Tensor encoder_forward(Backend& b, const Encoder3d& e, const Tensor& x, ChunkCaches& caches) {
+  Tensor h = causal_conv(b, e.conv1, x, &caches.next());  // [N, dim, T, H, W]
+  h = run_stage_layers(b, e.downsamples, h, caches);       // [N, 4*dim, T', H/8, W/8]
+  h = residual_block(b, e.middle_0, h, caches);
+  h = attention_block(b, e.middle_1, h);
+  h = residual_block(b, e.middle_2, h, caches);
+  h = norm_silu(b, e.head_0, h);
+  return causal_conv(b, e.head_2, h, &caches.next());  // [N, 2*z_dim, T', H/8, W/8]
+}
+
+// Decoder3d.forward on one latent frame: [N, z_dim, 1, h, w] -> [N, 3, 1 or 4, 8h, 8w] (not clamped)
+Tensor decoder_forward(Backend& b, const Decoder3d& d, const Tensor& x, ChunkCaches& caches) {
+  Tensor h = causal_conv(b, d.conv1, x, &caches.next());  // [N, 4*dim, 1, h, w]
+  h = residual_block(b, d.middle_0, h, caches);
+  h = attention_block(b, d.middle_1, h);
+  h = residual_block(b, d.middle_2, h, caches);
+  h = run_stage_layers(b, d.upsamples, h, caches);  // [N, dim, 1 or 4, 8h, 8w]
+  h = norm_silu(b, d.head_0, h);
+  return causal_conv(b, d.head_2, h, &caches.next());  // [N, 3, 1 or 4, 8h, 8w]
+}
+
+// Per-channel affine on x [N, C, T, h, w] in place: x[:, c] = (x[:, c] * mul[c]) + add[c], one scale() per channel.
+void affine_per_channel(Backend& b, Tensor& x, const std::vector<float>& mul, const std::vector<float>& add) {
+  for (int64_t c = 0; c < x.size(1); ++c) {
+    Tensor channel = x.select(1, c);  // [N, T, h, w]
+    b.scale(channel, mul[static_cast<size_t>(c)], add[static_cast<size_t>(c)], channel);
+  }
+}
+
+void check_video_input(const Tensor& t, int64_t channels, const char* what) {
+  if (t.dim() != 5)
+    fail(ErrorCode::ShapeMismatch, what, ": expected a 5-D tensor [N, ", channels, ", T, H, W] but got ",
+         t.shape_string());
+  if (t.dtype() != DType::F32)
+    fail(ErrorCode::UnsupportedDtype, what, ": expected F32 but got ", dtype_name(t.dtype()));
+  if (t.size(1) != channels)
+    fail(ErrorCode::ShapeMismatch, what, ": expected ", channels, " channels (dim 1) but got ", t.size(1), " in ",
+         t.shape_string());
+  if (t.size(0) <= 0 || t.size(2) <= 0 || t.size(3) <= 0 || t.size(4) <= 0)
+    fail(ErrorCode::InvalidArgument, what, ": expected non-empty dimensions but got ", t.shape_string());
+}
+
+}  // namespace
+
+// ---- WanVae ------------------------------------------------------------------------------------------------------
+
+WanVae::WanVae(const weights::WeightFile& file, const WanVaeConfig& config, Backend& backend)
+    : config_(config), backend_(&backend) {
+  config_.validate();
+  build_encoder(config_, encoder_);
+  build_decoder(config_, decoder_);
+  const int64_t top = config_.dim * config_.dim_mult.back();
+  const int64_t z = config_.z_dim;
+
+  WeightBinder b;
+  bind_causal_conv(b, encoder_.conv1, "encoder.conv1", config_.dim, 3, 3, 3, 3);
+  bind_stage_layers(b, encoder_.downsamples, "encoder.downsamples");
+  bind_residual(b, encoder_.middle_0, "encoder.middle.0");
+  bind_attention(b, encoder_.middle_1, "encoder.middle.1");
+  bind_residual(b, encoder_.middle_2, "encoder.middle.2");
+  bind_rms_norm(b, encoder_.head_0, "encoder.head.0", top, false);
+  bind_causal_conv(b, encoder_.head_2, "encoder.head.2", 2 * z, top, 3, 3, 3);
+  bind_causal_conv(b, conv1_, "conv1", 2 * z, 2 * z, 1, 1, 1);
+  bind_causal_conv(b, conv2_, "conv2", z, z, 1, 1, 1);
+  bind_causal_conv(b, decoder_.conv1, "decoder.conv1", top, z, 3, 3, 3);
+  bind_residual(b, decoder_.middle_0, "decoder.middle.0");
+  bind_attention(b, decoder_.middle_1, "decoder.middle.1");
+  bind_residual(b, decoder_.middle_2, "decoder.middle.2");
+  bind_stage_layers(b, decoder_.upsamples, "decoder.upsamples");
+  bind_rms_norm(b, decoder_.head_0, "decoder.head.0", config_.dim, false);
+  bind_causal_conv(b, decoder_.head_2, "decoder.head.2", 3, config_.dim, 3, 3, 3);
+  b.load_all(file);
+}
+
+WanVae::Posterior WanVae::encode_posterior(const Tensor& video) {
+  Backend& b = *backend_;
+  check_video_input(video, 3, "WanVae.encode: video");
+  const int64_t N = video.size(0), T = video.size(2), H = video.size(3), W = video.size(4);
+  const int64_t ts = config_.temporal_stride(), ss = config_.spatial_stride();
+  if ((T - 1) % ts != 0)
+    fail(ErrorCode::InvalidArgument, "WanVae.encode: video: expected 1 + ", ts, "k frames (1, ", 1 + ts, ", ",
+         1 + 2 * ts, ", ...) but got ", T, " frames");
+  if (H % ss != 0 || W % ss != 0)
+    fail(ErrorCode::InvalidArgument, "WanVae.encode: video: expected height and width multiples of ", ss, " but got ",
+         H, "x", W);
+  const int64_t z = config_.z_dim, T_lat = 1 + (T - 1) / ts;
+
+  // Encoder3d over chunks: frame 0 alone, then `ts` frames at a time (spec §3.1), concatenated along T.
+  Tensor encoded = new_f32({N, 2 * z, T_lat, H / ss, W / ss});  // [N, 2z, T', H/8, W/8]
+  ChunkCaches caches;
+  for (int64_t chunk = 0, first = 0; chunk < T_lat; ++chunk) {
+    const int64_t frames = chunk == 0 ? 1 : ts;
+    caches.begin_chunk();
+    Tensor x = frames_of(b, video, first, frames);                      // [N, 3, 1 or 4, H, W]
+    Tensor out = encoder_forward(b, encoder_, x, caches);                // [N, 2z, 1, H/8, W/8]
+    Tensor dst = encoded.slice(2, chunk, chunk + 1);
+    b.copy(out, dst);
+    first += frames;
+  }
+  Tensor moments = causal_conv(b, conv1_, encoded, nullptr);  // [N, 2z, T', H/8, W/8]
+  Posterior posterior;
+  posterior.mean = new_f32({N, z, T_lat, H / ss, W / ss});  // [N, z, T', H/8, W/8]: mu.chunk(2, dim=1)[0]
+  b.copy(moments.slice(1, 0, z), posterior.mean);
+  posterior.logvar = new_f32({N, z, T_lat, H / ss, W / ss});  // [N, z, T', H/8, W/8]
+  b.copy(moments.slice(1, z, 2 * z), posterior.logvar);
+  // z = (mu - mean) / std, as (mu + (-mean)) * (1 / std): two fp32 roundings, ~1 ulp from torch's division.
+  std::vector<float> ones(static_cast<size_t>(z), 1.0f), zeros(static_cast<size_t>(z), 0.0f), neg_mean, inv_std;
+  for (int64_t c = 0; c < z; ++c) {
+    neg_mean.push_back(-config_.latents_mean[static_cast<size_t>(c)]);
+    inv_std.push_back(1.0f / config_.latents_std[static_cast<size_t>(c)]);
+  }
+  affine_per_channel(b, posterior.mean, ones, neg_mean);
+  affine_per_channel(b, posterior.mean, inv_std, zeros);
+  return posterior;
+}
+
+Tensor WanVae::encode(const Tensor& video) { return encode_posterior(video).mean; }
+
+Tensor WanVae::decode(const Tensor& latent, const DecodedChunkCallback& on_chunk) {
+  Backend& b = *backend_;
+  const int64_t z = config_.z_dim;
+  check_video_input(latent, z, "WanVae.decode: latent");
+  const int64_t N = latent.size(0), T = latent.size(2), h = latent.size(3), w = latent.size(4);
+  const int64_t ts = config_.temporal_stride(), ss = config_.spatial_stride();
+
+  // mu_raw = z * std + mean, then conv2 over the whole clip (a 1x1x1 conv has no temporal extent).
+  Tensor raw = new_f32(latent.shape());  // [N, z, T, h, w]
+  b.copy(latent, raw);
+  affine_per_channel(b, raw, config_.latents_std, config_.latents_mean);
+  Tensor x = causal_conv(b, conv2_, raw, nullptr);  // [N, z, T, h, w]
+
+  const int64_t frames_out = 1 + ts * (T - 1);
+  Tensor decoded = new_f32({N, 3, frames_out, h * ss, w * ss});  // [N, 3, 1+4(T-1), 8h, 8w]
+  ChunkCaches caches;
+  for (int64_t t = 0, first = 0; t < T; ++t) {
+    caches.begin_chunk();
+    Tensor chunk = decoder_forward(b, decoder_, frames_of(b, x, t, 1), caches);  // [N, 3, 1 or 4, 8h, 8w]
+    b.clamp(chunk, -1.0f, 1.0f, chunk);
+    const int64_t n = chunk.size(2);
+    if (first + n > frames_out)
+      fail(ErrorCode::Internal, "WanVae.decode: decoder produced more frames than ", frames_out);
+    Tensor dst = decoded.slice(2, first, first + n);
+    b.copy(chunk, dst);
+    if (on_chunk) on_chunk(chunk, first);
+    first += n;
+  }
+  return decoded;
+}
+
+}  // namespace showo2
