@@ -2,7 +2,7 @@
  * Errors: every failure that showo2 reports is a {@link ShowO2Error} with a stable `code`.
  *
  * The codes of the native core (native/core/error.h) pass through unchanged; the Node layer adds its own
- * (`ERR_DISPOSED`, `ERR_NATIVE_LOAD`). Branch on `code`, never on the message: messages explain, codes are API.
+ * (`ERR_DISPOSED`, `ERR_NATIVE_LOAD`, `ERR_INVALID_IMAGE`). Branch on `code`, never on the message: messages explain, codes are API.
  *
  * @module
  */
@@ -22,6 +22,8 @@
  * - `ERR_INTERNAL`: a bug inside showo2; please report it.
  * - `ERR_DISPOSED`: the object was used after `dispose()`.
  * - `ERR_NATIVE_LOAD`: the native addon could not be loaded (the message lists possible solutions).
+ * - `ERR_INVALID_IMAGE`: bytes that are not a complete PNG or JPEG, or an image too large to decode (the message
+ *   says which).
  */
 export type ErrorCode =
   | 'ERR_INVALID_ARGUMENT'
@@ -38,7 +40,8 @@ export type ErrorCode =
   | 'ERR_CANCELLED'
   | 'ERR_INTERNAL'
   | 'ERR_DISPOSED'
-  | 'ERR_NATIVE_LOAD';
+  | 'ERR_NATIVE_LOAD'
+  | 'ERR_INVALID_IMAGE';
 
 const knownCodes: ReadonlySet<string> = new Set<ErrorCode>([
   'ERR_INVALID_ARGUMENT',
@@ -56,6 +59,7 @@ const knownCodes: ReadonlySet<string> = new Set<ErrorCode>([
   'ERR_INTERNAL',
   'ERR_DISPOSED',
   'ERR_NATIVE_LOAD',
+  'ERR_INVALID_IMAGE',
 ]);
 
 /**

@@ -22,5 +22,19 @@ export {
   type TensorDataOf,
 } from './dtype.js';
 export { invalidParameterError, ShowO2Error, type ErrorCode } from './errors.js';
+export {
+  centerCrop,
+  decodeImage,
+  encodePng,
+  imageToTensor,
+  letterbox,
+  MAX_IMAGE_PIXELS,
+  MAX_IMAGE_SIDE,
+  resizeBicubic,
+  resizeShorterSide,
+  tensorToImage,
+  type RgbImage,
+  type TensorToImageOptions,
+} from './image.js';
 export { runtimeInfo, type CudaDevice, type CudaInfo, type RuntimeInfo } from './runtime.js';
 export { WeightFile, type TensorInfo, type WeightFormat } from './weights.js';

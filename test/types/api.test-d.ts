@@ -2,7 +2,16 @@
 // Each `@ts-expect-error` line must fail to type-check; if the typings loosen, tsc reports the directive as unused
 // and `npm run test:types` fails.
 import {
+  centerCrop,
   convertToSafetensors,
+  decodeImage,
+  encodePng,
+  imageToTensor,
+  letterbox,
+  resizeBicubic,
+  resizeShorterSide,
+  tensorToImage,
+  type RgbImage,
   runtimeInfo,
   ShowO2Error,
   toFloat32Array,
@@ -63,3 +72,19 @@ async function typeChecks(): Promise<void> {
   void [first, format, metadata, widened, wrong, written, threads, scoped];
 }
 void typeChecks;
+
+function imageTypeChecks(bytes: Buffer): void {
+  const image: RgbImage = decodeImage(bytes); // a Buffer is a Uint8Array
+  const png: Uint8Array = encodePng(centerCrop(resizeShorterSide(image, 432), 432, 432));
+  const framed: RgbImage = letterbox(resizeBicubic(image, 64, 48), 432);
+  const x: Float32Array = imageToTensor(framed);
+  const back: RgbImage = tensorToImage(x, 432, 432, { rounding: 'truncate' });
+  // @ts-expect-error rounding is 'round' or 'truncate'
+  tensorToImage(x, 432, 432, { rounding: 'floor' });
+  // @ts-expect-error the tensor is a Float32Array
+  tensorToImage([0, 0, 0], 1, 1);
+  // @ts-expect-error an image needs its size
+  imageToTensor({ data: new Uint8Array(3) });
+  void [png, back];
+}
+void imageTypeChecks;

@@ -10,13 +10,23 @@ import { consumerProject, repoRoot, runNode } from '../helpers.js';
 const publicNames = [
   'DTYPES',
   'FLOAT_DTYPES',
+  'MAX_IMAGE_PIXELS',
+  'MAX_IMAGE_SIDE',
   'ShowO2Error',
   'WeightFile',
   'bf16ToFloat32',
+  'centerCrop',
   'convertToSafetensors',
+  'decodeImage',
+  'encodePng',
   'f16ToFloat32',
+  'imageToTensor',
   'invalidParameterError',
+  'letterbox',
+  'resizeBicubic',
+  'resizeShorterSide',
   'runtimeInfo',
+  'tensorToImage',
   'toFloat32Array',
 ];
 
