@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -316,19 +317,27 @@ void build_decoder(const WanVaeConfig& c, Decoder3d& d) {
 struct FrameCache {
   Tensor frames;         // [N, C, <=2, H, W]: the last frames of this module's input stream; undefined = none yet
   bool started = false;  // the resamplers' first-chunk state ('Rep' / "remember and pass through")
+  bool record = true;    // false on the last chunk: nothing will read the frames (see remember_frames)
 };
 
 class ChunkCaches {
  public:
-  void begin_chunk() { next_ = 0; }
+  // `last`: no later chunk follows (see FrameCache::record).
+  void begin_chunk(bool last) {
+    next_ = 0;
+    last_ = last;
+  }
   FrameCache& next() {
     if (next_ == slots_.size()) slots_.emplace_back();
-    return slots_[next_++];
+    FrameCache& slot = slots_[next_++];
+    slot.record = !last_;
+    return slot;
   }
 
  private:
   std::vector<FrameCache> slots_;
   size_t next_ = 0;
+  bool last_ = false;
 };
 
 // ---- forward pieces ------------------------------------------------------------------------------------------------
@@ -342,6 +351,13 @@ Tensor frames_of(Backend& b, const Tensor& x, int64_t first, int64_t count) {
   Tensor out = new_f32(shape);  // [N, C, count, H, W]
   b.copy(x.slice(2, first, first + count), out);
   return out;
+}
+
+// Keeps frames [first, first + count) of x as the cache's history for the next chunk. On the last chunk nothing will
+// read it, so the history is dropped instead: an image decode then holds no caches at all, and a video's caches are
+// released one by one as its last chunk goes through the network.
+void remember_frames(Backend& b, FrameCache& cache, const Tensor& x, int64_t first, int64_t count) {
+  cache.frames = cache.record ? frames_of(b, x, first, count) : Tensor();  // [N, C, count, H, W]
 }
 
 // torch.cat([a, x], dim=2)
@@ -379,8 +395,8 @@ Tensor causal_conv(Backend& b, const CausalConv3d& conv, const Tensor& x, FrameC
   Tensor input = cache->frames.defined() ? cat_time(b, cache->frames, x) : x;  // [N, C, cached + T, H, W]
   p.pad_front = history - (input.size(2) - x.size(2));
   const int64_t keep = std::min(history, input.size(2));
-  cache->frames = frames_of(b, input, input.size(2) - keep, keep);  // [N, C, <=2, H, W]
-  return conv3d(b, input, conv.weight, conv.bias, p);                // [N, O, T, H, W]
+  remember_frames(b, *cache, input, input.size(2) - keep, keep);  // [N, C, <=2, H, W]
+  return conv3d(b, input, conv.weight, conv.bias, p);              // [N, O, T, H, W]
 }
 
 Tensor norm_silu(Backend& b, const RmsNorm& norm, const Tensor& x) {
@@ -448,11 +464,11 @@ Tensor double_frames(Backend& b, const Resample& m, const Tensor& x, FrameCache&
 Tensor halve_frames(Backend& b, const Resample& m, const Tensor& x, FrameCache& cache) {
   if (!cache.started) {
     cache.started = true;
-    cache.frames = frames_of(b, x, x.size(2) - 1, 1);  // [N, C, 1, H, W]
+    remember_frames(b, cache, x, x.size(2) - 1, 1);  // [N, C, 1, H, W]
     return x;
   }
   Tensor input = cat_time(b, cache.frames, x);  // [N, C, 1 + T, H, W]
-  cache.frames = frames_of(b, x, x.size(2) - 1, 1);
+  remember_frames(b, cache, x, x.size(2) - 1, 1);
   Conv3dParams p;
   p.stride_t = 2;
   return conv3d(b, input, m.time_conv.weight, m.time_conv.bias, p);  // [N, C, T/2, H, W]
@@ -589,7 +605,7 @@ WanVae::Posterior WanVae::encode_posterior(const Tensor& video) {
   ChunkCaches caches;
   for (int64_t chunk = 0, first = 0; chunk < T_lat; ++chunk) {
     const int64_t frames = chunk == 0 ? 1 : ts;
-    caches.begin_chunk();
+    caches.begin_chunk(chunk + 1 == T_lat);
     Tensor x = frames_of(b, video, first, frames);                      // [N, 3, 1 or 4, H, W]
     Tensor out = encoder_forward(b, encoder_, x, caches);                // [N, 2z, 1, H/8, W/8]
     Tensor dst = encoded.slice(2, chunk, chunk + 1);
@@ -615,8 +631,143 @@ WanVae::Posterior WanVae::encode_posterior(const Tensor& video) {
 
 Tensor WanVae::encode(const Tensor& video) { return encode_posterior(video).mean; }
 
+Tensor WanVae::encode_sample(const Tensor& video, uint64_t seed) {
+  Posterior posterior = encode_posterior(video);
+  // Sampled on the host: the Backend has no exp, and the posterior is latent-sized (16 channels at 1/64 of the
+  // pixels), so the round trip costs little next to the encoder.
+  std::vector<float> mean = posterior.mean.to_f32_vector(), logvar = posterior.logvar.to_f32_vector();
+  std::mt19937_64 rng(seed);
+  constexpr double kTwoPi = 6.283185307179586476925286766559;
+  constexpr double kInv2Pow53 = 1.0 / 9007199254740992.0;  // 2^-53
+  double spare = 0.0;
+  for (size_t i = 0; i < mean.size(); ++i) {
+    double eps = spare;
+    if (i % 2 == 0) {
+      const double u1 = static_cast<double>((rng() >> 11) + 1) * kInv2Pow53;  // (0, 1]: log(u1) is finite
+      const double u2 = static_cast<double>(rng() >> 11) * kInv2Pow53;        // [0, 1)
+      const double r = std::sqrt(-2.0 * std::log(u1));
+      eps = r * std::cos(kTwoPi * u2);
+      spare = r * std::sin(kTwoPi * u2);
+    }
+    // DiagonalGaussianDistribution.sample: mean + std * eps with std = exp(0.5 * clamp(logvar, -30, 20)); here
+    // `mean` is already normalised and std is not divided by latents_std (spec §3.1 quirk).
+    const double std_dev = std::exp(0.5 * std::min(std::max(static_cast<double>(logvar[i]), -30.0), 20.0));
+    mean[i] = static_cast<float>(mean[i] + std_dev * eps);
+  }
+  return Tensor::from_f32(posterior.mean.shape(), mean);  // [N, z_dim, T', H/8, W/8]
+}
+
+// ---- decode ------------------------------------------------------------------------------------------------------
+
+namespace wan_vae {
+
+std::vector<TileSpan> tile_spans(int64_t size, int64_t tile, int64_t overlap) {
+  if (tile < 1 || overlap < 0 || overlap >= tile)
+    fail(ErrorCode::InvalidArgument, "wan_vae::tile_spans: expected tile >= 1 and 0 <= overlap < tile but got tile ",
+         tile, ", overlap ", overlap);
+  if (size <= tile) return {TileSpan{0, size}};
+  const int64_t stride = tile - overlap;
+  const int64_t count = 1 + (size - tile + stride - 1) / stride;  // the fewest tiles whose overlaps are >= overlap
+  std::vector<TileSpan> spans;
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t begin = i * (size - tile) / (count - 1);
+    spans.push_back({begin, begin + tile});
+  }
+  return spans;
+}
+
+}  // namespace wan_vae
+
+void WanVaeDecodeOptions::validate() const {
+  if (tiling != Tiling::Auto && tiling != Tiling::Off && tiling != Tiling::On)
+    fail(ErrorCode::InvalidArgument, "WanVaeDecodeOptions: tiling: expected Auto, Off or On but got ",
+         static_cast<int>(tiling));
+  if (tile_latent < 1)
+    fail(ErrorCode::InvalidArgument, "WanVaeDecodeOptions: tile_latent: expected a positive number of latent pixels ",
+         "but got ", tile_latent);
+  if (overlap_latent < 0 || overlap_latent >= tile_latent)
+    fail(ErrorCode::InvalidArgument, "WanVaeDecodeOptions: overlap_latent: expected 0 <= overlap_latent < ",
+         "tile_latent (", tile_latent, ") but got ", overlap_latent);
+  if (auto_max_bytes < 0)
+    fail(ErrorCode::InvalidArgument, "WanVaeDecodeOptions: auto_max_bytes: expected a non-negative byte count but got ",
+         auto_max_bytes);
+}
+
+int64_t WanVae::estimate_untiled_decode_bytes(const Shape& latent_shape) const {
+  if (latent_shape.size() != 5)
+    fail(ErrorCode::ShapeMismatch, "WanVae.estimate_untiled_decode_bytes: expected [N, z_dim, T, h, w] but got ",
+         shape_to_string(latent_shape));
+  const int64_t N = latent_shape[0], T = latent_shape[2], ss = config_.spatial_stride();
+  const int64_t pixels = N * latent_shape[3] * ss * latent_shape[4] * ss;
+  const int64_t frames_out = 1 + config_.temporal_stride() * (T - 1);
+  // Bytes per output pixel per unit of dim (wan_vae.h): an image's single chunk ~4.5 floats (no caches recorded);
+  // a video's caches (~24.6 floats) plus one 4-frame chunk (~18 floats). Plus the F32 RGB output itself.
+  const int64_t per_dim = T == 1 ? 18 : 170;
+  return pixels * (config_.dim * per_dim + 12 * frames_out);
+}
+
+namespace {
+
+// Blend weights of each tile along one axis, in output pixels (latent span x stride): 1 inside, a linear ramp across
+// each overlap with a neighbour ((x - a + 0.5) / L rising from the tile's begin a, (b - x - 0.5) / L falling to its
+// end b, L = the overlap's length), then divided by the sum over tiles. With two tiles per overlap (the usual case)
+// the ramps are already complementary and sum to 1; the division covers overlaps shared by three tiles.
+std::vector<std::vector<float>> blend_weights(const std::vector<TileSpan>& spans, int64_t stride, int64_t size) {
+  const size_t count = spans.size();
+  std::vector<std::vector<double>> w(count);
+  std::vector<double> total(static_cast<size_t>(size * stride), 0.0);
+  for (size_t i = 0; i < count; ++i) {
+    const int64_t a = spans[i].begin * stride, b = spans[i].end * stride;
+    w[i].assign(static_cast<size_t>(b - a), 1.0);
+    for (int64_t x = a; x < b; ++x) {
+      double& v = w[i][static_cast<size_t>(x - a)];
+      if (i > 0) {
+        const int64_t prev_end = spans[i - 1].end * stride;  // the overlap with the previous tile is [a, prev_end)
+        if (x < prev_end) v = std::min(v, (static_cast<double>(x - a) + 0.5) / static_cast<double>(prev_end - a));
+      }
+      if (i + 1 < count) {
+        const int64_t next_begin = spans[i + 1].begin * stride;  // the overlap with the next tile is [next_begin, b)
+        if (x >= next_begin) v = std::min(v, (static_cast<double>(b - x) - 0.5) / static_cast<double>(b - next_begin));
+      }
+      total[static_cast<size_t>(x)] += v;
+    }
+  }
+  std::vector<std::vector<float>> out(count);
+  for (size_t i = 0; i < count; ++i)
+    for (int64_t x = spans[i].begin * stride; x < spans[i].end * stride; ++x)
+      out[i].push_back(static_cast<float>(w[i][static_cast<size_t>(x - spans[i].begin * stride)] /
+                                          total[static_cast<size_t>(x)]));
+  return out;
+}
+
+// One spatial tile of the decode: its latent window and its own chunk caches (it is an independent causal stream).
+struct DecodeTile {
+  TileSpan rows, cols;  // latent pixels
+  Tensor weight;        // [8*rows, 8*cols] F32: outer product of the per-axis blend weights
+  ChunkCaches caches;
+};
+
+// chunk[..., tile] += pixels * tile.weight, where chunk [N, 3, Tc, 8h, 8w] accumulates the blended tiles and pixels
+// [N, 3, Tc, 8th, 8tw] is the tile's decoded chunk (scaled in place).
+void blend_tile_into(Backend& b, const DecodeTile& tile, int64_t stride, Tensor& pixels, Tensor& chunk) {
+  b.mul(pixels, tile.weight, pixels);  // weight [8th, 8tw] broadcast over [N, 3, Tc]
+  Tensor region = chunk.slice(3, tile.rows.begin * stride, tile.rows.end * stride)
+                      .slice(4, tile.cols.begin * stride, tile.cols.end * stride);  // strided view into the chunk
+  Tensor sum = Tensor::empty(pixels.shape(), DType::F32);                          // [N, 3, Tc, 8th, 8tw]
+  b.copy(region, sum);
+  b.add(sum, pixels, sum);
+  b.copy(sum, region);
+}
+
+}  // namespace
+
 Tensor WanVae::decode(const Tensor& latent, const DecodedChunkCallback& on_chunk) {
+  return decode(latent, WanVaeDecodeOptions{}, on_chunk);
+}
+
+Tensor WanVae::decode(const Tensor& latent, const WanVaeDecodeOptions& options, const DecodedChunkCallback& on_chunk) {
   Backend& b = *backend_;
+  options.validate();
   const int64_t z = config_.z_dim;
   check_video_input(latent, z, "WanVae.decode: latent");
   const int64_t N = latent.size(0), T = latent.size(2), h = latent.size(3), w = latent.size(4);
@@ -628,12 +779,54 @@ Tensor WanVae::decode(const Tensor& latent, const DecodedChunkCallback& on_chunk
   affine_per_channel(b, raw, config_.latents_std, config_.latents_mean);
   Tensor x = causal_conv(b, conv2_, raw, nullptr);  // [N, z, T, h, w]
 
+  const bool tiled = options.tiling == WanVaeDecodeOptions::Tiling::On ||
+                     (options.tiling == WanVaeDecodeOptions::Tiling::Auto &&
+                      estimate_untiled_decode_bytes(latent.shape()) > options.auto_max_bytes);
+  const std::vector<TileSpan> row_spans = tiled ? tile_spans(h, options.tile_latent, options.overlap_latent)
+                                                : std::vector<TileSpan>{{0, h}};
+  const std::vector<TileSpan> col_spans = tiled ? tile_spans(w, options.tile_latent, options.overlap_latent)
+                                                : std::vector<TileSpan>{{0, w}};
+  const bool single_tile = row_spans.size() == 1 && col_spans.size() == 1;  // the reference's decode, exactly
+  std::vector<DecodeTile> tiles;
+  {
+    const auto row_weights = blend_weights(row_spans, ss, h), col_weights = blend_weights(col_spans, ss, w);
+    for (size_t r = 0; r < row_spans.size(); ++r)
+      for (size_t c = 0; c < col_spans.size(); ++c) {
+        DecodeTile tile;
+        tile.rows = row_spans[r];
+        tile.cols = col_spans[c];
+        if (!single_tile) {
+          const auto& wr = row_weights[r];
+          const auto& wc = col_weights[c];
+          std::vector<float> outer;
+          outer.reserve(wr.size() * wc.size());
+          for (float a : wr)
+            for (float bb : wc) outer.push_back(a * bb);
+          tile.weight = Tensor::from_f32({static_cast<int64_t>(wr.size()), static_cast<int64_t>(wc.size())}, outer);
+        }
+        tiles.push_back(std::move(tile));
+      }
+  }
+
+  // Memory: the decoder's state between latent frames is only the per-conv frame caches (per tile); each chunk's
+  // activations die inside decoder_forward, and the only tensor spanning all frames is the output itself.
   const int64_t frames_out = 1 + ts * (T - 1);
   Tensor decoded = new_f32({N, 3, frames_out, h * ss, w * ss});  // [N, 3, 1+4(T-1), 8h, 8w]
-  ChunkCaches caches;
   for (int64_t t = 0, first = 0; t < T; ++t) {
-    caches.begin_chunk();
-    Tensor chunk = decoder_forward(b, decoder_, frames_of(b, x, t, 1), caches);  // [N, 3, 1 or 4, 8h, 8w]
+    Tensor chunk;  // [N, 3, 1 or 4, 8h, 8w]
+    for (DecodeTile& tile : tiles) {
+      tile.caches.begin_chunk(t + 1 == T);
+      Tensor window = new_f32({N, z, 1, tile.rows.end - tile.rows.begin, tile.cols.end - tile.cols.begin});
+      b.copy(x.slice(2, t, t + 1).slice(3, tile.rows.begin, tile.rows.end).slice(4, tile.cols.begin, tile.cols.end),
+             window);                                                     // [N, z, 1, th, tw]
+      Tensor pixels = decoder_forward(b, decoder_, window, tile.caches);  // [N, 3, 1 or 4, 8th, 8tw]
+      if (single_tile) {
+        chunk = pixels;
+        break;
+      }
+      if (!chunk.defined()) chunk = Tensor::zeros({N, 3, pixels.size(2), h * ss, w * ss}, DType::F32);
+      blend_tile_into(b, tile, ss, pixels, chunk);
+    }
     b.clamp(chunk, -1.0f, 1.0f, chunk);
     const int64_t n = chunk.size(2);
     if (first + n > frames_out)

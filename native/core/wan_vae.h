@@ -50,6 +50,17 @@ struct WanVaeConfig {
 
 namespace wan_vae {
 
+// One tile's extent along a latent axis, in latent pixels [begin, end) (see WanVaeDecodeOptions).
+struct TileSpan {
+  int64_t begin = 0, end = 0;
+  bool operator==(const TileSpan& o) const { return begin == o.begin && end == o.end; }
+};
+// Tiles of `tile` latent pixels covering [0, size) with at least `overlap` pixels shared by neighbours: one tile when
+// size <= tile, else 1 + ceil((size - tile) / (tile - overlap)) tiles with begins spread evenly from 0 to size - tile
+// (begin_i = i * (size - tile) / (count - 1), floored), so every seam gets about the same overlap, never less than
+// `overlap`. Requires tile >= 1 and 0 <= overlap < tile (WanVae::decode validates its options first).
+std::vector<TileSpan> tile_spans(int64_t size, int64_t tile, int64_t overlap);
+
 // CausalConv3d: a Conv3d padded 2*pad_t frames in front only (zeros or cached frames), space padded symmetrically.
 struct CausalConv3d {
   Tensor weight;  // [O, C, kt, kh, kw]
@@ -124,6 +135,47 @@ struct Decoder3d {
 
 }  // namespace wan_vae
 
+// Options of WanVae::decode. Spatial tiling bounds the activations of one decoded chunk: each tile of the latent is
+// decoded independently through the whole causal pipeline (its own per-conv frame caches, one latent frame at a
+// time, so frames still stream out), and the pixel tiles are blended with linear ramps across each overlap (per-axis
+// weights that sum to 1 at every pixel) before clamping. Tiling is an approximation: the decoder's receptive field
+// crosses tile borders (most of the difference is near the seams) and its middle attention, global over a frame,
+// sees only the tile (a small difference everywhere); test/native/wan_vae_tiling_test.cpp measures it.
+//
+// Memory of an untiled decode (released config, dim 96; per output pixel of one frame, per batch item): the largest
+// activations are the 96- and 192-channel tensors at full and half resolution.
+//   * per-conv frame caches (2 frames of every k=3 conv's input; 1 after the first chunk): ~2365 floats = ~9.5 KB,
+//     ~1344 of them at full resolution (3 ResidualBlocks x 2 convs x 96 ch x 2 frames, plus the head);
+//   * one 4-frame chunk in flight (a full-resolution ResidualBlock holds x, norm(x), [cache, x] and the conv output):
+//     ~1730 floats = ~7 KB; a 1-frame chunk a quarter of that.
+// So a video decode needs ~17 KB per output pixel (a 432x432 clip ~3.1 GB, 1024x1024 ~17 GB) and an image, whose
+// only chunk records no caches, ~1.7 KB (1024x1024 ~1.8 GB). estimate_untiled_decode_bytes() gives this estimate.
+// Tiling divides the chunk activations (one tile's chunk is alive at a time) and, for an image, everything; a video's
+// frame caches stay alive for all tiles at once (that is what lets frames stream), so they still total ~9.5 KB per
+// output pixel times the tiles' area overhead ((5 * 32 / 128)^2 = 1.56 for 1024 px with the defaults).
+struct WanVaeDecodeOptions {
+  enum class Tiling {
+    Auto,  // tile when estimate_untiled_decode_bytes(latent) > auto_max_bytes
+    Off,   // never tile: the reference's decode, exactly
+    On,    // always tile (a tile covering the whole latent is the untiled decode, exactly)
+  };
+  // Whether to decode in spatial tiles. Defaults to Auto.
+  Tiling tiling = Tiling::Auto;
+  // Tile side in latent pixels (x8 in pixels), >= 1. Defaults to 32 (256 px): one 4-frame chunk of a tile then needs
+  // ~0.45 GB of activations (65536 px x ~7 KB).
+  int64_t tile_latent = 32;
+  // Minimum overlap of neighbouring tiles in latent pixels, 0 <= overlap_latent < tile_latent; the blend ramps span
+  // the whole overlap. Defaults to 8 (64 px, a quarter of a tile: room for the decoder's border effects to fade).
+  int64_t overlap_latent = 8;
+  // Auto's threshold on the estimated untiled peak, in bytes, >= 0. Defaults to 8 GiB: Show-o2's native sizes
+  // (432/512 px images and videos, 1024 px images) decode untiled, i.e. exactly as the reference; a 1024 px video
+  // (~17 GB) is tiled.
+  int64_t auto_max_bytes = int64_t{8} << 30;
+
+  // ERR_INVALID_ARGUMENT naming the field for a value outside its range.
+  void validate() const;
+};
+
 class WanVae {
  public:
   // Checks every expected key of `config` against `file` (presence, shape, float dtype) before loading anything, and
@@ -142,12 +194,27 @@ class WanVae {
   Posterior encode_posterior(const Tensor& video);
   // The normalised posterior mean (the deterministic latent the port uses; spec §3.1 "Recommendation").
   Tensor encode(const Tensor& video);
+  // A seeded sample of the posterior, as the reference's WanVAE.sample() (spec §3.1):
+  //   z + exp(0.5 * clamp(logvar, -30, 20)) * eps
+  // Reference quirk, reproduced on purpose: the noise is added AFTER normalisation (z = (mu - mean) / std) and is NOT
+  // divided by latents_std, so its scale in the normalised space is exp(0.5 * logvar), not exp(0.5 * logvar) / std.
+  // eps ~ N(0, 1) from a documented generator, reproducible across platforms (it cannot match torch's RNG bit for
+  // bit): std::mt19937_64(seed); each pair of 64-bit draws gives u1 = ((a >> 11) + 1) * 2^-53 in (0, 1] and
+  // u2 = (b >> 11) * 2^-53 in [0, 1), and Box-Muller in double gives eps[2k] = r cos(2 pi u2), eps[2k+1] = r sin(2 pi
+  // u2) with r = sqrt(-2 ln u1), over the elements of [N, z_dim, T', h, w] in row-major order, rounded to F32.
+  Tensor encode_sample(const Tensor& video, uint64_t seed);
 
   // Called once per decoded chunk with its frames [N, 3, Tc, 8h, 8w] (clamped) and the index of its first frame.
   using DecodedChunkCallback = std::function<void(const Tensor& frames, int64_t first_frame)>;
   // latent [N, z_dim, T, h, w] F32 (normalised z), T >= 1 -> pixels [N, 3, 1+4(T-1), 8h, 8w] in [-1, 1], decoding one
   // latent frame at a time; `on_chunk` (optional) streams each chunk as soon as it is ready.
   Tensor decode(const Tensor& latent, const DecodedChunkCallback& on_chunk = {});
+  // The same with spatial tiling options (see WanVaeDecodeOptions); the overload above uses the defaults. Chunks
+  // stream as above (each one blended from all tiles). ERR_INVALID_ARGUMENT for invalid options.
+  Tensor decode(const Tensor& latent, const WanVaeDecodeOptions& options, const DecodedChunkCallback& on_chunk = {});
+  // Estimated peak bytes of an untiled decode of a latent [N, z_dim, T, h, w] (the memory note above
+  // WanVaeDecodeOptions; scales with config.dim): N * (8h * 8w) * (dim * (T == 1 ? 18 : 170) + 12 * output frames).
+  int64_t estimate_untiled_decode_bytes(const Shape& latent_shape) const;
 
   const wan_vae::Encoder3d& encoder() const { return encoder_; }
   const wan_vae::Decoder3d& decoder() const { return decoder_; }
