@@ -42,3 +42,13 @@ export type {
   TensorToImageOptions,
   WeightFormat,
 } from './index.js';
+export { WanVae } from './index.js';
+export type {
+  DecodedVideo,
+  DecodeOptions,
+  EncodeOptions,
+  Latent,
+  VideoTensor,
+  WanVaeConfig,
+  WanVaeLoadOptions,
+} from './index.js';

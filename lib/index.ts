@@ -38,3 +38,13 @@ export {
 } from './image.js';
 export { runtimeInfo, type CudaDevice, type CudaInfo, type RuntimeInfo } from './runtime.js';
 export { WeightFile, type TensorInfo, type WeightFormat } from './weights.js';
+export {
+  WanVae,
+  type DecodedVideo,
+  type DecodeOptions,
+  type EncodeOptions,
+  type Latent,
+  type VideoTensor,
+  type WanVaeConfig,
+  type WanVaeLoadOptions,
+} from './vae.js';

@@ -38,6 +38,40 @@ export interface AddonWeightFileClass {
   open(path: string): Promise<AddonWeightFile>;
 }
 
+/** The resolved WanVaeConfig, in its config.json spellings (native/core/wan_vae.h). */
+export interface AddonWanVaeConfig {
+  dim: number;
+  z_dim: number;
+  dim_mult: number[];
+  num_res_blocks: number;
+  attn_scales: number[];
+  temperal_downsample: boolean[];
+  latents_mean: number[];
+  latents_std: number[];
+}
+
+/** A float32 tensor as `AddonWanVae` takes and returns it: row-major data and its 5-D shape. */
+export interface AddonFloatTensor {
+  data: Float32Array;
+  shape: number[];
+}
+
+/** native/binding/AddonWanVae.h */
+export interface AddonWanVae {
+  readonly config: AddonWanVaeConfig;
+  readonly disposed: boolean;
+  /** video [N, 3, 1+4k, H, W] in [-1, 1] -> normalised latent [N, z_dim, 1+k, H/8, W/8]. */
+  encode(data: Float32Array, shape: number[], options?: { sample?: boolean; seed?: number }): Promise<AddonFloatTensor>;
+  /** latent [N, z_dim, T, h, w] -> pixels [N, 3, 1+4(T-1), 8h, 8w] in [-1, 1]. */
+  decode(data: Float32Array, shape: number[]): Promise<AddonFloatTensor>;
+  dispose(): void;
+}
+
+export interface AddonWanVaeClass {
+  /** `configJson`: a config.json text; fields it leaves out keep the Wan2.1 defaults. */
+  load(weightsPath: string, configJson?: string): Promise<AddonWanVae>;
+}
+
 /** native/binding/AddonRuntime.cpp */
 export interface AddonCudaDevice {
   index: number;
@@ -65,6 +99,7 @@ export interface AddonRuntimeInfo {
 /** Everything `require('showo2.node')` returns. */
 export interface Addon {
   WeightFile: AddonWeightFileClass;
+  WanVae: AddonWanVaeClass;
   runtimeInfo(): Promise<AddonRuntimeInfo>;
   convertToSafetensors(src: string, dst: string, options: { dtype?: string }): Promise<number>;
 }

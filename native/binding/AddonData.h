@@ -11,6 +11,7 @@ namespace showo2::binding {
 
 struct AddonData {
   Napi::FunctionReference weight_file_constructor;  // AddonWeightFile's class, for WeightFile.open()
+  Napi::FunctionReference wan_vae_constructor;      // AddonWanVae's class, for WanVae.load()
 };
 
 inline AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

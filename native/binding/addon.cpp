@@ -7,6 +7,7 @@
 #include "AddonConvert.h"
 #include "AddonData.h"
 #include "AddonRuntime.h"
+#include "AddonWanVae.h"
 #include "AddonWeightFile.h"
 
 namespace {
@@ -16,6 +17,7 @@ using namespace showo2::binding;
 Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
   exports.Set("WeightFile", AddonWeightFile::Init(env));
+  exports.Set("WanVae", AddonWanVae::Init(env));
   exports.Set("runtimeInfo", Napi::Function::New<RuntimeInfo>(env, "runtimeInfo"));
   exports.Set("convertToSafetensors", Napi::Function::New<ConvertToSafetensors>(env, "convertToSafetensors"));
   return exports;

@@ -13,6 +13,7 @@ const publicNames = [
   'MAX_IMAGE_PIXELS',
   'MAX_IMAGE_SIDE',
   'ShowO2Error',
+  'WanVae',
   'WeightFile',
   'bf16ToFloat32',
   'centerCrop',

@@ -1,0 +1,47 @@
+// The raw `WanVae` class of the addon (wrapped by lib/vae.ts): the Wan2.1 VAE on the CPU backend.
+//
+//   WanVae.load(weightsPath, configJson?) -> Promise<WanVae>   opens the checkpoint and builds the model off-thread
+//   .config                                                    the resolved WanVaeConfig (plain object)
+//   .encode(data, shape, {sample?, seed?}) -> Promise<{data: Float32Array, shape}>   normalised latent (mean or a
+//                                                                                    seeded posterior sample)
+//   .decode(data, shape) -> Promise<{data: Float32Array, shape}>                     pixels in [-1, 1]
+//   .dispose()                                                 idempotent; any later use throws ERR_DISPOSED
+//
+// The model is held by shared_ptr: a call in flight keeps its own reference, so dispose() during a decode frees the
+// model only after that decode has finished. Calls on one model run one at a time (a mutex inside the model).
+// Input arrays are read on the worker thread (as sharp does with input buffers): the worker holds a reference to the
+// typed array so it stays alive, and the caller must not modify it until the promise settles.
+#pragma once
+
+#include "AddonNapi.h"
+
+#include <memory>
+
+namespace showo2::binding {
+
+struct WanVaeModel;  // the backend, the WanVae and the mutex that serialises calls (AddonWanVae.cpp)
+
+class AddonWanVae : public Napi::ObjectWrap<AddonWanVae> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  // Wraps a built model (called from the load worker; JS code cannot construct one directly).
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<WanVaeModel> model);
+
+  explicit AddonWanVae(const Napi::CallbackInfo& info);
+
+ private:
+  static Napi::Value Load(const Napi::CallbackInfo& info);
+
+  Napi::Value GetConfig(const Napi::CallbackInfo& info);
+  Napi::Value GetDisposed(const Napi::CallbackInfo& info);
+  Napi::Value Encode(const Napi::CallbackInfo& info);
+  Napi::Value Decode(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+
+  // The model, or a thrown ERR_DISPOSED naming `operation`.
+  const std::shared_ptr<WanVaeModel>& Model(Napi::Env env, const char* operation) const;
+
+  std::shared_ptr<WanVaeModel> model_;
+};
+
+}  // namespace showo2::binding
