@@ -107,6 +107,18 @@ export interface DecodeOptions {
    * Defaults to `'round'`.
    */
   rounding?: 'round' | 'truncate';
+  /**
+   * Spatial tiling, which bounds memory for large frames: `'auto'` tiles only when the untiled decode would need
+   * more than about 8 GiB of activations (so Show-o2's native sizes, 432/512 px images and videos and 1024 px
+   * images, decode untiled, exactly as the reference); `'on'` always tiles; `'off'` never does. Tiles overlap and
+   * are blended with linear ramps; tiling is an approximation of the untiled decode (the decoder's receptive field
+   * and its frame-wide attention cross tile borders), so prefer `'off'` when memory allows. Defaults to `'auto'`.
+   */
+  tiling?: 'auto' | 'on' | 'off';
+  /** Tile side in latent pixels (x8 in output pixels), at least 1. Defaults to `32` (256 px). */
+  tileLatent?: number;
+  /** Minimum overlap of neighbouring tiles in latent pixels, below `tileLatent`. Defaults to `8` (64 px). */
+  overlapLatent?: number;
 }
 
 /** What {@link WanVae.decode} resolves with. */
@@ -330,7 +342,7 @@ export class WanVae implements AsyncDisposable {
    * match its shape; `ERR_DISPOSED` after dispose.
    *
    * @param latent - a normalised latent, as {@link WanVae.encode} returns.
-   * @param options - see {@link DecodeOptions}. Defaults to `{ rounding: 'round' }`.
+   * @param options - see {@link DecodeOptions}. Defaults to `{ rounding: 'round', tiling: 'auto' }`.
    *
    * @example
    * ```ts
@@ -349,7 +361,21 @@ export class WanVae implements AsyncDisposable {
     if (!isOneOf(rounding, ['round', 'truncate'] as const)) {
       throw invalidParameterError('options.rounding', "one of 'round', 'truncate'", rounding);
     }
-    const out = await this.#enqueue(() => native.decode(latent.data, [...latent.shape]));
+    const opts: DecodeOptions = options ?? {};
+    const tiling = opts.tiling ?? 'auto';
+    if (!isOneOf(tiling, ['auto', 'on', 'off'] as const)) {
+      throw invalidParameterError('options.tiling', "one of 'auto', 'on', 'off'", tiling);
+    }
+    const tileLatent = opts.tileLatent ?? 32;
+    if (!Number.isSafeInteger(tileLatent) || tileLatent < 1) {
+      throw invalidParameterError('options.tileLatent', 'a positive integer', tileLatent);
+    }
+    const overlapLatent = opts.overlapLatent ?? 8;
+    if (!Number.isSafeInteger(overlapLatent) || overlapLatent < 0 || overlapLatent >= tileLatent) {
+      throw invalidParameterError('options.overlapLatent', `an integer in [0, ${tileLatent - 1}]`, overlapLatent);
+    }
+    const tilingOptions = { tiling, tileLatent, overlapLatent };
+    const out = await this.#enqueue(() => native.decode(latent.data, [...latent.shape], tilingOptions));
     const [n, , t, h, w] = out.shape as [number, number, number, number, number];
     const plane = h * w;
     const frames: RgbImage[] = [];

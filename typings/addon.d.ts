@@ -63,7 +63,11 @@ export interface AddonWanVae {
   /** video [N, 3, 1+4k, H, W] in [-1, 1] -> normalised latent [N, z_dim, 1+k, H/8, W/8]. */
   encode(data: Float32Array, shape: number[], options?: { sample?: boolean; seed?: number }): Promise<AddonFloatTensor>;
   /** latent [N, z_dim, T, h, w] -> pixels [N, 3, 1+4(T-1), 8h, 8w] in [-1, 1]. */
-  decode(data: Float32Array, shape: number[]): Promise<AddonFloatTensor>;
+  decode(
+    data: Float32Array,
+    shape: number[],
+    options?: { tiling?: 'auto' | 'on' | 'off'; tileLatent?: number; overlapLatent?: number },
+  ): Promise<AddonFloatTensor>;
   dispose(): void;
 }
 

@@ -170,15 +170,18 @@ class EncodeWorker : public AddonPromiseWorker {
 
 class DecodeWorker : public AddonPromiseWorker {
  public:
-  DecodeWorker(Napi::Env env, std::shared_ptr<WanVaeModel> model, FloatInput input)
-      : AddonPromiseWorker(env, "showo2:WanVae.decode"), model_(std::move(model)), input_(std::move(input)) {}
+  DecodeWorker(Napi::Env env, std::shared_ptr<WanVaeModel> model, FloatInput input, WanVaeDecodeOptions options)
+      : AddonPromiseWorker(env, "showo2:WanVae.decode"),
+        model_(std::move(model)),
+        input_(std::move(input)),
+        options_(options) {}
 
  protected:
   void Run() override {
     Tensor latent = CopyInput(input_.data, input_.shape);
     {
       std::lock_guard<std::mutex> lock(model_->mutex);
-      Tensor frames = model_->vae->decode(latent);
+      Tensor frames = model_->vae->decode(latent, options_);
       result_ = CopyTensorBytes(frames.dtype() == DType::F32 ? frames : frames.to(DType::F32));
     }
     model_.reset();
@@ -188,8 +191,42 @@ class DecodeWorker : public AddonPromiseWorker {
  private:
   std::shared_ptr<WanVaeModel> model_;
   FloatInput input_;
+  WanVaeDecodeOptions options_;
   TensorBytes result_;
 };
+
+// Reads {tiling?: 'auto'|'on'|'off', tileLatent?, overlapLatent?} (already validated in lib/vae.ts; re-checked here
+// cheaply, and WanVaeDecodeOptions::validate() checks the ranges).
+WanVaeDecodeOptions ReadDecodeOptions(Napi::Env env, const Napi::Value& value) {
+  WanVaeDecodeOptions options;
+  if (value.IsUndefined() || value.IsNull()) return options;
+  if (!value.IsObject()) throw MakeError(env, kErrInvalidArgument, "Expected an object for decode options");
+  Napi::Object obj = value.As<Napi::Object>();
+  Napi::Value tiling = obj.Get("tiling");
+  if (!tiling.IsUndefined()) {
+    std::string t = tiling.IsString() ? tiling.As<Napi::String>().Utf8Value() : "";
+    if (t == "auto") options.tiling = WanVaeDecodeOptions::Tiling::Auto;
+    else if (t == "on") options.tiling = WanVaeDecodeOptions::Tiling::On;
+    else if (t == "off") options.tiling = WanVaeDecodeOptions::Tiling::Off;
+    else throw MakeError(env, kErrInvalidArgument, "Expected one of 'auto', 'on', 'off' for options.tiling");
+  }
+  auto read_int = [&](const char* key, int64_t* out) {
+    Napi::Value v = obj.Get(key);
+    if (v.IsUndefined()) return;
+    double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= 0) || d != std::floor(d) || d > 1e9)
+      throw MakeError(env, kErrInvalidArgument, std::string("Expected a non-negative integer for options.") + key);
+    *out = static_cast<int64_t>(d);
+  };
+  read_int("tileLatent", &options.tile_latent);
+  read_int("overlapLatent", &options.overlap_latent);
+  try {
+    options.validate();
+  } catch (const showo2::Error& e) {
+    throw MakeError(env, e.code_str(), e.what());
+  }
+  return options;
+}
 
 }  // namespace
 
@@ -281,7 +318,8 @@ Napi::Value AddonWanVae::Decode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<WanVaeModel> model = Model(env, "decode");
   FloatInput input = RequireFloatInput(info, 0, "latent");
-  return AddonPromiseWorker::Start(new DecodeWorker(env, std::move(model), std::move(input)));
+  WanVaeDecodeOptions options = ReadDecodeOptions(env, info[2]);
+  return AddonPromiseWorker::Start(new DecodeWorker(env, std::move(model), std::move(input), options));
 }
 
 Napi::Value AddonWanVae::Dispose(const Napi::CallbackInfo& info) {
