@@ -2,12 +2,19 @@
 
 Runs each C++ benchmark (bench/native/<family>_bench, built by plain CMake) and its PyTorch twin
 (bench/torch/<family>_baseline.py) with the same --threads, joins the JSON lines by case name and prints
-  case, showo2 ms, torch ms, speed ratio (torch_ms / showo2_ms: >1 means showo2 is faster), GFLOP/s.
+  case, showo2 ms, torch ms, speed ratio (torch_ms / showo2_ms: >1 means showo2 is faster), GFLOP/s, and ns per
+  output pixel for the families that report it (wan_vae).
 The goal recorded in bench/RESULTS.md is a ratio >= 0.8 for every case.
+
+Families: linear, attention, conv (the default; a few minutes at 2 threads) and wan_vae (opt-in: the full-size
+Wan2.1 VAE encoding/decoding a 432x432 image and a 17-frame 432x432 video through the reference's chunked path,
+1 warm-up + 3 timed calls per case on both sides; at 2 threads on the Zen 3 dev machine one video call takes 2-4
+minutes, so the family takes about 50 minutes. For one call per case, run the two sides directly:
+bench/native/wan_vae_bench --iters 1 and bench/torch/wan_vae_baseline.py --iters 1; see bench/RESULTS.md).
 
 Usage:
   cmake -S . -B build-native -G Ninja && cmake --build build-native
-  python3 bench/cpu_vs_torch.py --build build-native --threads 2 [--families linear,attention,conv]
+  python3 bench/cpu_vs_torch.py --build build-native --threads 2 [--families linear,attention,conv,wan_vae]
 Needs torch (never needed by CI or the tests).
 """
 import argparse
@@ -56,14 +63,15 @@ def main():
             base = theirs.get(case)
             ratio = base["ms"] / row["ms"] if base else None
             joined.append({"case": case, "showo2_ms": row["ms"], "torch_ms": base["ms"] if base else None,
-                           "ratio": ratio, "gflops": row.get("gflops")})
-    print(f"{'case':44s} {'showo2 ms':>10s} {'torch ms':>10s} {'ratio':>7s} {'GFLOP/s':>8s}")
+                           "ratio": ratio, "gflops": row.get("gflops"), "ns_per_pixel": row.get("ns_per_pixel")})
+    print(f"{'case':44s} {'showo2 ms':>10s} {'torch ms':>10s} {'ratio':>7s} {'GFLOP/s':>8s} {'ns/pixel':>9s}")
     worst = None
     for r in joined:
         ratio = f"{r['ratio']:.2f}x" if r["ratio"] else "n/a"
         torch_ms = f"{r['torch_ms']:.2f}" if r["torch_ms"] else "n/a"
         gf = f"{r['gflops']:.1f}" if r.get("gflops") else ""
-        print(f"{r['case']:44s} {r['showo2_ms']:10.2f} {torch_ms:>10s} {ratio:>7s} {gf:>8s}")
+        ns = f"{r['ns_per_pixel']:.1f}" if r.get("ns_per_pixel") is not None else ""
+        print(f"{r['case']:44s} {r['showo2_ms']:10.2f} {torch_ms:>10s} {ratio:>7s} {gf:>8s} {ns:>9s}")
         if r["ratio"] is not None:
             worst = r["ratio"] if worst is None else min(worst, r["ratio"])
     if worst is not None:

@@ -1,0 +1,334 @@
+// Times the full-size Wan2.1 VAE (WanVaeConfig defaults: dim 96, dim_mult [1, 2, 4, 4], z_dim 16) on the CPU backend,
+// encoding and decoding a 432x432 image and a 17-frame 432x432 video through the chunked causal path, for comparison
+// with bench/torch/wan_vae_baseline.py (the same case names on tools/reference/wan_vae.py's chunked path).
+//
+//   wan_vae_bench [--threads N] [--json] [--case SUBSTRING] [--iters N] [--verbose]
+//
+//   --threads   pool size (default: all hardware threads)
+//   --json      one {"case", "ms", "gflops", "ns_per_pixel"} object per line instead of a table
+//   --iters     timed calls per case (default 3, after 1 warm-up call; --iters 1 means one cold call, no warm-up)
+//   --verbose   print where the last timed call's time went: per backend op kind, and per layer shape (sorted, with
+//               dense GFLOP/s), from a timing wrapper around the backend
+//
+// Cases (spec §3.1 shapes):
+//   wan_vae_encode_image_432      pixels [1, 3, 1, 432, 432]   -> latent [1, 16, 1, 54, 54]
+//   wan_vae_decode_image_432      latent [1, 16, 1, 54, 54]    -> pixels [1, 3, 1, 432, 432]
+//   wan_vae_encode_video_17x432   pixels [1, 3, 17, 432, 432]  -> latent [1, 16, 5, 54, 54]
+//   wan_vae_decode_video_17x432   latent [1, 16, 5, 54, 54]    -> pixels [1, 3, 17, 432, 432]
+// ns_per_pixel = ms * 1e6 / (frames * 432 * 432), counting the input frames for encode and the decoded frames for
+// decode. GFLOP/s count every conv the backend is asked to run as dense (2 * O * C * kt * kh * kw per output element,
+// causal zero-padding taps included, which conv.cpp skips), so it is a rate of the model's nominal work, not of the
+// FMAs executed; attention and elementwise ops are not counted.
+//
+// Weights: random, in memory, for every key the loader expects (asked of WanVae itself, see expected_keys), with the
+// scale of tools/reference/wan_vae.py's random_init_: conv weights N(0, 1/fan_in), biases N(0, 0.02^2), gammas
+// exactly 1 (random_init_ jitters them), so activations stay O(1) through the whole network. Fixed seeds.
+// Inputs: pixels uniform in [-1, 1], latents N(0, 1).
+// Method: 1 warm-up call, then 3 calls, median (these calls take seconds to minutes each); --iters 1 for one cold call.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bench_util.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/cpu_features.h"
+#include "error.h"
+#include "tensor.h"
+#include "wan_vae.h"
+#include "weights/weight_file.h"
+
+using namespace showo2;
+
+namespace {
+
+struct BenchCase {
+  const char* name;
+  bool encode;
+  int64_t frames;  // pixel frames: input for encode, output for decode
+};
+
+// Keep in sync with CASES in bench/torch/wan_vae_baseline.py.
+const BenchCase kCases[] = {
+    {"wan_vae_encode_image_432", true, 1},
+    {"wan_vae_decode_image_432", false, 1},
+    {"wan_vae_encode_video_17x432", true, 17},
+    {"wan_vae_decode_video_17x432", false, 17},
+};
+constexpr int64_t kPixels = 432;  // H = W
+
+// ---- random weights -------------------------------------------------------------------------------------------------
+
+// A WeightFile over tensors held in memory: saves writing ~0.5 GB of random weights to disk just to map them back.
+class InMemoryWeightFile final : public weights::WeightFile {
+ public:
+  explicit InMemoryWeightFile(std::map<std::string, Tensor> tensors) : tensors_(std::move(tensors)) {
+    for (const auto& [name, t] : tensors_) records_.push_back({name, t.dtype(), t.shape(), path_});
+  }
+  const std::string& path() const override { return path_; }
+  std::string format() const override { return "memory"; }
+  const std::vector<weights::TensorRecord>& tensors() const override { return records_; }
+  const std::map<std::string, std::string>& metadata() const override { return metadata_; }
+  Tensor load(const std::string& name) const override {
+    auto it = tensors_.find(name);
+    if (it == tensors_.end()) fail(ErrorCode::TensorNotFound, "no tensor ", name, " in ", path_);
+    return it->second;
+  }
+
+ private:
+  std::string path_ = "<random wan_vae weights>";
+  std::map<std::string, Tensor> tensors_;  // sorted by name, as tensors() promises
+  std::vector<weights::TensorRecord> records_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// Every key WanVae expects for `config`, with its stored shape. Rather than restating the Wan2.1 module layout here
+// (a second copy that could drift from wan_vae.cpp), ask the loader: given an empty file it lists every missing key
+// as "    <key> [d0, d1, ...]" (the format test/native/wan_vae_test.cpp pins for the published layout).
+std::vector<std::pair<std::string, Shape>> expected_keys(const WanVaeConfig& config) {
+  InMemoryWeightFile empty({});
+  cpu::CpuBackend backend(1);
+  std::string message;
+  try {
+    WanVae probe(empty, config, backend);
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  std::vector<std::pair<std::string, Shape>> keys;
+  std::istringstream lines(message.substr(std::min(message.find("missing keys"), message.size())));
+  std::string line;
+  std::getline(lines, line);  // "missing keys (N):"
+  while (std::getline(lines, line) && line.rfind("    ", 0) == 0) {
+    const size_t open = line.find('['), close = line.find(']');
+    if (open == std::string::npos || close == std::string::npos) break;
+    Shape shape;
+    std::istringstream dims(line.substr(open + 1, close - open - 1));
+    for (std::string d; std::getline(dims, d, ',');) shape.push_back(std::stoll(d));
+    keys.emplace_back(line.substr(4, open - 5), shape);
+  }
+  if (keys.empty()) fail(ErrorCode::Internal, "wan_vae_bench: could not read the expected keys from: ", message);
+  return keys;
+}
+
+std::map<std::string, Tensor> random_weights(const std::vector<std::pair<std::string, Shape>>& keys) {
+  std::map<std::string, Tensor> tensors;
+  uint32_t seed = 1000;
+  for (const auto& [name, shape] : keys) {
+    const bool is_gamma = name.size() >= 6 && name.compare(name.size() - 6, 6, ".gamma") == 0;
+    const bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    if (is_gamma) {
+      tensors[name] = Tensor::from_f32(shape, std::vector<float>(static_cast<size_t>(shape_numel(shape)), 1.0f));
+    } else {
+      const double fan_in = static_cast<double>(shape_numel(shape) / shape[0]);
+      const float stddev = is_bias ? 0.02f : static_cast<float>(1.0 / std::sqrt(fan_in));
+      tensors[name] = bench::random_normal_tensor(shape, stddev, seed);
+    }
+    ++seed;
+  }
+  return tensors;
+}
+
+Tensor random_uniform_pixels(const Shape& shape, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> values(static_cast<size_t>(shape_numel(shape)));
+  for (auto& v : values) v = dist(rng);
+  return Tensor::from_f32(shape, values);
+}
+
+// ---- where the time goes (FLOP count, --verbose) --------------------------------------------------------------------
+
+// Forwards every op to the CPU backend and adds up its wall time under a label: the op name, and for convs the
+// weight shape, stride and input size, so one line is one kind of layer. Ops run synchronously on the pool, so the
+// wall time of a call is the op's time. Also counts the dense conv FLOPs for the GFLOP/s column.
+class TimingBackend final : public Backend {
+ public:
+  explicit TimingBackend(cpu::CpuBackend& inner) : inner_(inner) {}
+
+  struct Entry {
+    int calls = 0;
+    double ms = 0;
+    double flops = 0;
+  };
+  const std::map<std::string, Entry>& entries() const { return entries_; }
+  double total_flops() const {
+    double f = 0;
+    for (const auto& [label, e] : entries_) f += e.flops;
+    return f;
+  }
+  void reset() { entries_.clear(); }
+
+  std::string name() const override { return "timing(" + inner_.name() + ")"; }
+  void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out) override {
+    const double flops = 2.0 * static_cast<double>(out.numel()) * static_cast<double>(weight.size(1));
+    timed("linear " + shape_to_string(weight.shape()), flops, [&] { inner_.linear(x, weight, bias, out); });
+  }
+  void matmul(const Tensor& a, const Tensor& b, bool transpose_b, Tensor& out) override {
+    timed("matmul", 0, [&] { inner_.matmul(a, b, transpose_b, out); });
+  }
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const OmniMask& mask, float scale,
+                 Tensor& out) override {
+    const double flops = 4.0 * static_cast<double>(q.size(0) * q.size(1) * q.size(2)) *
+                         static_cast<double>(k.size(1) * q.size(3));
+    timed("attention L" + std::to_string(q.size(1)) + " D" + std::to_string(q.size(3)), flops,
+          [&] { inner_.attention(q, k, v, mask, scale, out); });
+  }
+  void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p, Tensor& out) override {
+    const double flops = 2.0 * static_cast<double>(out.numel()) * static_cast<double>(weight.numel() / weight.size(0));
+    timed("conv2d " + shape_to_string(weight.shape()) + " on " + shape_to_string(x.shape()), flops,
+          [&] { inner_.conv2d(x, weight, bias, p, out); });
+  }
+  void conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv3dParams& p, Tensor& out) override {
+    const double flops = 2.0 * static_cast<double>(out.numel()) * static_cast<double>(weight.numel() / weight.size(0));
+    std::string label = "conv3d " + shape_to_string(weight.shape());
+    if (p.stride_h > 1 || p.stride_t > 1)
+      label += " s" + std::to_string(p.stride_t) + "," + std::to_string(p.stride_h);
+    label += " on T" + std::to_string(x.size(2)) + " " + std::to_string(x.size(3)) + "x" + std::to_string(x.size(4));
+    timed(label, flops, [&] { inner_.conv3d(x, weight, bias, p, out); });
+  }
+  void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
+    timed("rms_norm", 0, [&] { inner_.rms_norm(x, weight, eps, out); });
+  }
+  void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& out) override {
+    timed("layer_norm", 0, [&] { inner_.layer_norm(x, weight, bias, eps, out); });
+  }
+  void rope(Tensor& x, const RopeTable& table, int64_t position_offset) override {
+    timed("rope", 0, [&] { inner_.rope(x, table, position_offset); });
+  }
+  void silu(const Tensor& x, Tensor& out) override { timed("silu", 0, [&] { inner_.silu(x, out); }); }
+  void gelu(const Tensor& x, GeluApproximation approximation, Tensor& out) override {
+    timed("gelu", 0, [&] { inner_.gelu(x, approximation, out); });
+  }
+  void softmax(const Tensor& x, Tensor& out) override { timed("softmax", 0, [&] { inner_.softmax(x, out); }); }
+  void embedding(const Tensor& ids, const Tensor& table, Tensor& out) override {
+    timed("embedding", 0, [&] { inner_.embedding(ids, table, out); });
+  }
+  void add(const Tensor& a, const Tensor& b, Tensor& out) override { timed("add", 0, [&] { inner_.add(a, b, out); }); }
+  void mul(const Tensor& a, const Tensor& b, Tensor& out) override { timed("mul", 0, [&] { inner_.mul(a, b, out); }); }
+  void scale(const Tensor& x, float alpha, float beta, Tensor& out) override {
+    timed("scale", 0, [&] { inner_.scale(x, alpha, beta, out); });
+  }
+  void clamp(const Tensor& x, float lo, float hi, Tensor& out) override {
+    timed("clamp", 0, [&] { inner_.clamp(x, lo, hi, out); });
+  }
+  void copy(const Tensor& src, Tensor& dst) override { timed("copy", 0, [&] { inner_.copy(src, dst); }); }
+  void channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out) override {
+    timed("channel_rms_norm", 0, [&] { inner_.channel_rms_norm(x, gamma, out); });
+  }
+  void upsample_nearest2x(const Tensor& x, Tensor& out) override {
+    timed("upsample_nearest2x", 0, [&] { inner_.upsample_nearest2x(x, out); });
+  }
+
+ private:
+  template <typename Fn>
+  void timed(const std::string& label, double flops, Fn&& fn) {
+    auto t0 = std::chrono::steady_clock::now();
+    fn();
+    Entry& e = entries_[label];
+    e.calls += 1;
+    e.ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    e.flops += flops;
+  }
+
+  cpu::CpuBackend& inner_;
+  std::map<std::string, Entry> entries_;
+};
+
+// Op kind of a label: its first word ("conv3d", "copy", ...).
+std::string op_kind(const std::string& label) { return label.substr(0, label.find(' ')); }
+
+void print_breakdown(const TimingBackend& timing, double wall_ms) {
+  std::vector<std::pair<std::string, TimingBackend::Entry>> rows(timing.entries().begin(), timing.entries().end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+  std::map<std::string, double> per_kind;
+  double ops_ms = 0;
+  for (const auto& [label, e] : rows) {
+    per_kind[op_kind(label)] += e.ms;
+    ops_ms += e.ms;
+  }
+  std::printf("#   one profiled run: %.1f ms wall, %.1f ms inside backend ops\n", wall_ms, ops_ms);
+  std::vector<std::pair<std::string, double>> kinds(per_kind.begin(), per_kind.end());
+  std::sort(kinds.begin(), kinds.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  for (const auto& [kind, ms] : kinds)
+    std::printf("#     %-20s %10.1f ms %5.1f%%\n", kind.c_str(), ms, 100 * ms / wall_ms);
+  std::printf("#   by layer shape (calls, ms, %% of wall, dense GFLOP/s):\n");
+  for (const auto& [label, e] : rows) {
+    if (100 * e.ms / wall_ms < 0.5) continue;
+    std::printf("#     %-62s %4d %10.1f ms %5.1f%% %7.1f\n", label.c_str(), e.calls, e.ms, 100 * e.ms / wall_ms,
+                e.flops > 0 ? e.flops / (e.ms * 1e-3) / 1e9 : 0.0);
+  }
+}
+
+int usage(const char* argv0) {
+  std::fprintf(stderr, "usage: %s [--threads N] [--json] [--case SUBSTRING] [--iters N] [--verbose]\n", argv0);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 0, iters = 3;
+  bool json = false, verbose = false;
+  std::string filter;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    bool has_value = i + 1 < argc;
+    if (arg == "--json") json = true;
+    else if (arg == "--verbose") verbose = true;
+    else if (arg == "--threads" && has_value) threads = std::atoi(argv[++i]);
+    else if (arg == "--case" && has_value) filter = argv[++i];
+    else if (arg == "--iters" && has_value) iters = std::max(1, std::atoi(argv[++i]));
+    else return usage(argv[0]);
+  }
+  // One warm-up (first-touch of the activations, weight packing) unless a single cold call was asked for.
+  const bench::TimingPolicy timing_policy{iters > 1 ? 1 : 0, iters, 0.0};
+
+  cpu::CpuBackend backend(threads);
+  // Every call goes through the timing wrapper: it costs two clock reads per backend op (a few hundred ops per
+  // chunk, against seconds of convs), and it gives the FLOP count and the --verbose breakdown of the timed calls.
+  TimingBackend timing(backend);
+  const WanVaeConfig config;  // the released Wan2.1 VAE
+  InMemoryWeightFile weights(random_weights(expected_keys(config)));
+  WanVae vae(weights, config, timing);
+  if (!json)
+    std::printf("# wan_vae_bench: %d threads, %zu weight tensors, %d timed calls per case, cpu: %s\n",
+                backend.num_threads(), weights.tensors().size(), iters, cpu::cpu_features_string().c_str());
+
+  const int64_t latent = kPixels / config.spatial_stride();
+  for (const BenchCase& bc : kCases) {
+    if (!filter.empty() && std::string(bc.name).find(filter) == std::string::npos) continue;
+    const int64_t latent_frames = 1 + (bc.frames - 1) / config.temporal_stride();
+    Tensor input = bc.encode ? random_uniform_pixels({1, 3, bc.frames, kPixels, kPixels}, 1)
+                             : bench::random_normal_tensor({1, config.z_dim, latent_frames, latent, latent}, 1.0f, 2);
+    Tensor out;
+    double last_ms = 0;
+    const double ms = bench::median_ms(
+        [&] {
+          timing.reset();  // keep the last call's breakdown
+          auto t0 = std::chrono::steady_clock::now();
+          out = bc.encode ? vae.encode(input) : vae.decode(input);
+          last_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        },
+        timing_policy);
+    for (float v : out.to_f32_vector())
+      if (!std::isfinite(v)) fail(ErrorCode::Internal, bc.name, ": non-finite output (weight scale?)");
+    const double gflops = timing.total_flops() / (ms * 1e-3) / 1e9;
+    const double ns_per_pixel = ms * 1e6 / static_cast<double>(bc.frames * kPixels * kPixels);
+    if (json)
+      std::printf("{\"case\": \"%s\", \"ms\": %.2f, \"gflops\": %.2f, \"ns_per_pixel\": %.1f}\n", bc.name, ms, gflops,
+                  ns_per_pixel);
+    else
+      std::printf("%-32s %10.1f ms %9.2f GFLOP/s (dense conv) %9.1f ns/pixel\n", bc.name, ms, gflops, ns_per_pixel);
+    if (verbose) print_breakdown(timing, last_ms);
+    std::fflush(stdout);
+  }
+  return 0;
+}
