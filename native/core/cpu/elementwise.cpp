@@ -7,6 +7,7 @@
 // Plain loops: the compiler vectorises them at the baseline ISA and the ops are memory-bound, so there is no AVX2
 // variant.
 #include <cstdint>
+#include <string>
 
 #include "ops.h"
 #include "rows.h"
@@ -90,11 +91,16 @@ void mul(const Tensor& a, const Tensor& b, Tensor& out, ThreadPool* pool) {
   binary(a, b, out, pool, BinaryOp::Mul, "mul");
 }
 
-void scale(const Tensor& x, float alpha, float beta, Tensor& out, ThreadPool* pool) {
-  check_pointwise_operand(x, "scale: x");
-  check_pointwise_operand(out, "scale: out");
-  check_writable(out, "scale: out");
-  check_same_shape(x, out, "scale", "out");
+namespace {
+
+// Shared skeleton of the unary maps: validates x/out under `name`, then applies fn to every element row by row.
+template <typename Fn>
+void unary_map(const Tensor& x, Tensor& out, ThreadPool* pool, const char* name, Fn fn) {
+  const std::string prefix = name;
+  check_pointwise_operand(x, (prefix + ": x").c_str());
+  check_pointwise_operand(out, (prefix + ": out").c_str());
+  check_writable(out, (prefix + ": out").c_str());
+  check_same_shape(x, out, name, "out");
   if (x.numel() == 0) return;
   RowLayout x_rows(x), out_rows(out);
   const int64_t C = x_rows.row_length();
@@ -104,34 +110,22 @@ void scale(const Tensor& x, float alpha, float beta, Tensor& out, ThreadPool* po
     for (int64_t r = begin; r < end; ++r) {
       const float* xr = px + x_rows.offset(r);
       float* orow = po + out_rows.offset(r);
-      // Multiply then add, rounding twice, exactly as torch's x * alpha + beta does (no fused multiply-add).
-      for (int64_t i = 0; i < C; ++i) orow[i] = xr[i] * alpha + beta;
+      for (int64_t i = 0; i < C; ++i) orow[i] = fn(xr[i]);
     }
   });
 }
 
+}  // namespace
+
+void scale(const Tensor& x, float alpha, float beta, Tensor& out, ThreadPool* pool) {
+  // Multiply then add, rounding twice, exactly as torch's x * alpha + beta does (no fused multiply-add).
+  unary_map(x, out, pool, "scale", [=](float v) { return v * alpha + beta; });
+}
+
 void clamp(const Tensor& x, float lo, float hi, Tensor& out, ThreadPool* pool) {
-  check_pointwise_operand(x, "clamp: x");
-  check_pointwise_operand(out, "clamp: out");
-  check_writable(out, "clamp: out");
-  check_same_shape(x, out, "clamp", "out");
   if (!(lo <= hi)) fail(ErrorCode::InvalidArgument, "clamp: expected lo <= hi but got lo=", lo, " hi=", hi);
-  if (x.numel() == 0) return;
-  RowLayout x_rows(x), out_rows(out);
-  const int64_t C = x_rows.row_length();
-  const float* px = x.data<float>();
-  float* po = out.mutable_data<float>();
-  parallel_rows(pool, x_rows.rows(), C, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const float* xr = px + x_rows.offset(r);
-      float* orow = po + out_rows.offset(r);
-      // Written with comparisons that are false for NaN, so a NaN input stays NaN instead of becoming a bound.
-      for (int64_t i = 0; i < C; ++i) {
-        const float v = xr[i];
-        orow[i] = v < lo ? lo : (v > hi ? hi : v);
-      }
-    }
-  });
+  // Comparisons that are false for NaN, so a NaN input stays NaN instead of becoming a bound.
+  unary_map(x, out, pool, "clamp", [=](float v) { return v < lo ? lo : (v > hi ? hi : v); });
 }
 
 }  // namespace showo2::cpu
