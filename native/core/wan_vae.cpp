@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "config_json.h"
+#include "weight_binder.h"
 #include "weights/json.h"
 
 namespace showo2 {
@@ -22,66 +24,28 @@ using namespace wan_vae;
 
 // ---- config ------------------------------------------------------------------------------------------------------
 
-namespace {
-
-int64_t json_int(const weights::JsonValue& v, const std::string& field, const std::string& source) {
-  if (!v.is_int()) fail(ErrorCode::InvalidArgument, source, ": ", field, ": expected an integer but got ", v.kind_name());
-  return v.as_int();
-}
-
-const std::vector<weights::JsonValue>& json_array(const weights::JsonValue& v, const std::string& field,
-                                                  const std::string& source) {
-  if (!v.is_array()) fail(ErrorCode::InvalidArgument, source, ": ", field, ": expected an array but got ", v.kind_name());
-  return v.items();
-}
-
-double json_number(const weights::JsonValue& v, const std::string& field, const std::string& source) {
-  if (!v.is_number()) fail(ErrorCode::InvalidArgument, source, ": ", field, ": expected a number but got ", v.kind_name());
-  return v.as_double();
-}
-
-}  // namespace
-
 WanVaeConfig WanVaeConfig::from_json(const std::string& text, const std::string& source) {
-  const weights::JsonValue root = weights::parse_json(text, source);
-  if (!root.is_object()) fail(ErrorCode::InvalidArgument, source, ": expected a JSON object but got ", root.kind_name());
+  const weights::JsonValue root = parse_config_json(text, source);
+  return from_config(ConfigReader(root, source));
+}
+
+WanVaeConfig WanVaeConfig::from_config(const ConfigReader& r) {
   WanVaeConfig c;
-  if (const auto* v = root.find("dim")) c.dim = json_int(*v, "dim", source);
-  if (const auto* v = root.find("z_dim")) c.z_dim = json_int(*v, "z_dim", source);
-  if (const auto* v = root.find("num_res_blocks")) c.num_res_blocks = json_int(*v, "num_res_blocks", source);
-  if (const auto* v = root.find("dim_mult")) {
-    c.dim_mult.clear();
-    for (const auto& item : json_array(*v, "dim_mult", source)) c.dim_mult.push_back(json_int(item, "dim_mult[]", source));
-  }
-  if (const auto* v = root.find("attn_scales")) {
-    c.attn_scales.clear();
-    for (const auto& item : json_array(*v, "attn_scales", source))
-      c.attn_scales.push_back(json_number(item, "attn_scales[]", source));
-  }
-  if (const auto* v = root.find("temperal_downsample")) {
-    c.temperal_downsample.clear();
-    for (const auto& item : json_array(*v, "temperal_downsample", source)) {
-      if (!item.is_bool())
-        fail(ErrorCode::InvalidArgument, source, ": temperal_downsample[]: expected true/false but got ",
-             item.kind_name());
-      c.temperal_downsample.push_back(item.as_bool());
-    }
-  }
-  for (auto [field, target] : {std::pair<const char*, std::vector<float>*>{"latents_mean", &c.latents_mean},
-                               std::pair<const char*, std::vector<float>*>{"latents_std", &c.latents_std}}) {
-    if (const auto* v = root.find(field)) {
-      target->clear();
-      for (const auto& item : json_array(*v, field, source))
-        target->push_back(static_cast<float>(json_number(item, std::string(field) + "[]", source)));
-    }
-  }
-  c.validate();
+  r.read("dim", &c.dim);
+  r.read("z_dim", &c.z_dim);
+  r.read("num_res_blocks", &c.num_res_blocks);
+  r.read("dim_mult", &c.dim_mult);
+  r.read("attn_scales", &c.attn_scales);
+  r.read("temperal_downsample", &c.temperal_downsample);
+  r.read("latents_mean", &c.latents_mean);
+  r.read("latents_std", &c.latents_std);
+  c.validate(r.path().empty() ? r.source() : r.source() + ": " + r.path());
   return c;
 }
 
-void WanVaeConfig::validate() const {
-  auto bad = [](const char* field, const std::string& why) {
-    fail(ErrorCode::InvalidArgument, "WanVaeConfig: ", field, ": ", why);
+void WanVaeConfig::validate(const std::string& where) const {
+  auto bad = [&where](const char* field, const std::string& why) {
+    fail(ErrorCode::InvalidArgument, where, ": ", field, ": ", why);
   };
   if (dim <= 0) bad("dim", "expected a positive integer but got " + std::to_string(dim));
   if (dim % 2 != 0) bad("dim", "expected an even value (the upsamplers halve channels) but got " + std::to_string(dim));
@@ -116,65 +80,6 @@ int64_t WanVaeConfig::temporal_stride() const {
 // code uses (a view of the same elements). Pass 2 checks all of them at once; pass 3 loads.
 
 namespace {
-
-class WeightBinder {
- public:
-  void bind(Tensor* slot, std::string key, Shape stored, Shape used) {
-    entries_.push_back({slot, std::move(key), std::move(stored), std::move(used)});
-  }
-  void bind(Tensor* slot, std::string key, Shape stored) {
-    Shape used = stored;
-    bind(slot, std::move(key), std::move(stored), std::move(used));
-  }
-
-  void load_all(const weights::WeightFile& file) const {
-    std::vector<std::string> missing, misshaped, bad_dtype, unexpected;
-    std::set<std::string> expected;
-    for (const Entry& e : entries_) {
-      expected.insert(e.key);
-      if (!file.contains(e.key)) {
-        missing.push_back(e.key + " " + shape_to_string(e.stored));
-        continue;
-      }
-      const weights::TensorRecord& r = file.record(e.key);
-      if (r.shape != e.stored)
-        misshaped.push_back(e.key + " (expected " + shape_to_string(e.stored) + ", found " + shape_to_string(r.shape) +
-                            ")");
-      if (r.dtype != DType::F32 && r.dtype != DType::BF16 && r.dtype != DType::F16)
-        bad_dtype.push_back(e.key + " (" + dtype_name(r.dtype) + ")");
-    }
-    for (const weights::TensorRecord& r : file.tensors())
-      if (!expected.count(r.name)) unexpected.push_back(r.name + " " + shape_to_string(r.shape));
-
-    if (!missing.empty() || !unexpected.empty() || !misshaped.empty() || !bad_dtype.empty()) {
-      std::ostringstream os;
-      os << "WanVae: " << file.path() << " does not match the config (dim, z_dim, dim_mult, num_res_blocks, "
-         << "attn_scales, temperal_downsample):";
-      auto list = [&os](const char* title, const std::vector<std::string>& keys) {
-        if (keys.empty()) return;
-        os << "\n  " << title << " (" << keys.size() << "):";
-        for (const auto& k : keys) os << "\n    " << k;
-      };
-      list("missing keys", missing);
-      list("unexpected keys", unexpected);
-      list("wrongly shaped keys", misshaped);
-      list("keys with a non-float dtype (expected F32/BF16/F16)", bad_dtype);
-      const ErrorCode code = !missing.empty() || !unexpected.empty() ? ErrorCode::InvalidArgument
-                             : !misshaped.empty()                    ? ErrorCode::ShapeMismatch
-                                                                     : ErrorCode::UnsupportedDtype;
-      throw Error(code, os.str());
-    }
-    for (const Entry& e : entries_) *e.slot = file.load(e.key).contiguous().reshape(e.used);
-  }
-
- private:
-  struct Entry {
-    Tensor* slot;
-    std::string key;
-    Shape stored, used;
-  };
-  std::vector<Entry> entries_;
-};
 
 void bind_causal_conv(WeightBinder& b, CausalConv3d& m, const std::string& key, int64_t out, int64_t in, int64_t kt,
                       int64_t kh, int64_t kw) {
@@ -584,7 +489,7 @@ WanVae::WanVae(const weights::WeightFile& file, const WanVaeConfig& config, Back
   bind_stage_layers(b, decoder_.upsamples, "decoder.upsamples");
   bind_rms_norm(b, decoder_.head_0, "decoder.head.0", config_.dim, false);
   bind_causal_conv(b, decoder_.head_2, "decoder.head.2", 3, config_.dim, 3, 3, 3);
-  b.load_all(file);
+  b.load_all(file, "WanVae", "dim, z_dim, dim_mult, num_res_blocks, attn_scales, temperal_downsample");
 }
 
 WanVae::Posterior WanVae::encode_posterior(const Tensor& video) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "config_json.h"
 #include "tensor.h"
 #include "weights/weight_file.h"
 
@@ -41,8 +42,11 @@ struct WanVaeConfig {
   // Parses a config.json (fields absent from the JSON keep their defaults). ERR_INVALID_ARGUMENT naming the field for
   // a wrong type or value; ERR_CORRUPT_FILE for invalid JSON.
   static WanVaeConfig from_json(const std::string& text, const std::string& source);
+  // The same from an already parsed object (e.g. the `vae_config` member of a Show-o2 config.json).
+  static WanVaeConfig from_config(const ConfigReader& reader);
   // Throws ERR_INVALID_ARGUMENT naming the first inconsistent field.
-  void validate() const;
+  // `where` prefixes the message (the config's file and path when it came from one).
+  void validate(const std::string& where = "WanVaeConfig") const;
   // Spatial and temporal strides of the latent grid: 2^(len(dim_mult)-1) and 2^(number of temporal stages).
   int64_t spatial_stride() const;
   int64_t temporal_stride() const;
