@@ -76,6 +76,75 @@ export interface AddonWanVaeClass {
   load(weightsPath: string, configJson?: string): Promise<AddonWanVae>;
 }
 
+/** The resolved Show-o2 configuration (native/core/showo2.h), in config.json spellings plus derived sizes. */
+export interface AddonShowo2Config {
+  _class_name: string;
+  llm_model_path: string;
+  hidden_size: number;
+  llm_vocab_size: number;
+  image_latent_dim: number;
+  patch_size: number;
+  image_latent_height: number;
+  image_latent_width: number;
+  clip_latent_dim: number;
+  num_diffusion_layers: number;
+  max_position_embeddings: number;
+  num_hidden_layers: number;
+  tie_word_embeddings: boolean;
+  vae_spatial_stride: number;
+  vae_temporal_stride: number;
+  image_resolution: number;
+}
+
+/** One appended piece of a sequence (native/core/understanding_session.h `SequenceChunk`). Positions are absolute. */
+export interface AddonSequenceChunk {
+  ids: Int32Array;
+  times?: { position: number; t: number }[];
+  blocks?: { offset: number; length: number }[];
+  /** Frames [F, 3, 1, H, W] in [-1, 1], each encoded alone; tokens frame-major from `position`. */
+  images?: { data: Float32Array; shape: number[]; position: number; poolTo?: [number, number] }[];
+}
+
+export interface AddonSamplingParams {
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  repetitionPenalty?: number;
+  seed?: number;
+}
+
+/** native/binding/AddonUnderstandingSession.h */
+export interface AddonUnderstandingSession {
+  readonly length: number;
+  readonly disposed: boolean;
+  evaluate(
+    chunk: AddonSequenceChunk,
+    options?: { sample?: boolean; returnLogits?: boolean },
+  ): Promise<{ token?: number; logits?: Float32Array }>;
+  setSampling(params: AddonSamplingParams): void;
+  cancel(): void;
+  truncate(length: number): void;
+  dispose(): void;
+}
+
+/** native/binding/AddonShowo2Model.h */
+export interface AddonShowo2Model {
+  readonly config: AddonShowo2Config;
+  readonly disposed: boolean;
+  createSession(): AddonUnderstandingSession;
+  dispose(): void;
+}
+
+export interface AddonShowo2ModelClass {
+  load(options: {
+    configJson: string;
+    configSource: string;
+    weightsPath: string;
+    vaePath: string;
+    threads?: number;
+  }): Promise<AddonShowo2Model>;
+}
+
 /** native/binding/AddonRuntime.cpp */
 export interface AddonCudaDevice {
   index: number;
@@ -104,6 +173,7 @@ export interface AddonRuntimeInfo {
 export interface Addon {
   WeightFile: AddonWeightFileClass;
   WanVae: AddonWanVaeClass;
+  Showo2Model: AddonShowo2ModelClass;
   runtimeInfo(): Promise<AddonRuntimeInfo>;
   convertToSafetensors(src: string, dst: string, options: { dtype?: string }): Promise<number>;
 }

@@ -12,6 +12,8 @@ namespace showo2::binding {
 struct AddonData {
   Napi::FunctionReference weight_file_constructor;  // AddonWeightFile's class, for WeightFile.open()
   Napi::FunctionReference wan_vae_constructor;      // AddonWanVae's class, for WanVae.load()
+  Napi::FunctionReference showo2_model_constructor; // AddonShowo2Model's class, for Showo2Model.load()
+  Napi::FunctionReference session_constructor;      // AddonUnderstandingSession's class, for createSession()
 };
 
 inline AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

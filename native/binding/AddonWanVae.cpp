@@ -31,69 +31,12 @@ namespace {
 
 // ---- arguments ---------------------------------------------------------------------------------------------------
 
-// A float32 input: the typed array (referenced so it outlives the call) and its shape, checked against its length.
-struct FloatInput {
-  Napi::Reference<Napi::Float32Array> ref;
-  const float* data = nullptr;
-  Shape shape;
-};
-
 // Cheap re-checks of what lib/vae.ts validates first: a Float32Array, a rank-5 shape of positive integers, and
 // a length equal to the product of the shape.
 FloatInput RequireFloatInput(const Napi::CallbackInfo& info, size_t data_index, const char* what) {
   Napi::Env env = info.Env();
-  if (info.Length() <= data_index || !info[data_index].IsTypedArray() ||
-      info[data_index].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    throw MakeError(env, kErrInvalidArgument, std::string("Expected a Float32Array for ") + what + ".data");
-  }
-  if (info.Length() <= data_index + 1 || !info[data_index + 1].IsArray()) {
-    throw MakeError(env, kErrInvalidArgument, std::string("Expected an array of 5 integers for ") + what + ".shape");
-  }
-  Napi::Float32Array array = info[data_index].As<Napi::Float32Array>();
-  Napi::Array js_shape = info[data_index + 1].As<Napi::Array>();
-  if (js_shape.Length() != 5) {
-    throw MakeError(env, code_name(ErrorCode::ShapeMismatch),
-                    std::string("Expected 5 dimensions [N, C, T, H, W] for ") + what + ".shape but received " +
-                        std::to_string(js_shape.Length()));
-  }
-  FloatInput out;
-  double numel = 1;
-  for (uint32_t i = 0; i < 5; ++i) {
-    Napi::Value v = js_shape.Get(i);
-    double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
-    if (!(d >= 1) || d != std::floor(d) || d > 9007199254740991.0) {
-      throw MakeError(env, kErrInvalidArgument,
-                      std::string("Expected a positive integer for ") + what + ".shape[" + std::to_string(i) + "]");
-    }
-    out.shape.push_back(static_cast<int64_t>(d));
-    numel *= d;
-  }
-  if (numel != static_cast<double>(array.ElementLength())) {
-    throw MakeError(env, code_name(ErrorCode::ShapeMismatch),
-                    std::string("Expected ") + what + ".data to hold " + shape_to_string(out.shape) + " = " +
-                        std::to_string(static_cast<uint64_t>(numel)) + " floats but it holds " +
-                        std::to_string(array.ElementLength()));
-  }
-  out.data = array.Data();
-  out.ref = Napi::Persistent(array);
-  return out;
-}
-
-// Worker-thread half: a contiguous F32 tensor holding a copy of the input.
-Tensor CopyInput(const float* data, const Shape& shape) {
-  Tensor t = Tensor::empty(shape, DType::F32);
-  if (t.nbytes() > 0) std::memcpy(t.mutable_raw(), data, t.nbytes());
-  return t;
-}
-
-// {data: Float32Array, shape: number[]} from an F32 result.
-Napi::Object FloatResultToJs(Napi::Env env, TensorBytes& bytes) {
-  Napi::Object raw = bytes.ToJs(env);
-  Napi::ArrayBuffer buffer = raw.Get("data").As<Napi::ArrayBuffer>();
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("data", Napi::Float32Array::New(env, buffer.ByteLength() / sizeof(float), buffer, 0));
-  out.Set("shape", raw.Get("shape"));
-  return out;
+  return ReadFloatInput(env, info.Length() > data_index ? info[data_index] : env.Undefined(),
+                        info.Length() > data_index + 1 ? info[data_index + 1] : env.Undefined(), 5, what);
 }
 
 template <typename T>
@@ -150,7 +93,7 @@ class EncodeWorker : public AddonPromiseWorker {
 
  protected:
   void Run() override {
-    Tensor video = CopyInput(input_.data, input_.shape);
+    Tensor video = CopyFloatInput(input_);
     {
       std::lock_guard<std::mutex> lock(model_->mutex);
       Tensor latent = sample_ ? model_->vae->encode_sample(video, seed_) : model_->vae->encode(video);
@@ -178,7 +121,7 @@ class DecodeWorker : public AddonPromiseWorker {
 
  protected:
   void Run() override {
-    Tensor latent = CopyInput(input_.data, input_.shape);
+    Tensor latent = CopyFloatInput(input_);
     {
       std::lock_guard<std::mutex> lock(model_->mutex);
       Tensor frames = model_->vae->decode(latent, options_);

@@ -7,6 +7,8 @@
 #include "AddonConvert.h"
 #include "AddonData.h"
 #include "AddonRuntime.h"
+#include "AddonShowo2Model.h"
+#include "AddonUnderstandingSession.h"
 #include "AddonWanVae.h"
 #include "AddonWeightFile.h"
 
@@ -18,6 +20,8 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
   exports.Set("WeightFile", AddonWeightFile::Init(env));
   exports.Set("WanVae", AddonWanVae::Init(env));
+  exports.Set("Showo2Model", AddonShowo2Model::Init(env));
+  exports.Set("UnderstandingSession", AddonUnderstandingSession::Init(env));
   exports.Set("runtimeInfo", Napi::Function::New<RuntimeInfo>(env, "runtimeInfo"));
   exports.Set("convertToSafetensors", Napi::Function::New<ConvertToSafetensors>(env, "convertToSafetensors"));
   return exports;

@@ -1,0 +1,656 @@
+/**
+ * The Show-o2 model: loading a model directory, answering questions about images and videos, and multi-turn chat.
+ *
+ * @module
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+
+import type { AddonSequenceChunk, AddonShowo2Config, AddonShowo2Model, AddonUnderstandingSession } from '../typings/addon.js';
+import { callNative, disposedError, invalidParameterError, ShowO2Error } from './errors.js';
+import {
+  generationOptionKeys,
+  resolveGenerationOptions,
+  runGeneration,
+  type GenerationResult,
+  type GenerationTarget,
+  type ResolvedGenerationOptions,
+  type TextGenerationOptions,
+} from './generation.js';
+import { centerCrop, decodeImage, imageToTensor, letterbox, resizeShorterSide, type RgbImage } from './image.js';
+import { addon } from './native.js';
+import { buildTurn, uniformFrameIndices, type PromptLayout } from './prompt.js';
+import { ShowO2Tokenizer } from './tokenizer.js';
+import { isDefined, isNonEmptyString, isOneOf, isPlainObject, isPositiveInteger, isString } from './validate.js';
+
+/**
+ * An image: a file path, encoded PNG/JPEG bytes, or decoded pixels.
+ *
+ * @example
+ * ```ts
+ * const a: ImageInput = 'cat.png';
+ * const b: ImageInput = readFileSync('cat.jpg');
+ * const c: ImageInput = { width: 1, height: 1, data: new Uint8Array([255, 0, 0]) };
+ * ```
+ */
+export type ImageInput = string | Uint8Array | RgbImage;
+
+/**
+ * A video for understanding: its frames in order (decode the video with the tool of your choice). `numFrames`
+ * frames are sampled uniformly from them, as the reference does (spec §8.3).
+ *
+ * @example
+ * ```ts
+ * const video: VideoInput = { frames: ['f000.png', 'f001.png', 'f002.png'], numFrames: 32 };
+ * ```
+ */
+export interface VideoInput {
+  /** The frames, in order; at least one. */
+  frames: readonly ImageInput[];
+  /** How many frames to sample uniformly (repeating frames of a short video). Defaults to 32 (the reference's). */
+  numFrames?: number;
+}
+
+/** The system prompt of the reference demos. */
+export const DEFAULT_SYSTEM_PROMPT = 'You are a helpful assistant.';
+
+/**
+ * Where a Show-o2 model's files are. Only `modelPath` is required.
+ *
+ * @example
+ * ```ts
+ * const options: ShowO2LoadOptions = { vaePath: '/models/Wan2.1_VAE.pth', threads: 8 };
+ * ```
+ */
+export interface ShowO2LoadOptions {
+  /**
+   * The Wan2.1 VAE checkpoint. Defaults to `Wan2.1_VAE.pth` in the model directory, then in its `vae/` folder.
+   */
+  vaePath?: string;
+  /**
+   * A `tokenizer.json` (or a directory holding one). Defaults to the model directory's `tokenizer.json` when there is
+   * one, else the bundled Qwen2.5 tokenizer (the published Show-o2 repos load Qwen's).
+   */
+  tokenizerPath?: string;
+  /** CPU threads for model work. Defaults to one per available core. */
+  threads?: number;
+}
+
+/** The resolved model configuration: config.json fields plus derived sizes. */
+export type ShowO2Config = Readonly<AddonShowo2Config>;
+
+/**
+ * What to answer: a question, optionally about an image or a video, plus the generation options.
+ *
+ * @example
+ * ```ts
+ * const options: AnswerOptions = { image: 'cat.png', question: 'What color is the cat?', maxTokens: 50 };
+ * ```
+ */
+export interface AnswerOptions extends TextGenerationOptions {
+  /** The question (the user's text). */
+  question: string;
+  /** An image the question is about. */
+  image?: ImageInput;
+  /** A video the question is about (not together with `image`). */
+  video?: VideoInput;
+  /** The system prompt. Defaults to `'You are a helpful assistant.'` (the demos'). */
+  systemPrompt?: string;
+  /** The prompt layout: `'demo'` (the released demo scripts) or `'training'`. Defaults to `'demo'`. */
+  layout?: PromptLayout;
+}
+
+/**
+ * One turn of a {@link ChatSession}: like {@link AnswerOptions} without the system prompt and layout, which the
+ * chat fixes when it is created.
+ */
+export type ChatTurnOptions = Omit<AnswerOptions, 'systemPrompt' | 'layout'>;
+
+/**
+ * Options of {@link ShowO2Model.createChat}.
+ *
+ * @example
+ * ```ts
+ * const chat = model.createChat({ systemPrompt: 'Answer in one word.' });
+ * ```
+ */
+export interface ChatOptions {
+  /** The system prompt. Defaults to `'You are a helpful assistant.'`. */
+  systemPrompt?: string;
+  /** The prompt layout. Defaults to `'demo'`. */
+  layout?: PromptLayout;
+}
+
+const ANSWER_KEYS = ['question', 'image', 'video', 'systemPrompt', 'layout', ...generationOptionKeys];
+const CHAT_TURN_KEYS = ['question', 'image', 'video', ...generationOptionKeys];
+
+async function fileExists(file: string): Promise<boolean> {
+  try {
+    return (await fs.stat(file)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Finds the checkpoint of a model directory, in order of preference. */
+async function findWeights(dir: string): Promise<string> {
+  const candidates = ['model.safetensors.index.json', 'model.safetensors', 'pytorch_model.bin.index.json', 'pytorch_model.bin'];
+  for (const name of candidates) {
+    const file = path.join(dir, name);
+    if (await fileExists(file)) return file;
+  }
+  throw new ShowO2Error(
+    'ERR_FILE_NOT_FOUND',
+    `No checkpoint in the model directory ${dir}: expected one of ${candidates.join(', ')}`,
+  );
+}
+
+async function findVae(dir: string, given: string | undefined): Promise<string> {
+  if (isDefined(given)) {
+    if (!(await fileExists(given))) throw new ShowO2Error('ERR_FILE_NOT_FOUND', `The VAE checkpoint ${given} (options.vaePath) does not exist`);
+    return given;
+  }
+  for (const file of [path.join(dir, 'Wan2.1_VAE.pth'), path.join(dir, 'vae', 'Wan2.1_VAE.pth')]) {
+    if (await fileExists(file)) return file;
+  }
+  throw new ShowO2Error(
+    'ERR_FILE_NOT_FOUND',
+    `No VAE found for the model directory ${dir}: expected Wan2.1_VAE.pth there or in its vae/ folder, or pass ` +
+      'options.vaePath (the published Show-o2 repos do not include it; it is Wan-AI/Wan2.1-T2V-14B/Wan2.1_VAE.pth)',
+  );
+}
+
+async function readImageInput(input: unknown, name: string): Promise<RgbImage> {
+  if (isString(input)) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await fs.readFile(input);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new ShowO2Error(
+        code === 'ENOENT' ? 'ERR_FILE_NOT_FOUND' : 'ERR_FILE_READ',
+        `Cannot read the image ${input} (${name}): ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    try {
+      return decodeImage(bytes);
+    } catch (err) {
+      if (err instanceof ShowO2Error) throw new ShowO2Error(err.code, `${name} (${input}): ${err.message}`, { cause: err });
+      throw err;
+    }
+  }
+  if (input instanceof Uint8Array) return decodeImage(input);
+  if (isPlainObject(input) && 'width' in input && 'height' in input && 'data' in input) return input as unknown as RgbImage;
+  throw invalidParameterError(name, 'a file path, PNG/JPEG bytes or an RgbImage', input);
+}
+
+function checkKeys(options: Record<string, unknown>, allowed: readonly string[], name: string): void {
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) throw invalidParameterError(`a key of ${name}`, `one of ${allowed.join(', ')}`, key);
+  }
+}
+
+/** Serialises native calls of one model: a step waits for the previous one (tokens of two chats interleave fairly). */
+class CallQueue {
+  #tail: Promise<unknown> = Promise.resolve();
+  run<T>(call: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(call, call);
+    this.#tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+/**
+ * A loaded Show-o2 model. Create one with {@link ShowO2Model.load}; release it with {@link ShowO2Model.dispose}
+ * (or `await using`).
+ *
+ * All model work runs off the event loop; calls from several chats run one step at a time, interleaved.
+ *
+ * @example
+ * ```ts
+ * import { ShowO2Model } from 'showo2';
+ *
+ * await using model = await ShowO2Model.load('/models/show-o2-1.5B', { vaePath: '/models/Wan2.1_VAE.pth' });
+ * for await (const text of model.answerStream({ image: 'cat.png', question: 'What is in this image?' })) {
+ *   process.stdout.write(text);
+ * }
+ * ```
+ */
+export class ShowO2Model implements AsyncDisposable {
+  #native: AddonShowo2Model | null;
+  readonly #config: ShowO2Config;
+  readonly #tokenizer: ShowO2Tokenizer;
+  readonly #queue = new CallQueue();
+  readonly #chats = new Set<ChatSession>();
+
+  private constructor(native: AddonShowo2Model, tokenizer: ShowO2Tokenizer) {
+    this.#native = native;
+    this.#config = Object.freeze({ ...native.config });
+    this.#tokenizer = tokenizer;
+  }
+
+  /**
+   * Loads a model directory laid out like the published repos: `config.json` plus the weights
+   * (`model.safetensors`, `pytorch_model.bin`, or a sharded `*.index.json` of either), with the VAE and tokenizer
+   * found as {@link ShowO2LoadOptions} describes. Every tensor is checked against the config before anything loads;
+   * the weights are memory-mapped.
+   *
+   * Rejects with a {@link ShowO2Error}: `ERR_FILE_NOT_FOUND` for a missing directory, config.json, checkpoint or VAE;
+   * `ERR_INVALID_ARGUMENT` for a bad config.json field (named) or a checkpoint that does not match it (the message
+   * lists every missing, unexpected and misshapen tensor); the `WeightFile.open` errors for unreadable files.
+   *
+   * @param modelPath - the model directory.
+   * @param options - where the other files are; see {@link ShowO2LoadOptions}.
+   *
+   * @example
+   * ```ts
+   * const model = await ShowO2Model.load('./show-o2-1.5B', { vaePath: './Wan2.1_VAE.pth' });
+   * ```
+   */
+  static async load(modelPath: string, options: ShowO2LoadOptions = {}): Promise<ShowO2Model> {
+    if (!isNonEmptyString(modelPath)) throw invalidParameterError('modelPath', 'a model directory path', modelPath);
+    if (!isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+    checkKeys(options, ['vaePath', 'tokenizerPath', 'threads'], 'options');
+    if (isDefined(options.vaePath) && !isNonEmptyString(options.vaePath)) {
+      throw invalidParameterError('options.vaePath', 'a file path', options.vaePath);
+    }
+    if (isDefined(options.tokenizerPath) && !isNonEmptyString(options.tokenizerPath)) {
+      throw invalidParameterError('options.tokenizerPath', 'a file or directory path', options.tokenizerPath);
+    }
+    if (isDefined(options.threads) && !isPositiveInteger(options.threads)) {
+      throw invalidParameterError('options.threads', 'a positive integer', options.threads);
+    }
+    let stat;
+    try {
+      stat = await fs.stat(modelPath);
+    } catch {
+      throw new ShowO2Error('ERR_FILE_NOT_FOUND', `The model directory ${modelPath} does not exist`);
+    }
+    if (!stat.isDirectory()) {
+      throw new ShowO2Error('ERR_INVALID_ARGUMENT', `Expected a model directory for modelPath but ${modelPath} is a file`);
+    }
+    const configPath = path.join(modelPath, 'config.json');
+    let configJson: string;
+    try {
+      configJson = await fs.readFile(configPath, 'utf8');
+    } catch {
+      throw new ShowO2Error(
+        'ERR_FILE_NOT_FOUND',
+        `${modelPath} is not a Show-o2 model directory: it has no config.json`,
+      );
+    }
+    const weightsPath = await findWeights(modelPath);
+    const vaePath = await findVae(modelPath, options.vaePath);
+    let tokenizerPath = options.tokenizerPath;
+    if (!isDefined(tokenizerPath) && (await fileExists(path.join(modelPath, 'tokenizer.json')))) tokenizerPath = modelPath;
+
+    const native = await callNative(() =>
+      addon().Showo2Model.load({
+        configJson,
+        configSource: configPath,
+        weightsPath,
+        vaePath,
+        ...(isDefined(options.threads) ? { threads: options.threads } : {}),
+      }),
+    );
+    try {
+      const tokenizer = await ShowO2Tokenizer.load({
+        ...(isDefined(tokenizerPath) ? { path: tokenizerPath } : {}),
+        vocabSize: native.config.llm_vocab_size,
+      });
+      return new ShowO2Model(native, tokenizer);
+    } catch (err) {
+      native.dispose();
+      throw err;
+    }
+  }
+
+  /** The resolved configuration (config.json fields plus derived sizes such as `image_resolution`). */
+  get config(): ShowO2Config {
+    return this.#config;
+  }
+
+  /** The text tokenizer (Qwen2.5 BPE with Show-o2's added tokens). */
+  get tokenizer(): ShowO2Tokenizer {
+    return this.#tokenizer;
+  }
+
+  /** Whether {@link ShowO2Model.dispose} has been called. */
+  get disposed(): boolean {
+    return this.#native === null;
+  }
+
+  /**
+   * Answers a question, optionally about an image or a video, and resolves with the whole answer. Text pieces also
+   * stream to `onTextChunk` as they are decoded.
+   *
+   * Rejects with a {@link ShowO2Error}: `ERR_INVALID_ARGUMENT` for bad options or a prompt longer than the model's
+   * context; `ERR_FILE_NOT_FOUND` / `ERR_INVALID_IMAGE` for an unreadable image; `ERR_DISPOSED` after dispose().
+   * An aborted signal resolves with the answer so far and `finishReason: 'abort'`.
+   *
+   * @example
+   * ```ts
+   * const { text } = await model.answer({ image: 'cat.png', question: 'What is the cat doing?' });
+   * ```
+   */
+  async answer(options: AnswerOptions): Promise<GenerationResult> {
+    const stream = this.answerStream(options);
+    for (;;) {
+      const step = await stream.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  /**
+   * Answers a question as a stream of text pieces; the generator's return value is the {@link GenerationResult}.
+   * Stopping the iteration early (`break`) stops the generation.
+   *
+   * @example
+   * ```ts
+   * for await (const piece of model.answerStream({ image: 'cat.png', question: 'Describe the image.' })) {
+   *   process.stdout.write(piece);
+   * }
+   * ```
+   */
+  async *answerStream(options: AnswerOptions): AsyncGenerator<string, GenerationResult> {
+    if (!isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+    checkKeys(options, ANSWER_KEYS, 'options');
+    const layout = checkLayout(options.layout, 'options.layout');
+    const systemPrompt = checkSystemPrompt(options.systemPrompt, 'options.systemPrompt');
+    const chat = this.createChat({ systemPrompt, layout });
+    try {
+      const { systemPrompt: _s, layout: _l, ...turn } = options;
+      return yield* chat.askStream(turn);
+    } finally {
+      chat.dispose();
+    }
+  }
+
+  /**
+   * Starts a multi-turn conversation that keeps its KV cache between turns, so each turn only computes its own
+   * tokens.
+   *
+   * @example
+   * ```ts
+   * const chat = model.createChat();
+   * await chat.ask({ image: 'cat.png', question: 'What animal is this?' });
+   * const { text } = await chat.ask({ question: 'What color is it?' });
+   * chat.dispose();
+   * ```
+   */
+  createChat(options: ChatOptions = {}): ChatSession {
+    const native = this.#nativeOrThrow('create a chat');
+    if (!isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+    checkKeys(options, ['systemPrompt', 'layout'], 'options');
+    const layout = checkLayout(options.layout, 'options.layout');
+    const systemPrompt = checkSystemPrompt(options.systemPrompt, 'options.systemPrompt');
+    const chat = new ChatSession(
+      {
+        session: native.createSession(),
+        tokenizer: this.#tokenizer,
+        config: this.#config,
+        queue: this.#queue,
+        onDispose: (c) => this.#chats.delete(c),
+      },
+      systemPrompt,
+      layout,
+    );
+    this.#chats.add(chat);
+    return chat;
+  }
+
+  /**
+   * Releases the model and every chat created from it. Idempotent; later calls throw `ERR_DISPOSED`. A call in flight
+   * finishes first (or stops at its next token).
+   *
+   * @example
+   * ```ts
+   * model.dispose();
+   * ```
+   */
+  dispose(): void {
+    for (const chat of [...this.#chats]) chat.dispose();
+    this.#native?.dispose();
+    this.#native = null;
+  }
+
+  /** `await using model = await ShowO2Model.load(...)` disposes it at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
+
+  #nativeOrThrow(operation: string): AddonShowo2Model {
+    if (!this.#native) throw disposedError('model', operation);
+    return this.#native;
+  }
+}
+
+function checkLayout(value: unknown, name: string): PromptLayout {
+  if (!isDefined(value)) return 'demo';
+  if (!isOneOf(value, ['demo', 'training'] as const)) throw invalidParameterError(name, "'demo' or 'training'", value);
+  return value;
+}
+
+function checkSystemPrompt(value: unknown, name: string): string {
+  if (!isDefined(value)) return DEFAULT_SYSTEM_PROMPT;
+  if (!isString(value)) throw invalidParameterError(name, 'a string', value);
+  return value;
+}
+
+/** What a chat needs from its model. @internal */
+interface ChatContext {
+  session: AddonUnderstandingSession;
+  tokenizer: ShowO2Tokenizer;
+  config: ShowO2Config;
+  queue: CallQueue;
+  onDispose: (chat: ChatSession) => void;
+}
+
+/**
+ * A multi-turn conversation with its own KV cache. Create one with {@link ShowO2Model.createChat}.
+ * Turns run one at a time (a second `ask` while one is running waits for it).
+ *
+ * @example
+ * ```ts
+ * const chat = model.createChat();
+ * const first = await chat.ask({ image: 'cat.png', question: 'What animal is this?' });
+ * const second = await chat.ask({ question: 'And what is it sitting on?' });
+ * ```
+ */
+export class ChatSession {
+  #context: ChatContext | null;
+  readonly #systemPrompt: string;
+  readonly #layout: PromptLayout;
+  /** Generated tokens of the last answer that are not in the cache yet; they open the next turn. */
+  #uncached: number[] = [];
+  #turns = 0;
+  #turnQueue: Promise<unknown> = Promise.resolve();
+
+  /** @internal */
+  constructor(context: ChatContext, systemPrompt: string, layout: PromptLayout) {
+    this.#context = context;
+    this.#systemPrompt = systemPrompt;
+    this.#layout = layout;
+  }
+
+  /** Positions in the conversation's KV cache. */
+  get length(): number {
+    return this.#contextOrThrow('read the length').session.length;
+  }
+
+  /** Whether {@link ChatSession.dispose} has been called. */
+  get disposed(): boolean {
+    return this.#context === null;
+  }
+
+  /**
+   * Asks the next question and resolves with the whole answer (pieces also stream to `onTextChunk`).
+   *
+   * @example
+   * ```ts
+   * const { text } = await chat.ask({ question: 'Why?', maxTokens: 100 });
+   * ```
+   */
+  async ask(options: ChatTurnOptions): Promise<GenerationResult> {
+    const stream = this.askStream(options);
+    for (;;) {
+      const step = await stream.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  /**
+   * Asks the next question as a stream of text pieces; the return value is the {@link GenerationResult}.
+   *
+   * @example
+   * ```ts
+   * for await (const piece of chat.askStream({ question: 'Tell me more.' })) process.stdout.write(piece);
+   * ```
+   */
+  async *askStream(options: ChatTurnOptions): AsyncGenerator<string, GenerationResult> {
+    // Validate everything before waiting for the previous turn, so bad input fails at once.
+    const context = this.#contextOrThrow('ask');
+    if (!isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+    checkKeys(options, CHAT_TURN_KEYS, 'options');
+    if (!isString(options.question)) throw invalidParameterError('options.question', 'a string', options.question);
+    if (isDefined(options.image) && isDefined(options.video)) {
+      throw invalidParameterError('options', 'either image or video, not both', 'both');
+    }
+    const generation = resolveGenerationOptions(options as Record<string, unknown>);
+    const video = isDefined(options.video) ? checkVideo(options.video) : undefined;
+
+    let release!: () => void;
+    const previous = this.#turnQueue;
+    this.#turnQueue = new Promise<void>((resolve) => (release = resolve));
+    await previous;
+    try {
+      return yield* this.#turn(context, options, video, generation);
+    } finally {
+      release();
+    }
+  }
+
+  async *#turn(
+    context: ChatContext,
+    options: ChatTurnOptions,
+    video: { frames: readonly ImageInput[]; numFrames: number } | undefined,
+    generation: ResolvedGenerationOptions,
+  ): AsyncGenerator<string, GenerationResult> {
+    const { config, tokenizer, session } = context;
+    const resolution = config.image_resolution;
+    const perToken = config.patch_size * config.vae_spatial_stride;
+    const grid = resolution / perToken;
+    const tokensPerImage = grid * grid;
+
+    let visual: { tokens: number; tokensPerImage: number } | undefined;
+    let image: NonNullable<AddonSequenceChunk['images']>[number] | undefined;
+    if (isDefined(options.image)) {
+      const rgb = await readImageInput(options.image, 'options.image');
+      const pixels = imageToTensor(centerCrop(resizeShorterSide(rgb, resolution), resolution, resolution));
+      visual = { tokens: tokensPerImage, tokensPerImage };
+      image = { data: pixels, shape: [1, 3, 1, resolution, resolution], position: 0 };
+    } else if (video) {
+      const indices = uniformFrameIndices(video.frames.length, video.numFrames);
+      const frameSize = 3 * resolution * resolution;
+      const data = new Float32Array(indices.length * frameSize);
+      const decoded = new Map<number, Float32Array>();
+      for (let i = 0; i < indices.length; i++) {
+        const index = indices[i]!;
+        let frame = decoded.get(index);
+        if (!frame) {
+          frame = imageToTensor(letterbox(await readImageInput(video.frames[index], `options.video.frames[${index}]`), resolution));
+          decoded.set(index, frame);
+        }
+        data.set(frame, i * frameSize);
+      }
+      // Each frame's token grid is resized bilinearly to half its side, rounded up (27 -> 14, spec §8.3).
+      const pooled = Math.ceil(grid / 2);
+      visual = { tokens: indices.length * pooled * pooled, tokensPerImage };
+      image = { data, shape: [indices.length, 3, 1, resolution, resolution], position: 0, poolTo: [pooled, pooled] };
+    }
+
+    // A previous answer's last token(s) that are not cached yet come first.
+    const carried = this.#uncached;
+    const start = session.length + carried.length;
+    const turn = buildTurn(tokenizer, {
+      start,
+      continuation: this.#turns > 0,
+      systemPrompt: this.#systemPrompt,
+      question: options.question,
+      ...(visual ? { visual } : {}),
+      layout: this.#layout,
+    });
+    const ids = [...carried, ...turn.ids];
+    const contextLength = config.max_position_embeddings;
+    if (session.length + ids.length >= contextLength) {
+      throw new ShowO2Error(
+        'ERR_INVALID_ARGUMENT',
+        `The prompt needs ${ids.length} positions (${session.length} already in the conversation) but the model's ` +
+          `context is ${contextLength} positions; shorten the question, use fewer video frames, or start a new chat`,
+      );
+    }
+    const prompt: AddonSequenceChunk = {
+      ids: Int32Array.from(ids),
+      times: isDefined(turn.timePosition) ? [{ position: turn.timePosition, t: 1.0 }] : [],
+      blocks: turn.blocks,
+      images: image ? [{ ...image, position: turn.visualPosition! }] : [],
+    };
+
+    // Every native step goes through the model's queue; the session itself is one turn at a time.
+    const queuedSession: AddonUnderstandingSession = {
+      get length() {
+        return session.length;
+      },
+      get disposed() {
+        return session.disposed;
+      },
+      evaluate: (chunk, opts) => context.queue.run(() => session.evaluate(chunk, opts)),
+      setSampling: (params) => session.setSampling(params),
+      cancel: () => session.cancel(),
+      truncate: (length) => session.truncate(length),
+      dispose: () => session.dispose(),
+    };
+    const target: GenerationTarget = { session: queuedSession, tokenizer, prompt, contextLength };
+    const result = yield* runGeneration(target, generation);
+    if (session.length > start - carried.length) {
+      // The prompt went in: the turn counts, and its uncached tail opens the next turn.
+      this.#turns += 1;
+      this.#uncached = target.uncached ?? [];
+    }
+    return result;
+  }
+
+  /**
+   * Releases the conversation's cache. Idempotent; later calls throw `ERR_DISPOSED`.
+   *
+   * @example
+   * ```ts
+   * chat.dispose();
+   * ```
+   */
+  dispose(): void {
+    if (!this.#context) return;
+    const context = this.#context;
+    this.#context = null;
+    context.session.dispose();
+    context.onDispose(this);
+  }
+
+  #contextOrThrow(operation: string): ChatContext {
+    if (!this.#context) throw disposedError('chat', operation);
+    return this.#context;
+  }
+}
+
+function checkVideo(value: unknown): { frames: readonly ImageInput[]; numFrames: number } {
+  if (!isPlainObject(value)) throw invalidParameterError('options.video', 'an object { frames, numFrames? }', value);
+  const { frames, numFrames } = value as Partial<VideoInput>;
+  if (!Array.isArray(frames) || frames.length === 0) {
+    throw invalidParameterError('options.video.frames', 'a non-empty array of images', frames);
+  }
+  if (isDefined(numFrames) && (!isPositiveInteger(numFrames) || numFrames > 1024)) {
+    throw invalidParameterError('options.video.numFrames', 'an integer from 1 to 1024', numFrames);
+  }
+  return { frames, numFrames: numFrames ?? 32 };
+}

@@ -1,0 +1,53 @@
+// The raw `Showo2Model` class of the addon (wrapped by lib/model.ts): a loaded Show-o2 checkpoint + VAE on the CPU
+// backend.
+//
+//   Showo2Model.load({configJson, configSource, weightsPath, vaePath, threads?}) -> Promise<Showo2Model>
+//   .config                     the resolved configuration (plain object, config.json spellings)
+//   .createSession()            a new UnderstandingSession (its own KV cache) over this model
+//   .dispose()                  idempotent; later use throws ERR_DISPOSED. Sessions keep the weights alive until
+//                               they are disposed too (lib/model.ts disposes them with the model).
+//
+// Calls on one model (from any of its sessions) run one at a time: the CPU backend's thread pool and scratch memory
+// are not reentrant, so every worker takes the model's mutex.
+#pragma once
+
+#include "AddonNapi.h"
+
+#include <memory>
+#include <mutex>
+
+namespace showo2 {
+class Showo2Model;
+namespace cpu {
+class CpuBackend;
+}
+}  // namespace showo2
+
+namespace showo2::binding {
+
+// Member order matters: the model keeps a pointer to the backend, so the backend is declared first (destroyed last).
+struct Showo2ModelHandle {
+  std::unique_ptr<cpu::CpuBackend> backend;
+  std::unique_ptr<Showo2Model> model;
+  std::mutex mutex;
+  ~Showo2ModelHandle();
+};
+
+class AddonShowo2Model : public Napi::ObjectWrap<AddonShowo2Model> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<Showo2ModelHandle> handle);
+  explicit AddonShowo2Model(const Napi::CallbackInfo& info);
+
+ private:
+  static Napi::Value Load(const Napi::CallbackInfo& info);
+  Napi::Value GetConfig(const Napi::CallbackInfo& info);
+  Napi::Value GetDisposed(const Napi::CallbackInfo& info);
+  Napi::Value CreateSession(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+
+  const std::shared_ptr<Showo2ModelHandle>& Handle(Napi::Env env, const char* operation) const;
+  std::shared_ptr<Showo2ModelHandle> handle_;
+};
+
+}  // namespace showo2::binding

@@ -1,0 +1,110 @@
+#include "understanding_session.h"
+
+#include <algorithm>
+
+#include "error.h"
+
+namespace showo2 {
+
+UnderstandingSession::UnderstandingSession(Showo2Model& model)
+    : model_(&model), cache_(model.config().llm, 1), sampler_(std::make_unique<TextSampler>(SamplingParams{})) {}
+
+int64_t UnderstandingSession::context_length() const { return model_->config().llm.max_position_embeddings; }
+
+void UnderstandingSession::append(const SequenceChunk& chunk, const std::function<bool()>& should_cancel) {
+  const int64_t start = cache_.length();
+  const int64_t L = static_cast<int64_t>(chunk.ids.size());
+  const int64_t hidden = model_->config().hidden_size;
+  if (L == 0) fail(ErrorCode::InvalidArgument, "UnderstandingSession.append: the chunk is empty");
+  if (start + L > context_length())
+    fail(ErrorCode::InvalidArgument, "UnderstandingSession.append: the sequence would be ", start + L,
+         " positions long (", start, " already + ", L, " new), longer than the model's context of ",
+         context_length(), " positions");
+
+  // Which chunk positions are overwritten, to reject overlaps and keep placeholders out of the penalty history.
+  std::vector<char> inserted(static_cast<size_t>(L), 0);
+  auto claim = [&](int64_t position, int64_t count, const char* what) {
+    if (position < start || position + count > start + L)
+      fail(ErrorCode::InvalidArgument, "UnderstandingSession.append: ", what, " at positions [", position, ", ",
+           position + count, ") lies outside the chunk [", start, ", ", start + L, ")");
+    for (int64_t i = position - start; i < position - start + count; ++i) {
+      if (inserted[static_cast<size_t>(i)])
+        fail(ErrorCode::InvalidArgument, "UnderstandingSession.append: ", what, " overlaps another insert at position ",
+             start + i);
+      inserted[static_cast<size_t>(i)] = 1;
+    }
+  };
+  for (const auto& t : chunk.times) claim(t.position, 1, "a time token");
+  for (const auto& v : chunk.visuals) {
+    if (v.tokens.dim() != 2 || v.tokens.size(1) != hidden)
+      fail(ErrorCode::ShapeMismatch, "UnderstandingSession.append: visual tokens must be [n, ", hidden, "] but got ",
+           v.tokens.shape_string());
+    claim(v.position, v.tokens.size(0), "visual tokens");
+  }
+  for (const auto& b : chunk.blocks)
+    if (b.length > 0 && (b.offset < start || b.offset + b.length > start + L))
+      fail(ErrorCode::InvalidArgument, "UnderstandingSession.append: bidirectional block [", b.offset, ", ",
+           b.offset + b.length, ") lies outside the chunk [", start, ", ", start + L, ")");
+
+  Backend& backend = model_->backend();
+  Tensor ids = Tensor::empty({1, L}, DType::I32);
+  std::copy(chunk.ids.begin(), chunk.ids.end(), ids.mutable_data<int32_t>());
+  Tensor embeds = model_->llm().embed_tokens(ids);                       // [1, L, hidden]
+  Tensor rows = embeds.reshape({L, hidden});
+  if (!chunk.times.empty()) {
+    std::vector<float> ts;
+    for (const auto& t : chunk.times) ts.push_back(t.t);
+    Tensor tokens = model_->time_tokens(ts);                              // [n_times, hidden]
+    for (size_t i = 0; i < chunk.times.size(); ++i) {
+      const int64_t row = chunk.times[i].position - start;
+      Tensor dst = rows.slice(0, row, row + 1);
+      backend.copy(tokens.slice(0, static_cast<int64_t>(i), static_cast<int64_t>(i) + 1), dst);
+    }
+  }
+  for (const auto& v : chunk.visuals) {
+    const int64_t row = v.position - start;
+    Tensor dst = rows.slice(0, row, row + v.tokens.size(0));
+    backend.copy(v.tokens, dst);
+  }
+
+  Tensor hidden_states = model_->llm().forward(embeds, {chunk.blocks}, cache_, should_cancel);  // [1, L, hidden]
+  std::vector<float> logits;
+  try {
+    Tensor last = hidden_states.reshape({L, hidden}).slice(0, L - 1, L).contiguous();            // [1, hidden]
+    Tensor out = model_->llm().lm_head(last);                                                    // [1, V]
+    const float* p = out.data<float>();
+    logits.assign(p, p + out.numel());
+  } catch (...) {
+    cache_.truncate(start);  // keep the session as it was
+    throw;
+  }
+  last_logits_ = std::move(logits);
+  for (int64_t i = 0; i < L; ++i) history_.push_back(inserted[static_cast<size_t>(i)] ? -1 : chunk.ids[static_cast<size_t>(i)]);
+}
+
+void UnderstandingSession::set_sampling(const SamplingParams& params) {
+  params.validate();
+  sampler_ = std::make_unique<TextSampler>(params);
+}
+
+int32_t UnderstandingSession::sample() {
+  if (last_logits_.empty())
+    fail(ErrorCode::InvalidArgument, "UnderstandingSession.sample: nothing has been appended yet");
+  std::vector<int32_t> text_ids;
+  text_ids.reserve(history_.size());
+  for (int32_t id : history_)
+    if (id >= 0) text_ids.push_back(id);
+  return sampler_->sample(last_logits_.data(), static_cast<int64_t>(last_logits_.size()), text_ids);
+}
+
+void UnderstandingSession::truncate(int64_t length) {
+  if (length < 0 || length > cache_.length())
+    fail(ErrorCode::InvalidArgument, "UnderstandingSession.truncate: expected a length in [0, ", cache_.length(),
+         "] but got ", length);
+  if (length == cache_.length()) return;
+  cache_.truncate(length);
+  history_.resize(static_cast<size_t>(length));
+  last_logits_.clear();  // the logits belonged to the dropped tail; the next append recomputes them
+}
+
+}  // namespace showo2
