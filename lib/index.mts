@@ -52,3 +52,22 @@ export type {
   WanVaeConfig,
   WanVaeLoadOptions,
 } from './index.js';
+export { ChatSession, DEFAULT_SYSTEM_PROMPT, ShowO2Model, ShowO2Tokenizer } from './index.js';
+export type {
+  AnswerOptions,
+  ChatOptions,
+  ChatTurnOptions,
+  DecodeTextOptions,
+  FinishReason,
+  GenerationResult,
+  ImageInput,
+  PromptLayout,
+  ShowO2Config,
+  ShowO2LoadOptions,
+  ShowO2SpecialTokens,
+  TextGenerationOptions,
+  TokenizerFromJSONOptions,
+  TokenizerLoadOptions,
+  TokenStreamDecoder,
+  VideoInput,
+} from './index.js';

@@ -48,3 +48,25 @@ export {
   type WanVaeConfig,
   type WanVaeLoadOptions,
 } from './vae.js';
+export {
+  ChatSession,
+  DEFAULT_SYSTEM_PROMPT,
+  ShowO2Model,
+  type AnswerOptions,
+  type ChatOptions,
+  type ChatTurnOptions,
+  type ImageInput,
+  type ShowO2Config,
+  type ShowO2LoadOptions,
+  type VideoInput,
+} from './model.js';
+export type { FinishReason, GenerationResult, TextGenerationOptions } from './generation.js';
+export type { PromptLayout } from './prompt.js';
+export {
+  ShowO2Tokenizer,
+  type ShowO2SpecialTokens,
+  type TokenizerLoadOptions,
+  type TokenizerFromJSONOptions,
+  type DecodeTextOptions,
+  type TokenStreamDecoder,
+} from './tokenizer.js';

@@ -8,11 +8,15 @@ import { consumerProject, repoRoot, runNode } from '../helpers.js';
 
 // The public API. Adding an export means adding it here and to lib/index.mts.
 const publicNames = [
+  'ChatSession',
+  'DEFAULT_SYSTEM_PROMPT',
   'DTYPES',
   'FLOAT_DTYPES',
   'MAX_IMAGE_PIXELS',
   'MAX_IMAGE_SIDE',
   'ShowO2Error',
+  'ShowO2Model',
+  'ShowO2Tokenizer',
   'WanVae',
   'WeightFile',
   'bf16ToFloat32',
