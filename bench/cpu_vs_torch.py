@@ -10,11 +10,15 @@ Families: linear, attention, conv (the default; a few minutes at 2 threads) and 
 Wan2.1 VAE encoding/decoding a 432x432 image and a 17-frame 432x432 video through the reference's chunked path,
 1 warm-up + 3 timed calls per case on both sides; at 2 threads on the Zen 3 dev machine one video call takes 2-4
 minutes, so the family takes about 50 minutes. For one call per case, run the two sides directly:
-bench/native/wan_vae_bench --iters 1 and bench/torch/wan_vae_baseline.py --iters 1; see bench/RESULTS.md).
+bench/native/wan_vae_bench --iters 1 and bench/torch/wan_vae_baseline.py --iters 1; see bench/RESULTS.md), and qwen2
+(opt-in: the Qwen2.5-1.5B decoder with random bf16 weights, prefill of 128 and 512 tokens and greedy decode, against
+transformers' Qwen2ForCausalLM in bf16; about 3 GB of weights per side and ~5 minutes at 2 threads. Its rows without
+a torch twin are the machine's memory read bandwidth and the decode step's bandwidth bound, weight bytes / bandwidth;
+the goal there is decode >= 1x torch and within 2x of the bound).
 
 Usage:
   cmake -S . -B build-native -G Ninja && cmake --build build-native
-  python3 bench/cpu_vs_torch.py --build build-native --threads 2 [--families linear,attention,conv,wan_vae]
+  python3 bench/cpu_vs_torch.py --build build-native --threads 2 [--families linear,attention,conv,wan_vae,qwen2]
 Needs torch (never needed by CI or the tests).
 """
 import argparse
@@ -63,7 +67,8 @@ def main():
             base = theirs.get(case)
             ratio = base["ms"] / row["ms"] if base else None
             joined.append({"case": case, "showo2_ms": row["ms"], "torch_ms": base["ms"] if base else None,
-                           "ratio": ratio, "gflops": row.get("gflops"), "ns_per_pixel": row.get("ns_per_pixel")})
+                           "ratio": ratio, "gflops": row.get("gflops"), "ns_per_pixel": row.get("ns_per_pixel"),
+                           "tokens_per_s": row.get("tokens_per_s"), "gbps": row.get("gbps")})
     print(f"{'case':44s} {'showo2 ms':>10s} {'torch ms':>10s} {'ratio':>7s} {'GFLOP/s':>8s} {'ns/pixel':>9s}")
     worst = None
     for r in joined:
@@ -71,7 +76,12 @@ def main():
         torch_ms = f"{r['torch_ms']:.2f}" if r["torch_ms"] else "n/a"
         gf = f"{r['gflops']:.1f}" if r.get("gflops") else ""
         ns = f"{r['ns_per_pixel']:.1f}" if r.get("ns_per_pixel") is not None else ""
-        print(f"{r['case']:44s} {r['showo2_ms']:10.2f} {torch_ms:>10s} {ratio:>7s} {gf:>8s} {ns:>9s}")
+        extra = ""
+        if r.get("tokens_per_s") is not None:
+            extra = f"  {r['tokens_per_s']:.2f} tokens/s"
+        if r.get("gbps") is not None:
+            extra = f"  {r['gbps']:.1f} GB/s"
+        print(f"{r['case']:44s} {r['showo2_ms']:10.2f} {torch_ms:>10s} {ratio:>7s} {gf:>8s} {ns:>9s}{extra}")
         if r["ratio"] is not None:
             worst = r["ratio"] if worst is None else min(worst, r["ratio"])
     if worst is not None:
