@@ -291,7 +291,7 @@ export class ShowO2Model implements AsyncDisposable {
         configSource: configPath,
         weightsPath,
         vaePath,
-        ...(isDefined(options.threads) ? { threads: options.threads } : {}),
+        ...(isDefined(options.threads) ? { threads: options.threads as number } : {}),
       }),
     );
     try {
