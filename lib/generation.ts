@@ -45,6 +45,8 @@ export interface TextGenerationOptions {
    * Defaults to none.
    */
   stop?: readonly string[];
+  /** Token ids that end the answer (not included in it), besides `<|im_end|>`. Defaults to none. */
+  stopTokens?: readonly number[];
   /** Stops the generation within one token (or one layer, during the prompt); the answer so far is returned. */
   signal?: AbortSignal;
   /** Called with each new piece of text as soon as it is decoded (never a broken UTF-8 character). */
@@ -67,7 +69,10 @@ export interface GenerationResult {
   text: string;
   /** The generated token ids (without the final `<|im_end|>`). */
   tokens: number[];
-  /** `'eos'`: the model ended its turn; `'stop'`: a stop string; `'length'`: maxTokens; `'abort'`: the signal. */
+  /**
+   * `'eos'`: the model ended its turn; `'stop'`: a stop string or stop token; `'length'`: maxTokens (or the context
+   * is full); `'abort'`: the signal.
+   */
   finishReason: FinishReason;
   usage: {
     /** Positions the prompt added to the sequence (text, TIME and visual tokens). */
@@ -82,6 +87,7 @@ export interface ResolvedGenerationOptions {
   maxTokens: number;
   sampling: Required<AddonSamplingParams>;
   stop: string[];
+  stopTokens: Set<number>;
   signal: AbortSignal | undefined;
   onTextChunk: ((text: string) => void) | undefined;
 }
@@ -94,6 +100,7 @@ const GENERATION_KEYS = [
   'repetitionPenalty',
   'seed',
   'stop',
+  'stopTokens',
   'signal',
   'onTextChunk',
 ] as const;
@@ -131,6 +138,13 @@ export function resolveGenerationOptions(options: Record<string, unknown>, prefi
     }
     stop = [...(o.stop as string[])];
   }
+  const stopTokens = new Set<number>();
+  if (isDefined(o.stopTokens)) {
+    if (!Array.isArray(o.stopTokens) || !o.stopTokens.every((id) => isInteger(id) && id >= 0)) {
+      throw invalidParameterError(name('stopTokens'), 'an array of token ids (non-negative integers)', o.stopTokens);
+    }
+    for (const id of o.stopTokens as number[]) stopTokens.add(id);
+  }
   if (isDefined(o.signal) && !(o.signal instanceof AbortSignal)) {
     throw invalidParameterError(name('signal'), 'an AbortSignal', o.signal);
   }
@@ -141,6 +155,7 @@ export function resolveGenerationOptions(options: Record<string, unknown>, prefi
     maxTokens,
     sampling: { temperature, topK, topP, repetitionPenalty, seed: seed as number },
     stop,
+    stopTokens,
     signal: o.signal as AbortSignal | undefined,
     onTextChunk: o.onTextChunk as ((text: string) => void) | undefined,
   };
@@ -261,10 +276,10 @@ export async function* runGeneration(
       throw new ShowO2Error('ERR_INTERNAL', 'the session length does not match the prompt after evaluation');
     }
     for (;;) {
-      if (next === eos) {
+      if (next === eos || options.stopTokens.has(next)) {
         const rest = emit(stops.push(decoder.flush())[0] + stops.flush());
         if (rest) yield rest;
-        return result('eos');
+        return result(next === eos ? 'eos' : 'stop');
       }
       tokens.push(next);
       target.uncached = [next];

@@ -40,9 +40,8 @@ struct SequenceChunk {
   std::vector<TimeInsert> times;
   std::vector<VisualInsert> visuals;
   std::vector<BidirectionalBlock> blocks;    // absolute positions; blocks must lie inside the chunk
-  // Ids that count as "already in the sequence" for the repetition penalty. Defaults to `ids` minus the positions
-  // overwritten by inserts (placeholders are not text).
 };
+// The repetition penalty sees every appended id except the placeholders that inserts overwrite (they are not text).
 
 class UnderstandingSession {
  public:

@@ -45,7 +45,7 @@ constexpr double kCachedRelToMax = 1e-5;  // cached vs uncached port
 std::string fixture(const std::string& name) { return std::string(SHOWO2_FIXTURES_DIR) + "/qwen2/" + name; }
 
 void require_fixtures(const std::string& model) {
-  for (const std::string f : {model + ".safetensors", model + "_config.json", model + "_io.safetensors"})
+  for (const std::string& f : {model + ".safetensors", model + "_config.json", model + "_io.safetensors"})
     if (!std::ifstream(fixture(f)).good())
       test::skip_test("test/fixtures/qwen2/" + f + " not present (tools/fixtures/make_qwen2_fixtures.py)");
 }

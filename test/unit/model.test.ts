@@ -200,6 +200,16 @@ test('stop strings cut the answer before the stop string, even when it spans tok
   t.is(result.text, 'pons UNt');
 });
 
+test('stop tokens end the answer before the token', async (t) => {
+  const model = await modelPromise;
+  const c = imageCase('image_demo_q0'); // 2737 6643 1318 6073 ...
+  const result = await model.answer({ image: photo, question: c.question, stopTokens: [1318] });
+  t.is(result.finishReason, 'stop');
+  t.deepEqual(result.tokens, [2737, 6643]);
+  t.is(result.text, model.tokenizer.decode([2737, 6643]));
+  await t.throwsAsync(model.answer({ question: 'x', stopTokens: [-1] }), { code: 'ERR_INVALID_ARGUMENT', message: /options\.stopTokens/ });
+});
+
 test('an AbortSignal stops the answer within one token; an aborted signal stops before the prompt', async (t) => {
   const model = await modelPromise;
   const c = imageCase('image_demo_q0');
