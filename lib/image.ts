@@ -773,3 +773,26 @@ export function tensorToImage(data: Float32Array, width: number, height: number,
   }
   return { width, height, data: out };
 }
+
+/**
+ * The frames of decoded pixels `[N, 3, T, H, W]` in [-1, 1] (the VAE's output layout), as `N` lists of `T` images.
+ * @internal
+ */
+export function pixelsToFrames(data: Float32Array, shape: readonly number[], rounding: 'round' | 'truncate'): RgbImage[][] {
+  const [n, , t, h, w] = shape as [number, number, number, number, number];
+  const plane = h * w;
+  const frame = new Float32Array(3 * plane);
+  const out: RgbImage[][] = [];
+  for (let b = 0; b < n; b++) {
+    const frames: RgbImage[] = [];
+    for (let f = 0; f < t; f++) {
+      for (let c = 0; c < 3; c++) {
+        const from = ((b * 3 + c) * t + f) * plane;
+        frame.set(data.subarray(from, from + plane), c * plane);
+      }
+      frames.push(tensorToImage(frame, w, h, { rounding }));
+    }
+    out.push(frames);
+  }
+  return out;
+}

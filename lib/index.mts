@@ -71,3 +71,13 @@ export type {
   TokenStreamDecoder,
   VideoInput,
 } from './index.js';
+export { encodeAnimatedPng } from './index.js';
+export type {
+  AnimatedPngOptions,
+  GenerationProgress,
+  ImageGenerationOptions,
+  ImageGenerationResult,
+  LatentTensor,
+  VideoGenerationOptions,
+  VideoGenerationResult,
+} from './index.js';

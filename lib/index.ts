@@ -60,7 +60,7 @@ export {
   type ShowO2LoadOptions,
   type VideoInput,
 } from './model.js';
-export type { FinishReason, GenerationResult, TextGenerationOptions } from './generation.js';
+export type { FinishReason, GenerationResult, TextGenerationOptions } from './text-generation.js';
 export type { PromptLayout } from './prompt.js';
 export {
   ShowO2Tokenizer,
@@ -70,3 +70,12 @@ export {
   type DecodeTextOptions,
   type TokenStreamDecoder,
 } from './tokenizer.js';
+export {
+  type GenerationProgress,
+  type ImageGenerationOptions,
+  type ImageGenerationResult,
+  type LatentTensor,
+  type VideoGenerationOptions,
+  type VideoGenerationResult,
+} from './visual-generation.js';
+export { encodeAnimatedPng, type AnimatedPngOptions } from './animation.js';

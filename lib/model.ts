@@ -16,10 +16,18 @@ import {
   type GenerationTarget,
   type ResolvedGenerationOptions,
   type TextGenerationOptions,
-} from './generation.js';
+} from './text-generation.js';
 import { centerCrop, decodeImage, imageToTensor, letterbox, resizeShorterSide, type RgbImage } from './image.js';
 import { addon } from './native.js';
 import { buildTurn, uniformFrameIndices, type PromptLayout } from './prompt.js';
+import {
+  runVisualGeneration,
+  type GenerationContext,
+  type ImageGenerationOptions,
+  type ImageGenerationResult,
+  type VideoGenerationOptions,
+  type VideoGenerationResult,
+} from './visual-generation.js';
 import { ShowO2Tokenizer } from './tokenizer.js';
 import { isDefined, isNonEmptyString, isOneOf, isPlainObject, isPositiveInteger, isString } from './validate.js';
 
@@ -398,6 +406,67 @@ export class ShowO2Model implements AsyncDisposable {
     );
     this.#chats.add(chat);
     return chat;
+  }
+
+  /**
+   * Generates images from text with the flow-matching ODE (spec §7, §8.1): one image per prompt, the prompts batched
+   * together with their classifier-free-guidance branches. The prompt prefix is computed once and reused at every
+   * step (exact, by the structure of the omni mask).
+   *
+   * Rejects with a {@link ShowO2Error}: `ERR_INVALID_ARGUMENT` for bad options (a size that is not a multiple of 16,
+   * fewer than 2 steps, a negative guidance scale, a prompt longer than `maxTextTokens`), `ERR_SHAPE_MISMATCH` for
+   * `latents` of the wrong shape, `ERR_CANCELLED` when `signal` aborts it, `ERR_DISPOSED` after dispose().
+   *
+   * @example
+   * ```ts
+   * import { writeFileSync } from 'node:fs';
+   * import { encodePng } from 'showo2';
+   *
+   * const { images, seed } = await model.generateImages({
+   *   prompt: 'a watercolor painting of a lighthouse',
+   *   steps: 50,
+   *   guidanceScale: 7.5,
+   *   onStep: (p) => console.log(`${p.step}/${p.totalSteps}`),
+   * });
+   * writeFileSync(`lighthouse-${seed}.png`, encodePng(images[0]!));
+   * ```
+   */
+  async generateImages(options: ImageGenerationOptions): Promise<ImageGenerationResult> {
+    const { frames, ...rest } = await runVisualGeneration(this.#generationContext('generate images'), options, false);
+    return { images: frames.map((f) => f[0]!), ...rest };
+  }
+
+  /**
+   * Generates videos from text, or from text and a first frame (image-to-video): `frames` = 1 + 4k frames (17 by
+   * default, at the model's resolution), one video per prompt. With `image`, latent frame 0 is the encoded image and
+   * stays fixed (spec §8.5).
+   *
+   * Rejects like {@link ShowO2Model.generateImages}, and with `ERR_INVALID_ARGUMENT` for a frame count not of the
+   * form 1 + 4k. (The released Show-o2 checkpoints were not trained for video; use a video checkpoint.)
+   *
+   * @example
+   * ```ts
+   * import { writeFileSync } from 'node:fs';
+   * import { encodeAnimatedPng } from 'showo2';
+   *
+   * const { videos } = await model.generateVideo({ prompt: 'waves rolling onto a beach', frames: 17 });
+   * writeFileSync('waves.png', await encodeAnimatedPng(videos[0]!, { fps: 8 }));
+   * ```
+   */
+  async generateVideo(options: VideoGenerationOptions): Promise<VideoGenerationResult> {
+    const { frames, ...rest } = await runVisualGeneration(this.#generationContext('generate a video'), options, true);
+    return { videos: frames, ...rest };
+  }
+
+  #generationContext(operation: string): GenerationContext {
+    const native = this.#nativeOrThrow(operation);
+    return {
+      native,
+      tokenizer: this.#tokenizer,
+      config: this.#config,
+      run: (call) => this.#queue.run(call),
+      readImage: readImageInput,
+    };
   }
 
   /**

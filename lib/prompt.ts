@@ -112,3 +112,42 @@ export function uniformFrameIndices(total: number, count: number): number[] {
   out.push(total - 1);
   return out;
 }
+
+/** One branch of a generation (the reference's `prepare_gen_input`, spec §2.3, §8.5). */
+export interface GenerationSequence {
+  /** The full sequence: `[<|im_start|>] text [boi] [pad] * (visualTokens + 1) [eoi] [<|im_end|>] [PAD] * ...`. */
+  ids: number[];
+  /** Position of the TIME token (`1 + text length + 1`). */
+  blockOffset: number;
+  /** Text tokens kept (after truncation). */
+  textTokens: number;
+}
+
+/**
+ * The longest prompt (in tokens) of the released configs, from their `max_seq_len` (spec §3.2): 290 at 432² (1024 -
+ * 730 - 4), 251 for the HQ model's 512² and 1024² (1280 - 1025 - 4, 4352 - 4097 - 4). Other sizes use 251.
+ */
+export function defaultMaxTextTokens(visualTokens: number): number {
+  return visualTokens <= 729 ? 290 : 251;
+}
+
+/**
+ * Builds one generation sequence. `textIds` longer than `maxTextTokens` are cut to it, as the reference does
+ * (`tok(prompt)[:max_text_len]`); callers that prefer an error check the length first. The pads after
+ * `<|im_end|>` fill the sequence to `maxTextTokens + visualTokens + 5` positions (the reference's `max_seq_len`).
+ */
+export function buildGenerationSequence(
+  tokenizer: ShowO2Tokenizer,
+  textIds: readonly number[],
+  options: { visualTokens: number; maxTextTokens: number; video: boolean },
+): GenerationSequence {
+  const { bos, eos, boi, eoi, bov, eov, imgPad, vidPad, pad } = tokenizer.special;
+  const text = textIds.slice(0, options.maxTextTokens);
+  const ids: number[] = [bos, ...text, options.video ? bov : boi];
+  const blockOffset = ids.length;
+  const placeholder = options.video ? vidPad : imgPad;
+  for (let i = 0; i < options.visualTokens + 1; i++) ids.push(placeholder);
+  ids.push(options.video ? eov : eoi, eos);
+  for (let i = text.length; i < options.maxTextTokens; i++) ids.push(pad);
+  return { ids, blockOffset, textTokens: text.length };
+}

@@ -6,7 +6,7 @@
  */
 import type { AddonFloatTensor, AddonWanVae } from '../typings/addon.js';
 import { callNative, describeValue, disposedError, fromNativeError, invalidParameterError, ShowO2Error } from './errors.js';
-import { imageToTensor, tensorToImage, type RgbImage } from './image.js';
+import { imageToTensor, pixelsToFrames, type RgbImage } from './image.js';
 import { addon } from './native.js';
 import { isDefined, isInteger, isNonEmptyString, isOneOf, isPlainObject, isPositiveInteger } from './validate.js';
 
@@ -376,19 +376,7 @@ export class WanVae implements AsyncDisposable {
     }
     const tilingOptions = { tiling, tileLatent, overlapLatent };
     const out = await this.#enqueue(() => native.decode(latent.data, [...latent.shape], tilingOptions));
-    const [n, , t, h, w] = out.shape as [number, number, number, number, number];
-    const plane = h * w;
-    const frames: RgbImage[] = [];
-    const frame = new Float32Array(3 * plane);
-    for (let b = 0; b < n; b++) {
-      for (let f = 0; f < t; f++) {
-        for (let c = 0; c < 3; c++) {
-          const from = ((b * 3 + c) * t + f) * plane;
-          frame.set(out.data.subarray(from, from + plane), c * plane);
-        }
-        frames.push(tensorToImage(frame, w, h, { rounding }));
-      }
-    }
+    const frames = pixelsToFrames(out.data, out.shape, rounding).flat();
     return { frames, raw: { data: out.data, shape: Object.freeze(out.shape) } };
   }
 

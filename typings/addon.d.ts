@@ -127,11 +127,57 @@ export interface AddonUnderstandingSession {
   dispose(): void;
 }
 
+/** One branch's token sequence for generation (native/core/generation.h `GenerationSequence`). */
+export interface AddonGenerationSequence {
+  ids: Int32Array;
+  /** Position of the TIME token; the visual block follows it. */
+  blockOffset: number;
+}
+
+/** native/core/generation.h `GenerationRequest`. */
+export interface AddonGenerationRequest {
+  cond: AddonGenerationSequence[];
+  uncond?: AddonGenerationSequence;
+  latentShape: number[];
+  seed: number;
+  steps: number;
+  shift?: number;
+  guidanceScale?: number;
+  solver?: 'euler' | 'heun';
+  reusePrefix?: boolean;
+  preview?: boolean;
+  initialLatents?: AddonFloatTensor;
+  firstFrame?: AddonFloatTensor;
+}
+
+/** What the native generation reports after each ODE step. */
+export interface AddonGenerationStep {
+  step: number;
+  totalSteps: number;
+  modelEvaluations: number;
+  t: number;
+  elapsedMs: number;
+  preview?: AddonFloatTensor;
+}
+
+/** native/binding/AddonCancelToken.h */
+export interface AddonCancelToken {
+  readonly cancelled: boolean;
+  cancel(): void;
+}
+
 /** native/binding/AddonShowo2Model.h */
 export interface AddonShowo2Model {
   readonly config: AddonShowo2Config;
   readonly disposed: boolean;
   createSession(): AddonUnderstandingSession;
+  generate(
+    request: AddonGenerationRequest,
+    onStep?: (step: AddonGenerationStep) => void,
+    cancelToken?: AddonCancelToken,
+  ): Promise<AddonFloatTensor>;
+  encodeImages(pixels: AddonFloatTensor): Promise<AddonFloatTensor>;
+  decodeLatents(latents: AddonFloatTensor, options?: { tiling?: 'auto' | 'on' | 'off' }): Promise<AddonFloatTensor>;
   dispose(): void;
 }
 
@@ -174,6 +220,7 @@ export interface Addon {
   WeightFile: AddonWeightFileClass;
   WanVae: AddonWanVaeClass;
   Showo2Model: AddonShowo2ModelClass;
+  CancelToken: new () => AddonCancelToken;
   runtimeInfo(): Promise<AddonRuntimeInfo>;
   convertToSafetensors(src: string, dst: string, options: { dtype?: string }): Promise<number>;
 }

@@ -23,6 +23,7 @@ const publicNames = [
   'centerCrop',
   'convertToSafetensors',
   'decodeImage',
+  'encodeAnimatedPng',
   'encodePng',
   'f16ToFloat32',
   'imageToTensor',
