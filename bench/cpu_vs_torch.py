@@ -14,11 +14,14 @@ bench/native/wan_vae_bench --iters 1 and bench/torch/wan_vae_baseline.py --iters
 (opt-in: the Qwen2.5-1.5B decoder with random bf16 weights, prefill of 128 and 512 tokens and greedy decode, against
 transformers' Qwen2ForCausalLM in bf16; about 3 GB of weights per side and ~5 minutes at 2 threads. Its rows without
 a torch twin are the machine's memory read bandwidth and the decode step's bandwidth bound, weight bytes / bandwidth;
-the goal there is decode >= 1x torch and within 2x of the bound).
+the goal there is decode >= 1x torch and within 2x of the bound), and generation (opt-in: one guided Euler evaluation
+and a whole N = 5 generation of the tiny Show-o2, and one evaluation with the published 1.5B shapes and random bf16
+weights, ~5.7 GB per side; bench/native/generation_bench against bench/torch/showo2_gen_baseline.py. The torch side
+has only the reference's plain "_full" rows; the C++ "_reuse" rows (prefix caching, spec §12) print with no twin).
 
 Usage:
   cmake -S . -B build-native -G Ninja && cmake --build build-native
-  python3 bench/cpu_vs_torch.py --build build-native --threads 2 [--families linear,attention,conv,wan_vae,qwen2]
+  python3 bench/cpu_vs_torch.py --build build-native --threads 2 [--families linear,attention,conv,wan_vae,qwen2,generation]
 Needs torch (never needed by CI or the tests).
 """
 import argparse
@@ -29,6 +32,8 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The PyTorch twin of each family is torch/<family>_baseline.py unless named here.
+BASELINE_SCRIPTS = {"generation": "showo2_gen_baseline.py"}
 
 
 def json_lines(cmd):
@@ -61,7 +66,8 @@ def main():
             print(f"{family}: {binary} not built, skipped")
             continue
         ours = json_lines([binary, "--threads", str(args.threads), "--json"])
-        theirs = json_lines([sys.executable, os.path.join(HERE, "torch", f"{family}_baseline.py"),
+        script = BASELINE_SCRIPTS.get(family, f"{family}_baseline.py")
+        theirs = json_lines([sys.executable, os.path.join(HERE, "torch", script),
                              "--threads", str(args.threads), "--json"])
         for case, row in ours.items():
             base = theirs.get(case)

@@ -1,5 +1,9 @@
 #include "flow_head.h"
 
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
 #include "error.h"
 
 namespace showo2 {
@@ -71,8 +75,9 @@ FlowHeadWeights::FlowHeadWeights(const FlowHeadConfig& config, int64_t llm_hidde
     : config_(config),
       llm_hidden_size_(llm_hidden_size),
       out_channels_(out_channels),
-      has_diff_proj_(llm_hidden_size != config.hidden_size),
-      diffusion_head_a(static_cast<size_t>(config.num_hidden_layers)) {}
+      has_diff_proj_(llm_hidden_size != config.hidden_size) {
+  diffusion_head_a.resize(static_cast<size_t>(config.num_hidden_layers));
+}
 
 void FlowHeadWeights::bind_weights(WeightBinder& b) {
   const int64_t H = config_.hidden_size;
@@ -108,6 +113,241 @@ void FlowHeadWeights::bind_weights(WeightBinder& b) {
   b.bind(&f.adaLN_modulation_1_bias, "diffusion_head_b.adaLN_modulation.1.bias", {2 * H});
   b.bind(&f.linear_weight, "diffusion_head_b.linear.weight", {out_channels_, H});
   b.bind(&f.linear_bias, "diffusion_head_b.linear.bias", {out_channels_});
+}
+
+// ---- forward ------------------------------------------------------------------------------------------------------
+//
+// Reading order as modules.py: helpers (linear, norm, adaLN chunks, modulate), the modulated block, the head.
+
+using namespace flow_head;
+
+namespace {
+
+Tensor new_f32(const Shape& shape) { return Tensor::empty(shape, DType::F32); }
+
+Tensor linear(Backend& b, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  Shape shape = x.shape();
+  shape.back() = weight.size(0);
+  Tensor out = new_f32(shape);  // [..., N]
+  b.linear(x, weight, bias, out);
+  return out;
+}
+
+Tensor rms_norm(Backend& b, const Tensor& x, const Tensor& weight, double eps) {
+  Tensor out = new_f32(x.shape());
+  b.rms_norm(x, weight, static_cast<float>(eps), out);
+  return out;
+}
+
+// Chunk i of width H of row `row` of an adaLN output [Rc, k*H] (torch's .chunk(k, dim=-1)): [H], contiguous.
+Tensor ada_chunk(const Tensor& m, int64_t row, int64_t i, int64_t H) { return m.select(0, row).slice(0, i * H, (i + 1) * H); }
+
+}  // namespace
+
+// The rows' adaLN inputs: SiLU(c) once per call (adaLN_modulation.0 is nn.SiLU()), and which positions it reaches.
+struct FlowHead::Modulation {
+  std::vector<ModulatedSpan> spans;  // per row; empty: no modulation anywhere
+  Tensor silu_c;                     // [Rc, H]; undefined when no row has a span
+  int64_t c_row(int64_t row) const { return silu_c.size(0) == 1 ? 0 : row; }
+  bool active(int64_t row) const {
+    return !spans.empty() && spans[static_cast<size_t>(row)].end > spans[static_cast<size_t>(row)].begin;
+  }
+  bool any() const { return silu_c.defined(); }
+
+  // modulate(x, shift, scale) = x * (1 + scale) + shift on each row's span (modules.py `modulate`; in fp32 like the
+  // reference's upcast). `ada` is the adaLN output [Rc, k*H], `ada_plus_one` = ada + 1.
+  void modulate(Backend& b, Tensor& x, const Tensor& ada, const Tensor& ada_plus_one, int64_t shift_chunk,
+                int64_t scale_chunk) const {
+    const int64_t H = x.size(2);
+    for (int64_t r = 0; r < x.size(0); ++r) {
+      if (!active(r)) continue;
+      const ModulatedSpan& s = spans[static_cast<size_t>(r)];
+      Tensor view = x.select(0, r).slice(0, s.begin, s.end);  // [n, H]
+      b.mul(view, ada_chunk(ada_plus_one, c_row(r), scale_chunk, H), view);
+      b.add(view, ada_chunk(ada, c_row(r), shift_chunk, H), view);
+    }
+  }
+  // x *= gate on each row's span (gate = 1 elsewhere).
+  void gate(Backend& b, Tensor& x, const Tensor& ada, int64_t gate_chunk) const {
+    const int64_t H = x.size(2);
+    for (int64_t r = 0; r < x.size(0); ++r) {
+      if (!active(r)) continue;
+      const ModulatedSpan& s = spans[static_cast<size_t>(r)];
+      Tensor view = x.select(0, r).slice(0, s.begin, s.end);  // [n, H]
+      b.mul(view, ada_chunk(ada, c_row(r), gate_chunk, H), view);
+    }
+  }
+};
+
+struct FlowHead::RowGroup {
+  int64_t row_begin, row_end;
+  KvCache* cache;
+  int64_t past;  // cache length at entry = RoPE offset of the group's first new position
+  OmniMask mask;
+};
+
+FlowHead::FlowHead(const FlowHeadWeights& weights, Backend& backend) : weights_(&weights), backend_(&backend) {
+  weights.config().validate("FlowHead: config");
+}
+
+KvCache FlowHead::make_cache(int64_t batch) const {
+  const FlowHeadConfig& c = config();
+  return KvCache(c.num_hidden_layers, batch, c.num_key_value_heads, c.head_dim, c.max_position_embeddings);
+}
+
+void FlowHead::ensure_rope_table(int64_t positions) {
+  if (positions <= rope_table_.max_positions) return;
+  const FlowHeadConfig& c = config();
+  const int64_t size =
+      std::min(c.max_position_embeddings, std::max({positions, 2 * rope_table_.max_positions, int64_t{4096}}));
+  rope_table_ = make_rope_table(c.head_dim, size, c.rope_theta, c.rope_scaling);  // Llama-3 scaled (spec §5.2)
+}
+
+// ModulatedAttentionBlock.forward (spec §6.2) for the new positions of every row group:
+//   shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = adaLN_modulation(c).chunk(6)
+//   h = h + gate_msa * attn(modulate(input_layernorm(h), shift_msa, scale_msa))
+//   h = h + gate_mlp * mlp(modulate(post_attention_layernorm(h), shift_mlp, scale_mlp))
+Tensor FlowHead::modulated_block(const ModulatedAttentionBlock& block, int64_t layer_index,
+                                 const Tensor& hidden_states, const Modulation& modulation,
+                                 const std::vector<RowGroup>& groups) {
+  Backend& b = *backend_;
+  const FlowHeadConfig& cfg = config();
+  const int64_t R = hidden_states.size(0), L = hidden_states.size(1);
+  const int64_t Hq = cfg.num_attention_heads, Hkv = cfg.num_key_value_heads, D = cfg.head_dim;
+
+  Tensor ada, ada_plus_one;  // [Rc, 6H] and ada + 1 (the modulate's 1 + scale)
+  if (modulation.any()) {
+    ada = linear(b, modulation.silu_c, block.adaLN_modulation_1_weight, block.adaLN_modulation_1_bias);
+    ada_plus_one = new_f32(ada.shape());
+    b.scale(ada, 1.0f, 1.0f, ada_plus_one);
+  }
+
+  // ---- self-attention
+  Tensor normed = rms_norm(b, hidden_states, block.input_layernorm, cfg.rms_norm_eps);  // [R, L, H]
+  if (modulation.any()) modulation.modulate(b, normed, ada, ada_plus_one, /*shift_msa*/ 0, /*scale_msa*/ 1);
+  Tensor query_states = linear(b, normed, block.q_proj, Tensor()).reshape({R, L, Hq, D});
+  Tensor key_states = linear(b, normed, block.k_proj, Tensor()).reshape({R, L, Hkv, D});
+  Tensor value_states = linear(b, normed, block.v_proj, Tensor()).reshape({R, L, Hkv, D});
+  {  // q_norm / k_norm: RMSNorm over each head's D values, before RoPE (spec §6.2)
+    Tensor q_rows = query_states.reshape({R * L * Hq, D}), k_rows = key_states.reshape({R * L * Hkv, D});
+    b.rms_norm(q_rows, block.q_norm, static_cast<float>(cfg.qk_norm_eps), q_rows);
+    b.rms_norm(k_rows, block.k_norm, static_cast<float>(cfg.qk_norm_eps), k_rows);
+  }
+  Tensor attn_output = new_f32({R, L, Hq, D});
+  for (const RowGroup& g : groups) {
+    const int64_t P = g.past;
+    Tensor q = query_states.slice(0, g.row_begin, g.row_end);  // [n, L, Hq, D]
+    Tensor k = key_states.slice(0, g.row_begin, g.row_end);    // [n, L, Hkv, D]
+    b.rope(q, rope_table_, P);  // the head's own positions P .. P+L-1 (spec §5.2)
+    b.rope(k, rope_table_, P);
+    const Tensor& cache_k = g.cache->keys(layer_index);
+    const Tensor& cache_v = g.cache->values(layer_index);
+    Tensor k_new = cache_k.slice(1, P, P + L), v_new = cache_v.slice(1, P, P + L);  // [n, L, Hkv, D]
+    b.copy(k, k_new);
+    b.copy(value_states.slice(0, g.row_begin, g.row_end), v_new);
+    Tensor out = attn_output.slice(0, g.row_begin, g.row_end);  // [n, L, Hq, D]
+    // Plain scaled-dot-product attention with the omni mask (spec §14), GQA.
+    b.attention(q, cache_k.slice(1, 0, P + L), cache_v.slice(1, 0, P + L), g.mask,
+                static_cast<float>(1.0 / std::sqrt(static_cast<double>(D))), out);
+  }
+  Tensor attn = linear(b, attn_output.reshape({R, L, Hq * D}), block.o_proj, Tensor());  // [R, L, H]
+  if (modulation.any()) modulation.gate(b, attn, ada, /*gate_msa*/ 2);
+  b.add(attn, hidden_states, attn);  // + residual
+  Tensor hidden = attn;              // [R, L, H]
+
+  // ---- MLP: down_proj(silu(gate_proj(x)) * up_proj(x))
+  Tensor mlp_in = rms_norm(b, hidden, block.post_attention_layernorm, cfg.rms_norm_eps);  // [R, L, H]
+  if (modulation.any()) modulation.modulate(b, mlp_in, ada, ada_plus_one, /*shift_mlp*/ 3, /*scale_mlp*/ 4);
+  Tensor gate = linear(b, mlp_in, block.gate_proj, Tensor());  // [R, L, I]
+  Tensor up = linear(b, mlp_in, block.up_proj, Tensor());      // [R, L, I]
+  b.silu(gate, gate);
+  b.mul(gate, up, gate);
+  Tensor mlp_out = linear(b, gate, block.down_proj, Tensor());  // [R, L, H]
+  if (modulation.any()) modulation.gate(b, mlp_out, ada, /*gate_mlp*/ 5);
+  b.add(mlp_out, hidden, mlp_out);  // + residual
+  return mlp_out;
+}
+
+Tensor FlowHead::forward(const Tensor& llm_hidden, const Tensor& c, const std::vector<ModulatedSpan>& spans,
+                         const std::vector<CacheRows>& groups, const std::function<bool()>& should_cancel) {
+  Backend& b = *backend_;
+  const FlowHeadWeights& w = *weights_;
+  const FlowHeadConfig& cfg = config();
+  const int64_t H = cfg.hidden_size;
+  SHOWO2_CHECK(w.diffusion_head_b.linear_weight.defined(), InvalidArgument,
+               "FlowHead.forward: weights are not loaded");
+  SHOWO2_CHECK(llm_hidden.defined(), InvalidArgument, "FlowHead.forward: llm_hidden: tensor is undefined");
+  if (llm_hidden.dtype() != DType::F32)
+    fail(ErrorCode::UnsupportedDtype, "FlowHead.forward: llm_hidden: expected F32 but got ",
+         dtype_name(llm_hidden.dtype()));
+  if (llm_hidden.dim() != 3 || llm_hidden.size(2) != w.llm_hidden_size())
+    fail(ErrorCode::ShapeMismatch, "FlowHead.forward: llm_hidden: expected [R, L, ", w.llm_hidden_size(),
+         "] but got ", llm_hidden.shape_string());
+  const int64_t R = llm_hidden.size(0), L = llm_hidden.size(1);
+  SHOWO2_CHECK(L > 0, InvalidArgument, "FlowHead.forward: llm_hidden: expected at least one position");
+  SHOWO2_CHECK(spans.empty() || static_cast<int64_t>(spans.size()) == R, InvalidArgument,
+               "FlowHead.forward: spans: expected one per row (", R, ") or none but got ", spans.size());
+  bool any_span = false;
+  for (const ModulatedSpan& s : spans) {
+    SHOWO2_CHECK(s.begin >= 0 && s.end >= s.begin && s.end <= L, InvalidArgument, "FlowHead.forward: span [",
+                 s.begin, ", ", s.end, ") lies outside the ", L, " new positions");
+    any_span = any_span || s.end > s.begin;
+  }
+  if (any_span) {
+    SHOWO2_CHECK(c.defined() && c.dtype() == DType::F32 && c.dim() == 2 && c.size(1) == H &&
+                     (c.size(0) == 1 || c.size(0) == R),
+                 ShapeMismatch, "FlowHead.forward: c: expected [1 or ", R, ", ", H, "] F32 but got ",
+                 c.defined() ? c.shape_string() : std::string("undefined"));
+  }
+  check_cache_rows(groups, R, L, cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.head_dim, "FlowHead.forward");
+
+  std::vector<RowGroup> row_groups;
+  int64_t longest = 0;
+  for (const CacheRows& g : groups) {
+    const int64_t past = g.cache->length();
+    OmniMask mask = OmniMask::omni(g.blocks.empty() ? std::vector<std::vector<BidirectionalBlock>>{{}} : g.blocks, past);
+    mask.validate(g.row_end - g.row_begin);
+    row_groups.push_back(RowGroup{g.row_begin, g.row_end, g.cache, past, std::move(mask)});
+    longest = std::max(longest, past + L);
+  }
+  ensure_rope_table(longest);
+  for (const RowGroup& g : row_groups) g.cache->reserve(g.past + L, b);
+
+  Modulation modulation;
+  if (any_span) {
+    modulation.spans = spans;
+    modulation.silu_c = new_f32(c.shape());  // [Rc, H]
+    b.silu(c, modulation.silu_c);
+  }
+
+  // diff_proj: Linear -> GELU(erf) -> Linear (diff_proj.1 is nn.GELU()), or the LLM state itself (spec §14).
+  Tensor hidden_states = llm_hidden;  // [R, L, H]
+  if (w.has_diff_proj()) {
+    Tensor x = linear(b, llm_hidden, w.diff_proj_0_weight, w.diff_proj_0_bias);  // [R, L, H]
+    b.gelu(x, GeluApproximation::None, x);
+    hidden_states = linear(b, x, w.diff_proj_2_weight, w.diff_proj_2_bias);  // [R, L, H]
+  }
+
+  // Nothing below changes a cache's length (see Qwen2Model::forward_rows), so an error leaves the caches as they were.
+  for (size_t k = 0; k < w.diffusion_head_a.size(); ++k) {
+    if (should_cancel && should_cancel())
+      fail(ErrorCode::Cancelled, "FlowHead.forward: cancelled before block ", k, " of ", w.diffusion_head_a.size());
+    hidden_states = modulated_block(w.diffusion_head_a[k], static_cast<int64_t>(k), hidden_states, modulation,
+                                    row_groups);  // [R, L, H]
+  }
+
+  // FinalLayer: shift, scale = adaLN_modulation(c).chunk(2); linear(modulate(norm_final(h), shift, scale)).
+  const FinalLayer& f = w.diffusion_head_b;
+  Tensor normed = rms_norm(b, hidden_states, f.norm_final, cfg.final_norm_eps);  // [R, L, H]
+  if (modulation.any()) {
+    Tensor ada = linear(b, modulation.silu_c, f.adaLN_modulation_1_weight, f.adaLN_modulation_1_bias);  // [Rc, 2H]
+    Tensor ada_plus_one = new_f32(ada.shape());
+    b.scale(ada, 1.0f, 1.0f, ada_plus_one);
+    modulation.modulate(b, normed, ada, ada_plus_one, /*shift*/ 0, /*scale*/ 1);
+  }
+  Tensor out = linear(b, normed, f.linear_weight, f.linear_bias);  // [R, L, p*p*C]
+  for (const RowGroup& g : row_groups) g.cache->commit(g.past + L);
+  return out;
 }
 
 }  // namespace showo2

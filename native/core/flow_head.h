@@ -2,17 +2,33 @@
 // (diffusion_head_a) and the DiT-style final layer (diffusion_head_b) that turn the final-normed LLM states into
 // per-token velocities.
 //
-// This file holds the configuration and the weights, which every Show-o2 checkpoint carries and the loader checks.
-// The forward pass (modulated blocks over the omni mask, final layer, unpatchify) is the [gen] work and lands with the
-// flow-matching sampler.
+//   llm_hidden [R, L, llm hidden] (final-normed LLM states)
+//     -> diff_proj: Linear -> GELU(erf) -> Linear          (absent when the widths are equal, spec §14)  [R, L, H]
+//     -> num_hidden_layers x ModulatedAttentionBlock      (adaLN from c inside the visual block only)    [R, L, H]
+//     -> FinalLayer: modulate(RMSNorm(h)) -> Linear                                                      [R, L, p*p*C]
+//
+// The head attends over the same sequence as the LLM with the same omni mask and its own Llama-3-scaled RoPE on
+// positions 0..L-1 (spec §5.2), so it is a transformer over the whole sequence, not a per-token MLP (spec §11.6).
+// Like Qwen2Model it appends K/V to a KvCache and can run rows that continue caches of different lengths in one
+// batched pass (CacheRows, kv_cache.h): generation computes the prefix before the visual block once and then only the
+// block at every ODE step (spec §12). Positions outside every modulated span use shift = 0, scale = 0, gate = 1, so
+// the prefix states do not depend on c.
+//
+// Reading the visual outputs back into a latent (the channels-last unpatchify of spec §6.2) lives in generation.cpp,
+// which knows the latent's shape.
+//
+// Written only against the Backend interface (backend.h); activations and the cache are F32, weights as stored.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "backend.h"
 #include "config_json.h"
+#include "kv_cache.h"
 #include "rope.h"
 #include "tensor.h"
 #include "weight_binder.h"
@@ -76,6 +92,9 @@ class FlowHeadWeights {
   void bind_weights(WeightBinder& binder);
 
   bool has_diff_proj() const { return has_diff_proj_; }
+  const FlowHeadConfig& config() const { return config_; }
+  int64_t llm_hidden_size() const { return llm_hidden_size_; }
+  int64_t out_channels() const { return out_channels_; }
 
   Tensor diff_proj_0_weight, diff_proj_0_bias;  // diff_proj.0.{weight,bias}  [head, llm], [head]; diff_proj.1 is GELU(erf)
   Tensor diff_proj_2_weight, diff_proj_2_bias;  // diff_proj.2.{weight,bias}  [head, head], [head]
@@ -87,6 +106,48 @@ class FlowHeadWeights {
   int64_t llm_hidden_size_;
   int64_t out_channels_;
   bool has_diff_proj_;
+};
+
+// The positions [begin, end) of one row's new positions that take the row's adaLN modulation: the visual block,
+// TIME position included (spec §6.2). An empty span (begin == end) means identity modulation for the whole row.
+struct ModulatedSpan {
+  int64_t begin = 0;
+  int64_t end = 0;
+};
+
+// The flow head's forward pass over weights loaded elsewhere (Showo2Model owns them). Not thread-safe (the RoPE table
+// grows lazily); one call at a time.
+class FlowHead {
+ public:
+  // `weights` and `backend` must outlive the head.
+  FlowHead(const FlowHeadWeights& weights, Backend& backend);
+
+  const FlowHeadConfig& config() const { return weights_->config(); }
+  // An empty cache for `batch` rows: num_hidden_layers layers of [batch, capacity, num_key_value_heads, head_dim], at
+  // most max_position_embeddings positions.
+  KvCache make_cache(int64_t batch) const;
+
+  // llm_hidden [R, L, llm hidden] F32: the final-normed LLM states of the new positions of R rows (spec §2.1).
+  // c [1 or R, hidden] F32: the adaLN conditioning time_embed(t) (row r uses c[r], or c[0] for every row); may be
+  //   undefined when every span is empty.
+  // spans: one per row (relative to the row's new positions), or empty = no modulation anywhere.
+  // groups: the rows' caches, RoPE offsets and omni blocks (absolute positions), as for Qwen2Model::forward_rows.
+  // Returns the final layer's output [R, L, p*p*C] for every new position and appends the new K/V to the caches. On
+  // any error (ERR_CANCELLED from `should_cancel`, polled before each block, included) every cache keeps its length.
+  Tensor forward(const Tensor& llm_hidden, const Tensor& c, const std::vector<ModulatedSpan>& spans,
+                 const std::vector<CacheRows>& groups, const std::function<bool()>& should_cancel = {});
+
+ private:
+  struct RowGroup;  // a CacheRows group with its mask built (flow_head.cpp)
+  struct Modulation;
+  void ensure_rope_table(int64_t positions);
+  Tensor modulated_block(const flow_head::ModulatedAttentionBlock& block, int64_t layer_index,
+                         const Tensor& hidden_states, const Modulation& modulation,
+                         const std::vector<RowGroup>& groups);
+
+  const FlowHeadWeights* weights_;
+  Backend* backend_;
+  RopeTable rope_table_;  // the head's Llama-3-scaled table, grown lazily
 };
 
 }  // namespace showo2

@@ -124,45 +124,16 @@ int64_t Qwen2Config::resolved_head_dim() const {
 
 // ---- KV cache ------------------------------------------------------------------------------------------------------
 
-Qwen2KvCache::Qwen2KvCache(const Qwen2Config& config, int64_t batch)
-    : batch_(batch),
-      num_key_value_heads_(config.num_key_value_heads),
-      head_dim_(config.resolved_head_dim()),
-      max_positions_(config.max_position_embeddings) {
+namespace {
+const Qwen2Config& validated(const Qwen2Config& config) {
   config.validate("Qwen2KvCache: config");
-  SHOWO2_CHECK(batch > 0, InvalidArgument, "Qwen2KvCache: batch: expected a positive integer but got ", batch);
-  keys_.resize(static_cast<size_t>(config.num_hidden_layers));
-  values_.resize(static_cast<size_t>(config.num_hidden_layers));
+  return config;
 }
+}  // namespace
 
-void Qwen2KvCache::truncate(int64_t length) {
-  SHOWO2_CHECK(length >= 0 && length <= length_, InvalidArgument, "Qwen2KvCache.truncate: length: expected 0..",
-               length_, " (the cached positions) but got ", length);
-  length_ = length;
-}
-
-void Qwen2KvCache::reserve(int64_t positions, Backend& backend) {
-  if (positions <= capacity_) return;
-  SHOWO2_CHECK(positions <= max_positions_, InvalidArgument, "Qwen2KvCache: ", positions,
-               " positions are longer than the model's context of ", max_positions_, " positions");
-  const int64_t capacity = std::min(max_positions_, std::max({positions, 2 * capacity_, int64_t{256}}));
-  // Allocate every new buffer before replacing any, so an out-of-memory error leaves the cache untouched.
-  std::vector<Tensor> keys(keys_.size()), values(values_.size());
-  for (size_t l = 0; l < keys_.size(); ++l) {
-    keys[l] = Tensor::empty({batch_, capacity, num_key_value_heads_, head_dim_}, DType::F32);
-    values[l] = Tensor::empty({batch_, capacity, num_key_value_heads_, head_dim_}, DType::F32);
-  }
-  if (length_ > 0) {
-    for (size_t l = 0; l < keys_.size(); ++l) {
-      Tensor k_dst = keys[l].slice(1, 0, length_), v_dst = values[l].slice(1, 0, length_);
-      backend.copy(keys_[l].slice(1, 0, length_), k_dst);
-      backend.copy(values_[l].slice(1, 0, length_), v_dst);
-    }
-  }
-  keys_ = std::move(keys);
-  values_ = std::move(values);
-  capacity_ = capacity;
-}
+Qwen2KvCache::Qwen2KvCache(const Qwen2Config& config, int64_t batch)
+    : KvCache(validated(config).num_hidden_layers, batch, config.num_key_value_heads, config.resolved_head_dim(),
+              config.max_position_embeddings) {}
 
 // ---- weight binding ------------------------------------------------------------------------------------------------
 
@@ -241,14 +212,22 @@ Tensor rms_norm(Backend& b, const Tensor& x, const Tensor& weight, double eps) {
 
 }  // namespace
 
-// Qwen2DecoderLayer.forward for the new positions [P, P + L), P = cache.length(), appending their K/V to the cache
-// slots the caller reserved (the length is committed by forward() once every layer has succeeded).
+// A CacheRows group with its omni mask built for the group's query offset (the cache length at entry).
+struct Qwen2Model::RowGroup {
+  int64_t row_begin, row_end;
+  KvCache* cache;
+  int64_t past;  // cache length at entry = RoPE offset of the group's first new position
+  OmniMask mask;
+};
+
+// Qwen2DecoderLayer.forward for the new positions of every row group (group g: positions [P_g, P_g + L),
+// P_g = its cache length), appending their K/V to the cache slots the caller reserved (the lengths are committed by
+// forward_rows() once every layer has succeeded). Linears see all rows at once; RoPE and attention run per group.
 Tensor Qwen2Model::decoder_layer(const Qwen2DecoderLayer& layer, const Tensor& hidden_states, int64_t layer_index,
-                                 const OmniMask& mask, Qwen2KvCache& cache) {
+                                 const std::vector<RowGroup>& groups) {
   Backend& b = *backend_;
   const int64_t B = hidden_states.size(0), L = hidden_states.size(1);
   const int64_t Hq = config_.num_attention_heads, Hkv = config_.num_key_value_heads, D = head_dim_;
-  const int64_t P = cache.length();
   const Qwen2Attention& attn = layer.self_attn;
 
   // ---- self-attention: residual + o_proj(attention(rope(q), rope(k), v))
@@ -256,21 +235,25 @@ Tensor Qwen2Model::decoder_layer(const Qwen2DecoderLayer& layer, const Tensor& h
   Tensor query_states = linear(b, normed, attn.q_proj_weight, attn.q_proj_bias).reshape({B, L, Hq, D});
   Tensor key_states = linear(b, normed, attn.k_proj_weight, attn.k_proj_bias).reshape({B, L, Hkv, D});
   Tensor value_states = linear(b, normed, attn.v_proj_weight, attn.v_proj_bias).reshape({B, L, Hkv, D});
-  b.rope(query_states, rope_table_, P);  // positions P .. P+L-1 (spec §5.2)
-  b.rope(key_states, rope_table_, P);
-
-  // past_key_value.update: the new K/V go to slots [P, P + L); attention then reads the whole prefix [0, P + L) as
-  // strided views of the cache (the kernel accepts any row stride).
-  Tensor k_new = cache.keys_[static_cast<size_t>(layer_index)].slice(1, P, P + L);    // [B, L, Hkv, D]
-  Tensor v_new = cache.values_[static_cast<size_t>(layer_index)].slice(1, P, P + L);  // [B, L, Hkv, D]
-  b.copy(key_states, k_new);
-  b.copy(value_states, v_new);
-  const Tensor all_keys = cache.keys_[static_cast<size_t>(layer_index)].slice(1, 0, P + L);      // [B, P+L, Hkv, D]
-  const Tensor all_values = cache.values_[static_cast<size_t>(layer_index)].slice(1, 0, P + L);  // [B, P+L, Hkv, D]
-
   Tensor attn_output = new_f32({B, L, Hq, D});  // [B, L, Hq, D]; GQA: query head h reads kv head h / (Hq / Hkv)
-  b.attention(query_states, all_keys, all_values, mask, static_cast<float>(1.0 / std::sqrt(static_cast<double>(D))),
-              attn_output);
+  for (const RowGroup& g : groups) {
+    const int64_t P = g.past;
+    Tensor q = query_states.slice(0, g.row_begin, g.row_end);  // [n, L, Hq, D]
+    Tensor k = key_states.slice(0, g.row_begin, g.row_end);    // [n, L, Hkv, D]
+    b.rope(q, rope_table_, P);  // positions P .. P+L-1 (spec §5.2)
+    b.rope(k, rope_table_, P);
+    // past_key_value.update: the new K/V go to slots [P, P + L); attention then reads the whole prefix [0, P + L) as
+    // strided views of the cache (the kernel accepts any row stride).
+    const Tensor& cache_k = g.cache->keys(layer_index);
+    const Tensor& cache_v = g.cache->values(layer_index);
+    Tensor k_new = cache_k.slice(1, P, P + L);  // [n, L, Hkv, D]
+    Tensor v_new = cache_v.slice(1, P, P + L);
+    b.copy(k, k_new);
+    b.copy(value_states.slice(0, g.row_begin, g.row_end), v_new);
+    Tensor out = attn_output.slice(0, g.row_begin, g.row_end);  // [n, L, Hq, D]
+    b.attention(q, cache_k.slice(1, 0, P + L), cache_v.slice(1, 0, P + L), g.mask,
+                static_cast<float>(1.0 / std::sqrt(static_cast<double>(D))), out);
+  }
   Tensor hidden = linear(b, attn_output.reshape({B, L, Hq * D}), attn.o_proj_weight, Tensor());  // [B, L, H]
   b.add(hidden, hidden_states, hidden);                                                          // + residual
 
@@ -312,7 +295,15 @@ Tensor Qwen2Model::embed_tokens(const Tensor& ids) {
 }
 
 Tensor Qwen2Model::forward(const Tensor& inputs_embeds, const std::vector<std::vector<BidirectionalBlock>>& blocks,
-                           Qwen2KvCache& cache, const std::function<bool()>& should_cancel) {
+                           KvCache& cache, const std::function<bool()>& should_cancel) {
+  const int64_t B = inputs_embeds.defined() && inputs_embeds.dim() == 3 ? inputs_embeds.size(0) : cache.batch();
+  SHOWO2_CHECK(B == cache.batch(), ShapeMismatch, "Qwen2Model.forward: inputs_embeds has batch ", B,
+               " but the cache was made for batch ", cache.batch());
+  return forward_rows(inputs_embeds, {CacheRows{0, B, &cache, blocks}}, should_cancel);
+}
+
+Tensor Qwen2Model::forward_rows(const Tensor& inputs_embeds, const std::vector<CacheRows>& groups,
+                                const std::function<bool()>& should_cancel) {
   Backend& b = *backend_;
   const int64_t H = config_.hidden_size;
   SHOWO2_CHECK(norm_weight_.defined() && lm_head_weight_.defined(), InvalidArgument,
@@ -325,34 +316,34 @@ Tensor Qwen2Model::forward(const Tensor& inputs_embeds, const std::vector<std::v
     fail(ErrorCode::ShapeMismatch, "Qwen2Model.forward: inputs_embeds: expected [B, L, ", H, "] but got ",
          inputs_embeds.shape_string());
   const int64_t B = inputs_embeds.size(0), L = inputs_embeds.size(1);
-  SHOWO2_CHECK(B == cache.batch(), ShapeMismatch, "Qwen2Model.forward: inputs_embeds has batch ", B,
-               " but the cache was made for batch ", cache.batch());
-  SHOWO2_CHECK(cache.num_layers() == config_.num_hidden_layers && cache.num_key_value_heads_ ==
-                   config_.num_key_value_heads && cache.head_dim_ == head_dim_,
-               InvalidArgument, "Qwen2Model.forward: the cache was made for another model config");
   SHOWO2_CHECK(L > 0, InvalidArgument, "Qwen2Model.forward: inputs_embeds: expected at least one position but got ",
                inputs_embeds.shape_string());
-  const int64_t past = cache.length();
-  if (past + L > config_.max_position_embeddings)
-    fail(ErrorCode::InvalidArgument, "Qwen2Model.forward: ", past, " cached + ", L, " new positions = ", past + L,
-         " positions are longer than the model's context of ", config_.max_position_embeddings, " positions");
+  check_cache_rows(groups, B, L, config_.num_hidden_layers, config_.num_key_value_heads, head_dim_,
+                   "Qwen2Model.forward");
 
-  const OmniMask mask = OmniMask::omni(blocks.empty() ? std::vector<std::vector<BidirectionalBlock>>{{}} : blocks,
-                                       past);  // spec §5.1, query rows at absolute positions past .. past+L-1
-  mask.validate(B);
-  ensure_rope_table(past + L);
-  cache.reserve(past + L, b);
+  std::vector<RowGroup> row_groups;
+  int64_t longest = 0;
+  for (const CacheRows& g : groups) {
+    const int64_t past = g.cache->length();
+    // spec §5.1, query rows at absolute positions past .. past+L-1
+    OmniMask mask = OmniMask::omni(g.blocks.empty() ? std::vector<std::vector<BidirectionalBlock>>{{}} : g.blocks, past);
+    mask.validate(g.row_end - g.row_begin);
+    row_groups.push_back(RowGroup{g.row_begin, g.row_end, g.cache, past, std::move(mask)});
+    longest = std::max(longest, past + L);
+  }
+  ensure_rope_table(longest);
+  for (const RowGroup& g : row_groups) g.cache->reserve(g.past + L, b);
 
-  // Nothing below changes cache.length(): the new K/V land in slots >= past, which are only committed at the end, so
-  // an exception (including cancellation) anywhere leaves the cache as it was at entry.
+  // Nothing below changes a cache's length: the new K/V land in slots >= past, which are only committed at the end,
+  // so an exception (including cancellation) anywhere leaves every cache as it was at entry.
   Tensor hidden_states = inputs_embeds;  // [B, L, H]
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (should_cancel && should_cancel())
       fail(ErrorCode::Cancelled, "Qwen2Model.forward: cancelled before layer ", i, " of ", layers_.size());
-    hidden_states = decoder_layer(layers_[i], hidden_states, static_cast<int64_t>(i), mask, cache);  // [B, L, H]
+    hidden_states = decoder_layer(layers_[i], hidden_states, static_cast<int64_t>(i), row_groups);  // [B, L, H]
   }
   Tensor normed = rms_norm(b, hidden_states, norm_weight_, config_.rms_norm_eps);  // [B, L, H] (model.norm)
-  cache.length_ = past + L;
+  for (const RowGroup& g : row_groups) g.cache->commit(g.past + L);
   return normed;
 }
 

@@ -16,7 +16,8 @@
 //
 // KV cache (spec §8.2, §12): earlier positions never attend to later ones under the omni mask as long as a block is
 // fed in one call, so caching K/V and feeding only the new positions is exact. forward() appends to the cache and
-// rolls back on any error, so a cancelled or failed call leaves the cache as it was.
+// rolls back on any error, so a cancelled or failed call leaves the cache as it was. forward_rows() does the same for
+// rows that continue caches of different lengths in one batched pass (generation's prefix caching, spec §12).
 #pragma once
 
 #include <cstdint>
@@ -26,6 +27,7 @@
 
 #include "backend.h"
 #include "config_json.h"
+#include "kv_cache.h"
 #include "omni_mask.h"
 #include "rope.h"
 #include "tensor.h"
@@ -64,39 +66,11 @@ struct Qwen2Config {
   int64_t resolved_head_dim() const;
 };
 
-// Per-layer K and V of the positions seen so far: [batch, capacity, num_key_value_heads, head_dim] F32 each, of which
-// the first length() positions are valid. K is stored after RoPE (the rotation depends only on the key's own
-// position, so cached keys never change).
-class Qwen2KvCache {
+// The LLM's KV cache (kv_cache.h) sized from the config: num_hidden_layers layers of [batch, capacity,
+// num_key_value_heads, head_dim], at most max_position_embeddings positions.
+class Qwen2KvCache : public KvCache {
  public:
   Qwen2KvCache(const Qwen2Config& config, int64_t batch);
-
-  int64_t length() const { return length_; }  // cached positions
-  int64_t batch() const { return batch_; }
-  int64_t capacity() const { return capacity_; }
-  int64_t num_layers() const { return static_cast<int64_t>(keys_.size()); }
-  // Forget positions >= length (ERR_INVALID_ARGUMENT if length > length() or negative). Keeps the memory.
-  void truncate(int64_t length);
-  void clear() { length_ = 0; }
-
-  // Makes room for `positions` positions (no-op when capacity() already suffices). Capacity grows geometrically
-  // (x2, at least 256) so appending one token at a time costs amortised O(1) copies, but never beyond
-  // max_position_embeddings. Existing entries are moved with backend.copy. ERR_INVALID_ARGUMENT past the context.
-  void reserve(int64_t positions, Backend& backend);
-  // The whole buffers of one layer, [batch, capacity, Hkv, head_dim] (slice dim 1 to the valid or new positions).
-  const Tensor& keys(int64_t layer) const { return keys_.at(static_cast<size_t>(layer)); }
-  const Tensor& values(int64_t layer) const { return values_.at(static_cast<size_t>(layer)); }
-
- private:
-  friend class Qwen2Model;  // appends: writes slots [length, length + L) of every layer, then commits the length
-  int64_t batch_;
-  int64_t num_key_value_heads_;
-  int64_t head_dim_;
-  int64_t max_positions_;
-  int64_t length_ = 0;
-  int64_t capacity_ = 0;
-  std::vector<Tensor> keys_;    // per layer [batch, capacity, Hkv, head_dim]
-  std::vector<Tensor> values_;  // per layer [batch, capacity, Hkv, head_dim]
 };
 
 namespace qwen2 {
@@ -155,7 +129,15 @@ class Qwen2Model {
   // positions"). `should_cancel` (optional) is polled before each layer; when it returns true the cache is rolled
   // back to its length at entry and ERR_CANCELLED is thrown. Any other error also leaves the cache as it was.
   Tensor forward(const Tensor& inputs_embeds, const std::vector<std::vector<BidirectionalBlock>>& blocks,
-                 Qwen2KvCache& cache, const std::function<bool()>& should_cancel = {});
+                 KvCache& cache, const std::function<bool()>& should_cancel = {});
+
+  // The same over rows that continue different caches (spec §12: CFG's cond and uncond rows have prefixes of
+  // different lengths, B prompts have their own): inputs_embeds [R, L, H], `groups` tile the R rows, each group's new
+  // positions start at its cache's length (its own RoPE offset and mask query offset). The linear layers run over
+  // all R*L rows at once; RoPE and attention run per group. Appends to every group's cache; on any error (including
+  // ERR_CANCELLED) every cache keeps its length at entry.
+  Tensor forward_rows(const Tensor& inputs_embeds, const std::vector<CacheRows>& groups,
+                      const std::function<bool()>& should_cancel = {});
 
   // hidden [N, H] F32 (any leading dims) -> logits [N, V] F32 (lm_head; no bias).
   Tensor lm_head(const Tensor& hidden);
@@ -164,8 +146,9 @@ class Qwen2Model {
 
  private:
   void ensure_rope_table(int64_t positions);
+  struct RowGroup;  // a CacheRows group with its mask built (qwen2.cpp)
   Tensor decoder_layer(const qwen2::Qwen2DecoderLayer& layer, const Tensor& hidden_states, int64_t layer_index,
-                       const OmniMask& mask, Qwen2KvCache& cache);
+                       const std::vector<RowGroup>& groups);
 
   Qwen2Config config_;
   Backend* backend_;

@@ -73,6 +73,8 @@ class Showo2Model {
   const Showo2Config& config() const { return config_; }
   Backend& backend() { return *backend_; }
   Qwen2Model& llm() { return llm_; }
+  // diff_proj.*, diffusion_head_a.*, diffusion_head_b.*; FlowHead (flow_head.h) runs them.
+  const FlowHeadWeights& flow_head_weights() const { return flow_head_; }
   WanVae& vae() { return *vae_; }
 
   using CancelFn = std::function<bool()>;
