@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Independent PyTorch reference of Show-o2 (spec §2-§6, §8.2, §8.3, §9), written from the spec's facts.
+"""Independent PyTorch reference of Show-o2 (spec §2-§9, §14), written from the spec's facts.
 
     python3 tools/reference/showo2.py        smoke test: a random tiny model; checks this file's Qwen2 and SigLIP
                                              against transformers' classes (causal mask and a 4-D float omni mask)
+                                             and the flow head's blocks (identity modulation) against Qwen3 layers
 
-It is a library first: tools/fixtures/make_showo2_fixtures.py imports it to write test/fixtures/showo2/. The modules
-carry the exact checkpoint key names of spec §9.1, so `Showo2Qwen2_5(config).load_state_dict(torch.load(bin))` loads a
-published `pytorch_model.bin` unchanged (the VAE is a separate file, tools/reference/wan_vae.py).
+It is a library first: tools/fixtures/make_showo2_fixtures.py and make_generation_fixtures.py import it to write
+test/fixtures/showo2/. The modules carry the exact checkpoint key names of spec §9.1, so
+`Showo2Qwen2_5(config).load_state_dict(torch.load(bin))` loads a published `pytorch_model.bin` unchanged (the VAE is a
+separate file, tools/reference/wan_vae.py).
 
 Layout (read top-down, like a transformers model file):
   1. configs: Qwen2Config (HF field names), SiglipConfig, FlowHeadConfig, Showo2Config (the config.json of §9 plus
@@ -16,10 +18,13 @@ Layout (read top-down, like a transformers model file):
   3. the language model (showo.model.*, showo.lm_head);
   4. the semantic layers (und_trans.layers.*, a SigLIP encoder stack);
   5. patch embeds, timestep embedder;
-  6. the flow head (diffusion_head_a.*, diffusion_head_b.*): present so a checkpoint loads completely; its forward is
-     written from §6.2 but not yet covered by fixtures;
+  6. the flow head (diffusion_head_a.*, diffusion_head_b.*), batched with per-sample blocks (§6.2);
   7. the top-level model Showo2Qwen2_5 with the understanding path: visual tokens, TIME token, omni mask, LLM;
-  8. tokenizer and prompt assembly (§2.2, §2.3), greedy understanding decode by full recomputation (§8.2), video (§8.3).
+  8. tokenizer and prompt assembly (§2.2, §2.3), greedy understanding decode by full recomputation (§8.2),
+     video (§8.3);
+  9. generation (§2.3, §7.2, §8.1, §8.5, §14): the generation sequence, one model evaluation over the FULL sequence
+     (no prefix caching, no suffix dropping), CFG with cond/uncond batched, the shifted grid, Euler and Heun, T2V
+     and I2V; tools/fixtures/make_generation_fixtures.py writes its fixtures.
 
 Readings of the spec made here (the fixtures pin them down):
   * The VAE latent is the posterior MEAN (§3.1 recommendation), not the demo's stochastic sample.
@@ -37,6 +42,12 @@ Readings of the spec made here (the fixtures pin them down):
     h'*w' + 1 (730 for the released model) at offset L_a+2 whatever the number of video tokens (§5.3 quirk).
   * Greedy decoding is argmax (first index on ties), stops after emitting <|im_end|> (which is part of the output
     ids) or after max_new_tokens. New tokens continue the 1-D positions and attend causally to everything before.
+  * Generation (section 9): the sequence holds <|image_pad|> (or <|video_pad|>) at the TIME and visual positions;
+    the time embedding receives tau in the ODE state's dtype (not rounded to the model dtype); CFG is
+    v_u + g (v_c - v_u) in the model dtype and g = 0 means no uncond branch (v = v_c, §7.2 "g = 0 disables CFG");
+    I2V zeroes frame 0 of the GUIDED velocity (the branches are kept raw) and the clip has one tau, although
+    frame 0 is clean (§14); Heun (not in the reference repository, offered by the port) is the explicit trapezoid:
+    v1 = v(x, tau_i), v2 = v(x + dt v1, tau_{i+1}), x += dt (v1 + v2) / 2, the last v2 evaluated at tau = 1.
 
 Precision: modules run in the dtype of their parameters and inputs; norms and softmax run in at least float32.
 """
@@ -464,7 +475,7 @@ class TimestepEmbedder(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 6. The flow head (spec §6.2). Not used by understanding; written so the checkpoint loads completely.
+# 6. The flow head (spec §6.2): generation only (section 9)
 # ---------------------------------------------------------------------------------------------------------------
 
 def modulate(x, shift, scale):
@@ -652,25 +663,42 @@ class Showo2Qwen2_5(nn.Module):
     def lm_head(self, hidden_states):
         return self.showo.lm_head(hidden_states)
 
-    # ---- the flow head (§6.2; not covered by fixtures yet) --------------------------------------------------
+    def llm_batch(self, inputs_embeds, sample_blocks):
+        """[B, L, h] final-normed states; sample i sees the omni mask of its own blocks sample_blocks[i] (§5.1:
+        every sample carries its own offsets). Same computation as `llm` row by row."""
+        seq_len, dtype = inputs_embeds.shape[1], inputs_embeds.dtype
+        mask = torch.cat([omni_attention_mask(seq_len, blocks, dtype) for blocks in sample_blocks])  # [B, 1, L, L]
+        return self.showo.model(inputs_embeds, mask)
+
+    # ---- the flow head (§6.2) --------------------------------------------------------------------------------
 
     def flow_head(self, llm_hidden_states, blocks, c):
         """llm_hidden_states [1, L, h] (final-normed), blocks [(offset, length)], c [num_blocks, Dh] -> [1, L, p*p*C]."""
+        return self.flow_head_batch(llm_hidden_states, [blocks], [c])
+
+    def flow_head_batch(self, llm_hidden_states, sample_blocks, sample_c):
+        """The head over the WHOLE sequence of every sample (§11.6: text positions pass through it with identity
+        modulation and visual tokens attend to them). llm_hidden_states [B, L, h]; sample_blocks[i] the blocks of
+        sample i; sample_c[i] [num_blocks_i, Dh] their conditioning vectors -> [B, L, p*p*C]."""
         head = self.config.diffusion_head_config
         seq_len = llm_hidden_states.shape[1]
-        hidden_states = self.diff_proj(llm_hidden_states) if self.needs_projection else llm_hidden_states
-        mask = omni_attention_mask(seq_len, blocks, hidden_states.dtype)
+        hidden_states = self.diff_proj(llm_hidden_states) if self.needs_projection else llm_hidden_states  # [B, L, Dh]
+        mask = torch.cat([omni_attention_mask(seq_len, blocks, hidden_states.dtype) for blocks in sample_blocks])
         inv_freq = llama3_inv_freq(head.head_dim, head.rope_theta, head.rope_scaling, compute_dtype(hidden_states.dtype))
         cos, sin = rope_cos_sin(inv_freq, torch.arange(seq_len), hidden_states.dtype)
         d = head.hidden_size
-        one, zero = torch.ones(d, dtype=c.dtype), torch.zeros(d, dtype=c.dtype)
+        dtype = sample_c[0].dtype
+        one, zero = torch.ones(d, dtype=dtype), torch.zeros(d, dtype=dtype)
         identity6 = torch.cat([zero, zero, one, zero, zero, one])  # shift, scale, gate (msa), shift, scale, gate (mlp)
+
+        def modulation(adaLN_modulation, identity):  # [B, L, k*Dh], one row per position of each sample
+            return torch.cat([per_position_modulation(adaLN_modulation(c), seq_len, blocks, identity)
+                              for blocks, c in zip(sample_blocks, sample_c)])
+
         for block in self.diffusion_head_a:
-            modulation = per_position_modulation(block.adaLN_modulation(c), seq_len, blocks, identity6)
-            hidden_states = block(hidden_states, modulation, cos, sin, mask)
+            hidden_states = block(hidden_states, modulation(block.adaLN_modulation, identity6), cos, sin, mask)
         final = self.diffusion_head_b
-        modulation = per_position_modulation(final.adaLN_modulation(c), seq_len, blocks, torch.cat([zero, zero]))
-        return final(hidden_states, modulation)
+        return final(hidden_states, modulation(final.adaLN_modulation, torch.cat([zero, zero])))  # [B, L, p*p*C]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -806,6 +834,165 @@ def understand(model, vae, tokenizer, pixels, question, layout="demo", max_new_t
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# 9. Generation: text-to-image, text-to-video, image-to-video (§2.3, §6.2, §7.2, §8.1, §8.5, §14)
+#    The plain computation: every model evaluation runs the FULL sequence (no prefix caching, no suffix dropping,
+#    §12 describes those as exact optimisations a port may make).
+# ---------------------------------------------------------------------------------------------------------------
+
+PAD_ID = 151665         # [PAD]
+VIDEO_PAD_ID = 151656   # <|video_pad|>
+BOV_ID = 151667         # <|vid_start|>
+EOV_ID = 151668         # <|vid_end|>
+
+
+@dataclass
+class GenSequence:
+    """One generation sequence of exactly max_seq_len ids (§2.3) and its visual block."""
+    input_ids: List[int]
+    block: Tuple[int, int]      # (offset, length): TIME at offset, visual tokens offset+1 .. offset+length-1
+    text_ids: List[int]         # tok(prompt)[:max_text_len], what the sequence holds
+    num_prompt_tokens: int      # len(tok(prompt)) before truncation
+    max_text_len: int
+
+    @property
+    def truncated(self):
+        return self.num_prompt_tokens > self.max_text_len
+
+
+def build_gen_sequence(tokenizer, prompt, num_visual_tokens, max_seq_len, video=False):
+    """§2.3 / §14: [im_start] tok(prompt)[:max_text_len] [vision_start] [image_pad] * (N_vis + 1) [vision_end]
+    [im_end] [PAD] * (max_text_len - len); video uses <|vid_start|>, <|video_pad|>, <|vid_end|>. No chat template.
+    max_text_len = max_seq_len - (N_vis + 1) - 4; the block is (len(text) + 2, N_vis + 1). The empty prompt gives
+    the unconditional sequence (offset 2)."""
+    prompt_ids = tok(tokenizer, prompt) if prompt else []
+    return gen_sequence_from_ids(prompt_ids, num_visual_tokens, max_seq_len, video)
+
+
+def gen_sequence_from_ids(prompt_ids, num_visual_tokens, max_seq_len, video=False):
+    """build_gen_sequence from already tokenized prompt ids (truncated to max_text_len here)."""
+    max_text_len = max_seq_len - (num_visual_tokens + 1) - 4
+    assert max_text_len >= 0, f"max_seq_len {max_seq_len} cannot hold {num_visual_tokens} visual tokens"
+    text_ids = list(prompt_ids[:max_text_len])
+    start, pad, end = (BOV_ID, VIDEO_PAD_ID, EOV_ID) if video else (BOI_ID, IMAGE_PAD_ID, EOI_ID)
+    input_ids = ([BOS_ID] + text_ids + [start] + [pad] * (num_visual_tokens + 1) + [end] + [EOS_ID]
+                 + [PAD_ID] * (max_text_len - len(text_ids)))
+    assert len(input_ids) == max_seq_len
+    return GenSequence(input_ids, (len(text_ids) + 2, num_visual_tokens + 1), text_ids, len(prompt_ids),
+                       max_text_len)
+
+
+def unpatchify_frames(tokens_out, num_frames, grid_h, grid_w, patch_size, channels):
+    """Head output of one clip, [T*h'*w', p*p*C] frame-major, as T channels-last rasters (§6.2):
+    v[c, t, y, x] = flat_t[(y*W + x)*C + c]. -> [C, T, H, W]. T = 1 is `unpatchify` with a frame axis."""
+    H, W = grid_h * patch_size, grid_w * patch_size
+    return tokens_out.reshape(num_frames, H * W, channels).permute(2, 0, 1).reshape(channels, num_frames, H, W)
+
+
+def time_grid(num_inference_steps, shift, dtype):
+    """tau_i = u_i / (u_i + s - s*u_i), u = linspace(0, 1, N) (§7.2), in the ODE state's dtype, evaluated as
+    written: (u + s) - (s * u) in the denominator. s = 1 is the plain linspace."""
+    u = torch.linspace(0, 1, num_inference_steps, dtype=dtype)
+    return u / (u + shift - shift * u)
+
+
+@torch.no_grad()
+def model_velocity(model, sequences, x, t, unpatchify_fn=unpatchify_frames):
+    """One evaluation of the model on a batch (§8.1's loop body), the plain computation over the full sequences.
+    sequences: B GenSequences; x [B, C, T, H, W] (T = 1 for an image); t [B] the (warped) time of each sample.
+    Returns (velocity [B, C, T, H, W] in the model dtype, head output at the visual positions [B, T*h'*w', p*p*C])."""
+    config = model.config
+    dtype = model.position_embedding.weight.dtype
+    b, channels, frames, height, width = x.shape
+    p = config.patch_size
+    grid_h, grid_w = height // p, width // p
+    latent = x.to(dtype).permute(0, 2, 1, 3, 4).reshape(b * frames, channels, height, width)  # [B*T, C, H, W]
+    fused = model.visual_tokens(latent)["fused"]                                                 # [B*T, h'w', h]
+    fused = fused.reshape(b, frames * grid_h * grid_w, -1)                   # [B, T*h'w', h], frame-major (§3.3)
+    c, time_tokens = model.time_token(t)       # [B, Dh], [B, h]; t enters the sinusoids in >= fp32 unrounded (§3.6)
+    inputs_embeds = model.embed(torch.tensor([s.input_ids for s in sequences])).clone()  # [B, L, h]
+    for i, seq in enumerate(sequences):
+        offset, length = seq.block
+        assert length == fused.shape[1] + 1, "block length != visual tokens + TIME"
+        inputs_embeds[i, offset] = time_tokens[i]                            # §4: E[offset] = time token
+        inputs_embeds[i, offset + 1:offset + length] = fused[i]              #     E[offset+1 : offset+length] = vis
+    sample_blocks = [[seq.block] for seq in sequences]
+    hidden_states = model.llm_batch(inputs_embeds, sample_blocks)            # [B, L, h], final-normed (§2.1)
+    out = model.flow_head_batch(hidden_states, sample_blocks, [c[i:i + 1] for i in range(b)])  # [B, L, p*p*C]
+    tokens_out = torch.stack([out[i, s.block[0] + 1:s.block[0] + s.block[1]] for i, s in enumerate(sequences)])
+    velocity = torch.stack([unpatchify_fn(tokens_out[i], frames, grid_h, grid_w, p, channels) for i in range(b)])
+    return velocity, tokens_out
+
+
+@torch.no_grad()
+def guided_velocity(model, cond, uncond, x, t, guidance_scale, first_frame_fixed=False,
+                    unpatchify_fn=unpatchify_frames):
+    """v = v_u + g (v_c - v_u) with cond and uncond batched as [cond; uncond] on the SAME x (§7.2), computed in the
+    model dtype; g = 0 runs the cond branch alone and v = v_c (CFG disabled). I2V zeroes frame 0's velocity (§14).
+    x [B, C, T, H, W] in the ODE dtype, t a scalar. Returns (v in x's dtype, dict of the branch outputs)."""
+    b = x.shape[0]
+    use_cfg = guidance_scale > 0
+    sequences = list(cond) + (list(uncond) if use_cfg else [])
+    x_in = torch.cat([x, x]) if use_cfg else x
+    t_in = torch.as_tensor(t, dtype=x.dtype).reshape(1).expand(len(sequences))  # one t per sequence, all equal
+    v_all, tokens_out = model_velocity(model, sequences, x_in, t_in, unpatchify_fn)
+    if use_cfg:
+        v_cond, v_uncond = v_all[:b], v_all[b:]
+        v = v_uncond + guidance_scale * (v_cond - v_uncond)
+    else:
+        v_cond, v_uncond, v = v_all, None, v_all
+    if first_frame_fixed:
+        v = v.clone()
+        v[:, :, 0] = 0                                                       # the clean first frame stays fixed
+    return v.to(x.dtype), {"v_cond": v_cond, "v_uncond": v_uncond, "v": v, "head_out": tokens_out}
+
+
+@torch.no_grad()
+def generate_latent(model, cond, uncond, noise, guidance_scale, num_inference_steps, shift=3.0, solver="euler",
+                    first_frame=None, unpatchify_fn=unpatchify_frames):
+    """The fixed-grid ODE of §7.2 from t = 0 (noise) to t = 1 (clean), state in noise.dtype (fp32 in the demo).
+    cond: B GenSequences; uncond: B unconditional GenSequences (used when guidance_scale > 0);
+    noise [B, C, H, W] (image) or [B, C, T, H, W] (video); first_frame [B, C, H, W] (I2V, §14): the clean normalised
+    latent written into frame 0 of the initial state, whose velocity is then zeroed at every evaluation.
+    solver "euler": N grid points, N-1 evaluations at the left end of each interval, x += (tau_{i+1} - tau_i) v.
+    solver "heun" (2nd order): v1 = v(x, tau_i), v2 = v(x + dt v1, tau_{i+1}), x += dt (v1 + v2) / 2; 2(N-1) calls.
+    Returns {"latent" (noise's rank), "x0" (the initial state), "grid", "evaluations": [(t, branch dict), ...]}."""
+    image = noise.dim() == 4
+    x = noise.unsqueeze(2) if image else noise                               # [B, C, T, H, W]
+    x = x.clone()
+    if first_frame is not None:
+        assert not image, "image-to-video needs a video latent"
+        x[:, :, 0] = first_frame.to(x.dtype)
+    x0 = x.clone()
+    grid = time_grid(num_inference_steps, shift, x.dtype)
+    evaluations = []
+
+    def velocity(state, t):
+        v, branches = guided_velocity(model, cond, uncond, state, t, guidance_scale, first_frame is not None,
+                                      unpatchify_fn)
+        evaluations.append((t, branches))
+        return v
+
+    for i in range(num_inference_steps - 1):
+        t0, t1 = grid[i], grid[i + 1]
+        dt = t1 - t0
+        v1 = velocity(x, t0)
+        if solver == "euler":
+            x = x + dt * v1
+        elif solver == "heun":
+            v2 = velocity(x + dt * v1, t1)
+            x = x + dt * (v1 + v2) / 2
+        else:
+            raise ValueError(f"unknown solver {solver!r}")
+    latent = x[:, :, 0] if image else x
+    return {"latent": latent, "x0": x0[:, :, 0] if image else x0, "grid": grid, "evaluations": evaluations}
+
+
+def to_uint8(pixels):
+    """[-1, 1] -> uint8 as the demo's denorm (§3.1): clamp((x + 1) / 2, 0, 1) * 255 truncated (astype), not rounded."""
+    return (((pixels + 1) / 2).clamp(0, 1) * 255).to(torch.uint8)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Loading, test weights, and the cross-check against transformers
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -890,6 +1077,48 @@ def check_against_transformers(model: Showo2Qwen2_5, inputs_embeds, blocks, late
     return errors
 
 
+@torch.no_grad()
+def check_flow_head_against_transformers(model: Showo2Qwen2_5, hidden_states, blocks, tol):
+    """The flow head's blocks with IDENTITY modulation (shift 0, scale 0, gate 1: what every position outside a
+    visual block gets, §6.2) are pre-norm decoder layers with per-head q/k RMSNorm before RoPE: transformers'
+    Qwen3DecoderLayer with the Llama-3 rope type. Runs the head stack on hidden_states [1, L, Dh] under the omni mask
+    of `blocks` both ways (transformers keeps RoPE/RMSNorm in fp32, so float64 agrees to ~1e-6). Returns the error."""
+    import transformers
+    from transformers.models.qwen3 import modeling_qwen3
+    head = model.config.diffusion_head_config
+    dtype = hidden_states.dtype
+    hf_config = transformers.Qwen3Config(
+        hidden_size=head.hidden_size, intermediate_size=head.intermediate_size,
+        num_attention_heads=head.num_attention_heads, num_key_value_heads=head.num_key_value_heads,
+        head_dim=head.head_dim, rms_norm_eps=head.rms_norm_eps, num_hidden_layers=len(model.diffusion_head_a),
+        vocab_size=8, attention_bias=False, rope_parameters={"rope_theta": head.rope_theta, **head.rope_scaling},
+        max_position_embeddings=2 * head.rope_scaling["original_max_position_embeddings"],  # > original (a warning)
+        attn_implementation="eager")
+    hf_head = modeling_qwen3.Qwen3Model(hf_config).to(dtype).eval()
+    for block, hf_layer in zip(model.diffusion_head_a, hf_head.layers):
+        hf_layer.load_state_dict({k: v for k, v in block.state_dict().items() if not k.startswith("adaLN")})
+        hf_layer.self_attn.q_norm.variance_epsilon = head.qk_norm_eps  # Qwen3 shares one eps; the head has two
+        hf_layer.self_attn.k_norm.variance_epsilon = head.qk_norm_eps
+    seq_len, d = hidden_states.shape[1], head.hidden_size
+    mask = omni_attention_mask(seq_len, blocks, dtype)
+    position_ids = torch.arange(seq_len)[None]
+    theirs = hidden_states
+    position_embeddings = hf_head.rotary_emb(hidden_states, position_ids)
+    for hf_layer in hf_head.layers:
+        theirs = hf_layer(theirs, attention_mask=mask, position_ids=position_ids,
+                          position_embeddings=position_embeddings)
+    inv_freq = llama3_inv_freq(head.head_dim, head.rope_theta, head.rope_scaling, compute_dtype(dtype))
+    cos, sin = rope_cos_sin(inv_freq, torch.arange(seq_len), dtype)
+    one, zero = torch.ones(d, dtype=dtype), torch.zeros(d, dtype=dtype)
+    identity6 = torch.cat([zero, zero, one, zero, zero, one])[None, None].expand(1, seq_len, -1)
+    ours = hidden_states
+    for block in model.diffusion_head_a:
+        ours = block(ours, identity6, cos, sin, mask)
+    err = (ours - theirs).abs().max().item()
+    assert err <= tol, f"flow head blocks: max |ours - transformers Qwen3| {err:.2e} > {tol:.0e}"
+    return err
+
+
 def key_counts_per_block(state_dict):
     """{'showo.model.layers.N': count, 'und_trans.layers.N': count, 'diffusion_head_a.N': count} (§9.1 sanity)."""
     counts = {}
@@ -935,6 +1164,10 @@ def _smoke_test():
         errors = check_against_transformers(model, embeds[None], blocks, stages["patch_und"], tol=1e-5)
         out = model.flow_head(model.llm(embeds[None], blocks), blocks, c)
         velocity = unpatchify(out[0, 6:22], 4, 4, 2, 16)
+        head_in = torch.randn(1, 30, model.config.diffusion_head_config.hidden_size, generator=g, dtype=torch.float64)
+        errors["flow head blocks (identity modulation) vs Qwen3 layers"] = check_flow_head_against_transformers(
+            model, head_in, blocks, tol=1e-5)
+        assert torch.equal(unpatchify_frames(out[0, 6:22], 1, 4, 4, 2, 16)[:, 0], velocity)
     for name, err in errors.items():
         print(f"{name}: max |ours - transformers| {err:.1e}")
     print(f"flow head output {list(out.shape)}, velocity {list(velocity.shape)}")
