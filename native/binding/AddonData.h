@@ -14,6 +14,7 @@ struct AddonData {
   Napi::FunctionReference wan_vae_constructor;      // AddonWanVae's class, for WanVae.load()
   Napi::FunctionReference showo2_model_constructor; // AddonShowo2Model's class, for Showo2Model.load()
   Napi::FunctionReference session_constructor;      // AddonUnderstandingSession's class, for createSession()
+  Napi::FunctionReference cancel_token_constructor; // AddonCancelToken's class, to recognise tokens passed in
 };
 
 inline AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

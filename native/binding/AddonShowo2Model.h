@@ -4,6 +4,11 @@
 //   Showo2Model.load({configJson, configSource, weightsPath, vaePath, threads?}) -> Promise<Showo2Model>
 //   .config                     the resolved configuration (plain object, config.json spellings)
 //   .createSession()            a new UnderstandingSession (its own KV cache) over this model
+//   .generate(request, onStep?, cancelToken?) -> Promise<{data: Float32Array, shape}>
+//                               runs the flow-matching ODE (native/core/generation.h) and resolves with the final
+//                               latent [B, z, T, h, w]; onStep(info) is called on the JS thread after each step
+//   .encodeImages({data, shape: [N, 3, 1, H, W]}) -> Promise<{data, shape}>    VAE posterior mean (normalised)
+//   .decodeLatents({data, shape: [N, z, T, h, w]}, {tiling?}) -> Promise<{data, shape}>   pixels in [-1, 1]
 //   .dispose()                  idempotent; later use throws ERR_DISPOSED. Sessions keep the weights alive until
 //                               they are disposed too (lib/model.ts disposes them with the model).
 //
@@ -44,6 +49,9 @@ class AddonShowo2Model : public Napi::ObjectWrap<AddonShowo2Model> {
   Napi::Value GetConfig(const Napi::CallbackInfo& info);
   Napi::Value GetDisposed(const Napi::CallbackInfo& info);
   Napi::Value CreateSession(const Napi::CallbackInfo& info);
+  Napi::Value Generate(const Napi::CallbackInfo& info);
+  Napi::Value EncodeImages(const Napi::CallbackInfo& info);
+  Napi::Value DecodeLatents(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
   const std::shared_ptr<Showo2ModelHandle>& Handle(Napi::Env env, const char* operation) const;

@@ -4,6 +4,7 @@
 // lives in AddonData (see AddonData.h) and Node frees it when that environment shuts down.
 #include "AddonNapi.h"
 
+#include "AddonCancelToken.h"
 #include "AddonConvert.h"
 #include "AddonData.h"
 #include "AddonRuntime.h"
@@ -22,6 +23,7 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("WanVae", AddonWanVae::Init(env));
   exports.Set("Showo2Model", AddonShowo2Model::Init(env));
   exports.Set("UnderstandingSession", AddonUnderstandingSession::Init(env));
+  exports.Set("CancelToken", AddonCancelToken::Init(env));
   exports.Set("runtimeInfo", Napi::Function::New<RuntimeInfo>(env, "runtimeInfo"));
   exports.Set("convertToSafetensors", Napi::Function::New<ConvertToSafetensors>(env, "convertToSafetensors"));
   return exports;
