@@ -36,7 +36,7 @@ export {
   type RgbImage,
   type TensorToImageOptions,
 } from './image.js';
-export { runtimeInfo, type CudaDevice, type CudaInfo, type RuntimeInfo } from './runtime.js';
+export { runtimeInfo, type CudaDevice, type CudaInfo, type Device, type RuntimeInfo, type WeightDtype } from './runtime.js';
 export { WeightFile, type TensorInfo, type WeightFormat } from './weights.js';
 export {
   WanVae,

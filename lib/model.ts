@@ -28,6 +28,7 @@ import {
   type VideoGenerationOptions,
   type VideoGenerationResult,
 } from './visual-generation.js';
+import { defaultDevice, DEVICES, WEIGHT_DTYPES, type Device, type WeightDtype } from './runtime.js';
 import { ShowO2Tokenizer } from './tokenizer.js';
 import { isDefined, isNonEmptyString, isOneOf, isPlainObject, isPositiveInteger, isString } from './validate.js';
 
@@ -80,8 +81,15 @@ export interface ShowO2LoadOptions {
    * one, else the bundled Qwen2.5 tokenizer (the published Show-o2 repos load Qwen's).
    */
   tokenizerPath?: string;
-  /** CPU threads for model work. Defaults to one per available core. */
+  /** CPU threads for model work (the CPU device). Defaults to one per available core. */
   threads?: number;
+  /**
+   * Where the model runs: `'cpu'`, `'cuda'` or `'auto'` (see {@link Device}). `'cuda'` on a machine without a usable
+   * GPU rejects with `ERR_CUDA` naming the reason. Defaults to the `SHOWO2_DEVICE` environment variable, else `'cpu'`.
+   */
+  device?: Device;
+  /** The dtype of the weight matrices on a CUDA device: `'bf16'` or `'fp16'`. Ignored on the CPU. Defaults to `'bf16'`. */
+  weightDtype?: WeightDtype;
 }
 
 /** The resolved model configuration: config.json fields plus derived sizes. */
@@ -228,6 +236,7 @@ class CallQueue {
 export class ShowO2Model implements AsyncDisposable {
   #native: AddonShowo2Model | null;
   readonly #config: ShowO2Config;
+  readonly #device: 'cpu' | 'cuda';
   readonly #tokenizer: ShowO2Tokenizer;
   readonly #queue = new CallQueue();
   readonly #chats = new Set<ChatSession>();
@@ -235,6 +244,7 @@ export class ShowO2Model implements AsyncDisposable {
   private constructor(native: AddonShowo2Model, tokenizer: ShowO2Tokenizer) {
     this.#native = native;
     this.#config = Object.freeze({ ...native.config });
+    this.#device = native.device;
     this.#tokenizer = tokenizer;
   }
 
@@ -259,7 +269,13 @@ export class ShowO2Model implements AsyncDisposable {
   static async load(modelPath: string, options: ShowO2LoadOptions = {}): Promise<ShowO2Model> {
     if (!isNonEmptyString(modelPath)) throw invalidParameterError('modelPath', 'a model directory path', modelPath);
     if (!isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
-    checkKeys(options, ['vaePath', 'tokenizerPath', 'threads'], 'options');
+    checkKeys(options, ['vaePath', 'tokenizerPath', 'threads', 'device', 'weightDtype'], 'options');
+    if (isDefined(options.device) && !isOneOf(options.device, DEVICES)) {
+      throw invalidParameterError('options.device', "one of 'cpu', 'cuda', 'auto'", options.device);
+    }
+    if (isDefined(options.weightDtype) && !isOneOf(options.weightDtype, WEIGHT_DTYPES)) {
+      throw invalidParameterError('options.weightDtype', "one of 'bf16', 'fp16'", options.weightDtype);
+    }
     if (isDefined(options.vaePath) && !isNonEmptyString(options.vaePath)) {
       throw invalidParameterError('options.vaePath', 'a file path', options.vaePath);
     }
@@ -300,6 +316,8 @@ export class ShowO2Model implements AsyncDisposable {
         weightsPath,
         vaePath,
         ...(isDefined(options.threads) ? { threads: options.threads as number } : {}),
+        device: (options.device as Device | undefined) ?? defaultDevice(),
+        weightDtype: (options.weightDtype as WeightDtype | undefined) ?? 'bf16',
       }),
     );
     try {
@@ -312,6 +330,18 @@ export class ShowO2Model implements AsyncDisposable {
       native.dispose();
       throw err;
     }
+  }
+
+  /**
+   * Where the model runs: `'cpu'` or `'cuda'` (what `'auto'` resolved to).
+   * @example
+   * ```ts
+   * const model = await ShowO2Model.load('./show-o2-1.5B', { device: 'auto' });
+   * console.log(model.device); // 'cuda' on a GPU machine
+   * ```
+   */
+  get device(): 'cpu' | 'cuda' {
+    return this.#device;
   }
 
   /** The resolved configuration (config.json fields plus derived sizes such as `image_resolution`). */

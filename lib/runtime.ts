@@ -86,3 +86,28 @@ export async function runtimeInfo(): Promise<RuntimeInfo> {
     cuda: native.cuda,
   };
 }
+
+/**
+ * Where a model runs: `'cpu'`, `'cuda'` (an NVIDIA GPU with compute capability 8.0 or newer; `ERR_CUDA` with the
+ * reason {@link runtimeInfo} gives when there is none), or `'auto'` (CUDA when this build has it and a supported GPU
+ * is present, else the CPU).
+ */
+export type Device = 'cpu' | 'cuda' | 'auto';
+
+/** The dtype a CUDA model keeps its weight matrices in (norm scales and biases stay float32). */
+export type WeightDtype = 'bf16' | 'fp16';
+
+/** The devices {@link Device} allows. */
+export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'auto'];
+/** The dtypes {@link WeightDtype} allows. */
+export const WEIGHT_DTYPES: readonly WeightDtype[] = ['bf16', 'fp16'];
+
+/**
+ * The device used when a load call names none: the `SHOWO2_DEVICE` environment variable when it holds one of
+ * {@link DEVICES} (how the GPU test cycle runs the whole suite on CUDA), else `'cpu'`. The CPU stays the default until
+ * the CUDA backend has passed the GPU suite; pass `device: 'auto'` to use a GPU when there is one.
+ */
+export function defaultDevice(): Device {
+  const fromEnv = process.env.SHOWO2_DEVICE;
+  return fromEnv !== undefined && (DEVICES as readonly string[]).includes(fromEnv) ? (fromEnv as Device) : 'cpu';
+}

@@ -8,6 +8,7 @@ import type { AddonFloatTensor, AddonWanVae } from '../typings/addon.js';
 import { callNative, describeValue, disposedError, fromNativeError, invalidParameterError, ShowO2Error } from './errors.js';
 import { imageToTensor, pixelsToFrames, type RgbImage } from './image.js';
 import { addon } from './native.js';
+import { defaultDevice, DEVICES, WEIGHT_DTYPES, type Device, type WeightDtype } from './runtime.js';
 import { isDefined, isInteger, isNonEmptyString, isOneOf, isPlainObject, isPositiveInteger } from './validate.js';
 
 /**
@@ -49,6 +50,13 @@ export interface WanVaeConfig {
 export interface WanVaeLoadOptions {
   /** The architecture; see {@link WanVaeConfig}. Defaults to the released Wan2.1 VAE. */
   config?: WanVaeConfig;
+  /**
+   * Where the VAE runs: `'cpu'`, `'cuda'` or `'auto'` (see {@link Device}). `'cuda'` without a usable GPU rejects
+   * with `ERR_CUDA` naming the reason. Defaults to the `SHOWO2_DEVICE` environment variable, else `'cpu'`.
+   */
+  device?: Device;
+  /** The dtype of the weight tensors on a CUDA device: `'bf16'` or `'fp16'`. Defaults to `'bf16'`. */
+  weightDtype?: WeightDtype;
 }
 
 /**
@@ -260,10 +268,30 @@ export class WanVae implements AsyncDisposable {
   static async load(path: string, options?: WanVaeLoadOptions): Promise<WanVae> {
     if (!isNonEmptyString(path)) throw invalidParameterError('path', 'a non-empty string', path);
     if (isDefined(options) && !isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+    if (isDefined(options?.device) && !isOneOf(options?.device, DEVICES)) {
+      throw invalidParameterError('options.device', "one of 'cpu', 'cuda', 'auto'", options?.device);
+    }
+    if (isDefined(options?.weightDtype) && !isOneOf(options?.weightDtype, WEIGHT_DTYPES)) {
+      throw invalidParameterError('options.weightDtype', "one of 'bf16', 'fp16'", options?.weightDtype);
+    }
     const config = isDefined(options?.config) ? checkConfig(options?.config) : undefined;
     const json = config === undefined ? undefined : JSON.stringify(config);
-    const native = await callNative(() => addon().WanVae.load(path, json));
+    const backend = { device: options?.device ?? defaultDevice(), weightDtype: options?.weightDtype ?? 'bf16' } as const;
+    const native = await callNative(() => addon().WanVae.load(path, json, backend));
     return new WanVae(native);
+  }
+
+  /**
+   * Where the VAE runs: `'cpu'` or `'cuda'` (what `'auto'` resolved to).
+   * @example
+   * ```ts
+   * const vae = await WanVae.load('Wan2.1_VAE.pth', { device: 'auto' });
+   * console.log(vae.device);
+   * ```
+   */
+  get device(): 'cpu' | 'cuda' {
+    this.#check('read device');
+    return (this.#native as AddonWanVae).device;
   }
 
   /**

@@ -60,6 +60,8 @@ export interface AddonFloatTensor {
 export interface AddonWanVae {
   readonly config: AddonWanVaeConfig;
   readonly disposed: boolean;
+  /** The backend's device: what 'auto' resolved to. */
+  readonly device: 'cpu' | 'cuda';
   /** video [N, 3, 1+4k, H, W] in [-1, 1] -> normalised latent [N, z_dim, 1+k, H/8, W/8]. */
   encode(data: Float32Array, shape: number[], options?: { sample?: boolean; seed?: number }): Promise<AddonFloatTensor>;
   /** latent [N, z_dim, T, h, w] -> pixels [N, 3, 1+4(T-1), 8h, 8w] in [-1, 1]. */
@@ -73,7 +75,11 @@ export interface AddonWanVae {
 
 export interface AddonWanVaeClass {
   /** `configJson`: a config.json text; fields it leaves out keep the Wan2.1 defaults. */
-  load(weightsPath: string, configJson?: string): Promise<AddonWanVae>;
+  load(
+    weightsPath: string,
+    configJson?: string,
+    options?: { device?: 'cpu' | 'cuda' | 'auto'; weightDtype?: 'bf16' | 'fp16'; threads?: number },
+  ): Promise<AddonWanVae>;
 }
 
 /** The resolved Show-o2 configuration (native/core/showo2.h), in config.json spellings plus derived sizes. */
@@ -170,6 +176,8 @@ export interface AddonCancelToken {
 export interface AddonShowo2Model {
   readonly config: AddonShowo2Config;
   readonly disposed: boolean;
+  /** The backend's device: what 'auto' resolved to. */
+  readonly device: 'cpu' | 'cuda';
   createSession(): AddonUnderstandingSession;
   generate(
     request: AddonGenerationRequest,
@@ -188,6 +196,9 @@ export interface AddonShowo2ModelClass {
     weightsPath: string;
     vaePath: string;
     threads?: number;
+    /** native/binding/AddonBackend.h */
+    device?: 'cpu' | 'cuda' | 'auto';
+    weightDtype?: 'bf16' | 'fp16';
   }): Promise<AddonShowo2Model>;
 }
 

@@ -271,7 +271,7 @@ int main(int argc, char** argv) {
   Qwen2Model model(config, backend);
   WeightBinder binder;
   model.bind_weights(binder, "");
-  binder.load_all(file, "Qwen2", "Qwen2.5-1.5B");
+  binder.load_all(file, backend, "Qwen2", "Qwen2.5-1.5B");
   model.finish_loading();
   if (!json)
     std::printf("# random weights: %.2f GB in %.1f s; a decode step reads %.2f GB\n",

@@ -223,6 +223,19 @@ class TimingBackend final : public Backend {
   void channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out) override {
     timed("channel_rms_norm", 0, [&] { inner_.channel_rms_norm(x, gamma, out); });
   }
+  void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override {
+    timed("swiglu", 0, [&] { inner_.swiglu(gate, up, out); });
+  }
+  void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, const Tensor& row_group,
+                Tensor& out) override {
+    timed("modulate", 0, [&] { inner_.modulate(x, shift, scale, row_group, out); });
+  }
+  void gated_residual(Tensor& h, const Tensor& y, const Tensor& gate, const Tensor& row_group) override {
+    timed("gated_residual", 0, [&] { inner_.gated_residual(h, y, gate, row_group); });
+  }
+  void flow_euler_update(Tensor& x, const Tensor& v_cond, const Tensor& v_uncond, float guidance, float dt) override {
+    timed("flow_euler_update", 0, [&] { inner_.flow_euler_update(x, v_cond, v_uncond, guidance, dt); });
+  }
   void upsample_nearest2x(const Tensor& x, Tensor& out) override {
     timed("upsample_nearest2x", 0, [&] { inner_.upsample_nearest2x(x, out); });
   }

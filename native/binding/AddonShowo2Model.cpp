@@ -16,7 +16,7 @@
 #include "AddonPromiseWorker.h"
 #include "AddonTensor.h"
 #include "AddonUnderstandingSession.h"
-#include "cpu/cpu_backend.h"
+#include "AddonBackend.h"
 #include "error.h"
 #include "generation.h"
 #include "showo2.h"
@@ -36,7 +36,7 @@ struct LoadArgs {
   std::string config_source;
   std::string weights_path;
   std::string vae_path;
-  int threads = 0;
+  BackendOptions backend;
 };
 
 class LoadWorker : public AddonPromiseWorker {
@@ -49,7 +49,7 @@ class LoadWorker : public AddonPromiseWorker {
     std::unique_ptr<weights::WeightFile> weights = weights::open_weight_file(args_.weights_path);
     std::unique_ptr<weights::WeightFile> vae = weights::open_weight_file(args_.vae_path);
     auto handle = std::make_shared<Showo2ModelHandle>();
-    handle->backend = std::make_unique<cpu::CpuBackend>(args_.threads);
+    handle->backend = CreateBackend(args_.backend);
     // Loaded tensors keep their file mappings alive, so the WeightFiles can go when this returns.
     handle->model = std::make_unique<Showo2Model>(config, *weights, *vae, *handle->backend);
     handle_ = std::move(handle);
@@ -163,7 +163,7 @@ class GenerateWorker : public AddonPromiseWorker {
         report->elapsed_ms =
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
         if (preview_) {
-          report->preview = s.predicted_clean.contiguous().to_f32_vector();
+          report->preview = handle_->model->backend().to_host(s.predicted_clean).to_f32_vector();
           report->preview_shape = s.predicted_clean.shape();
         }
         // Non-blocking: a slow JS callback never stalls the model; the queue is unbounded (one report per step).
@@ -284,6 +284,7 @@ Napi::Function AddonShowo2Model::Init(Napi::Env env) {
                                                StaticMethod<&AddonShowo2Model::Load>("load"),
                                                InstanceAccessor<&AddonShowo2Model::GetConfig>("config"),
                                                InstanceAccessor<&AddonShowo2Model::GetDisposed>("disposed"),
+                                               InstanceAccessor<&AddonShowo2Model::GetDevice>("device"),
                                                InstanceMethod<&AddonShowo2Model::CreateSession>("createSession"),
                                                InstanceMethod<&AddonShowo2Model::Generate>("generate"),
                                                InstanceMethod<&AddonShowo2Model::EncodeImages>("encodeImages"),
@@ -314,13 +315,7 @@ Napi::Value AddonShowo2Model::Load(const Napi::CallbackInfo& info) {
   args.config_source = RequireStringMember(env, options, "configSource");
   args.weights_path = RequireStringMember(env, options, "weightsPath");
   args.vae_path = RequireStringMember(env, options, "vaePath");
-  Napi::Value threads = options.Get("threads");
-  if (!threads.IsUndefined()) {
-    double d = threads.IsNumber() ? threads.As<Napi::Number>().DoubleValue() : -1;
-    if (!(d >= 0) || d != std::floor(d) || d > 4096)
-      throw MakeError(env, kErrInvalidArgument, "Expected a non-negative integer for options.threads");
-    args.threads = static_cast<int>(d);
-  }
+  args.backend = ReadBackendOptions(env, options);
   return AddonPromiseWorker::Start(new LoadWorker(env, std::move(args)));
 }
 
@@ -350,6 +345,12 @@ Napi::Value AddonShowo2Model::GetConfig(const Napi::CallbackInfo& info) {
   out.Set("vae_temporal_stride", Num(env, c.vae.temporal_stride()));
   out.Set("image_resolution", Num(env, c.image_resolution()));
   return out;
+}
+
+Napi::Value AddonShowo2Model::GetDevice(const Napi::CallbackInfo& info) {
+  // The backend's device ("cpu" or "cuda"); kept readable after dispose (null then).
+  if (!handle_ || !handle_->backend) return info.Env().Null();
+  return Napi::String::New(info.Env(), device_name(handle_->backend->device()));
 }
 
 Napi::Value AddonShowo2Model::GetDisposed(const Napi::CallbackInfo& info) {

@@ -23,16 +23,14 @@
 
 namespace showo2 {
 class Showo2Model;
-namespace cpu {
-class CpuBackend;
-}
+class Backend;
 }  // namespace showo2
 
 namespace showo2::binding {
 
 // Member order matters: the model keeps a pointer to the backend, so the backend is declared first (destroyed last).
 struct Showo2ModelHandle {
-  std::unique_ptr<cpu::CpuBackend> backend;
+  std::unique_ptr<Backend> backend;  // CPU or CUDA (AddonBackend.h)
   std::unique_ptr<Showo2Model> model;
   std::mutex mutex;
   ~Showo2ModelHandle();
@@ -48,6 +46,7 @@ class AddonShowo2Model : public Napi::ObjectWrap<AddonShowo2Model> {
   static Napi::Value Load(const Napi::CallbackInfo& info);
   Napi::Value GetConfig(const Napi::CallbackInfo& info);
   Napi::Value GetDisposed(const Napi::CallbackInfo& info);
+  Napi::Value GetDevice(const Napi::CallbackInfo& info);
   Napi::Value CreateSession(const Napi::CallbackInfo& info);
   Napi::Value Generate(const Napi::CallbackInfo& info);
   Napi::Value EncodeImages(const Napi::CallbackInfo& info);

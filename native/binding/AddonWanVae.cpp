@@ -13,7 +13,7 @@
 #include "AddonErrors.h"
 #include "AddonPromiseWorker.h"
 #include "AddonTensor.h"
-#include "cpu/cpu_backend.h"
+#include "AddonBackend.h"
 #include "error.h"
 #include "wan_vae.h"
 #include "weights/weight_file.h"
@@ -22,7 +22,7 @@ namespace showo2::binding {
 
 // Member order matters: the WanVae keeps a pointer to the backend, so the backend is declared first (destroyed last).
 struct WanVaeModel {
-  std::unique_ptr<cpu::CpuBackend> backend;
+  std::unique_ptr<Backend> backend;  // CPU or CUDA (AddonBackend.h)
   std::unique_ptr<WanVae> vae;
   std::mutex mutex;  // one encode/decode at a time: the backend's thread pool and scratch are not reentrant
 };
@@ -56,11 +56,12 @@ Napi::Array VectorToJs(Napi::Env env, const std::vector<T>& values) {
 
 class LoadWorker : public AddonPromiseWorker {
  public:
-  LoadWorker(Napi::Env env, std::string path, bool has_config, std::string config_json)
+  LoadWorker(Napi::Env env, std::string path, bool has_config, std::string config_json, BackendOptions backend)
       : AddonPromiseWorker(env, "showo2:WanVae.load"),
         path_(std::move(path)),
         has_config_(has_config),
-        config_json_(std::move(config_json)) {}
+        config_json_(std::move(config_json)),
+        backend_(std::move(backend)) {}
 
  protected:
   void Run() override {
@@ -68,7 +69,7 @@ class LoadWorker : public AddonPromiseWorker {
     config.validate();
     std::unique_ptr<weights::WeightFile> file = weights::open_weight_file(path_);
     auto model = std::make_shared<WanVaeModel>();
-    model->backend = std::make_unique<cpu::CpuBackend>();
+    model->backend = CreateBackend(backend_);
     // The loaded tensors keep the file's mapping alive, so the WeightFile itself can go when this returns.
     model->vae = std::make_unique<WanVae>(*file, config, *model->backend);
     model_ = std::move(model);
@@ -79,6 +80,7 @@ class LoadWorker : public AddonPromiseWorker {
   std::string path_;
   bool has_config_;
   std::string config_json_;
+  BackendOptions backend_;
   std::shared_ptr<WanVaeModel> model_;
 };
 
@@ -179,6 +181,7 @@ Napi::Function AddonWanVae::Init(Napi::Env env) {
                                                StaticMethod<&AddonWanVae::Load>("load"),
                                                InstanceAccessor<&AddonWanVae::GetConfig>("config"),
                                                InstanceAccessor<&AddonWanVae::GetDisposed>("disposed"),
+                                               InstanceAccessor<&AddonWanVae::GetDevice>("device"),
                                                InstanceMethod<&AddonWanVae::Encode>("encode"),
                                                InstanceMethod<&AddonWanVae::Decode>("decode"),
                                                InstanceMethod<&AddonWanVae::Dispose>("dispose"),
@@ -204,7 +207,13 @@ Napi::Value AddonWanVae::Load(const Napi::CallbackInfo& info) {
   std::string path = RequireString(info, 0, "path");
   bool has_config = info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull();
   std::string config_json = has_config ? RequireString(info, 1, "configJson") : std::string();
-  return AddonPromiseWorker::Start(new LoadWorker(info.Env(), std::move(path), has_config, std::move(config_json)));
+  BackendOptions backend;
+  if (info.Length() > 2 && !info[2].IsUndefined()) {
+    if (!info[2].IsObject()) throw MakeError(info.Env(), kErrInvalidArgument, "Expected an object for options");
+    backend = ReadBackendOptions(info.Env(), info[2].As<Napi::Object>());
+  }
+  return AddonPromiseWorker::Start(
+      new LoadWorker(info.Env(), std::move(path), has_config, std::move(config_json), std::move(backend)));
 }
 
 const std::shared_ptr<WanVaeModel>& AddonWanVae::Model(Napi::Env env, const char* operation) const {
@@ -225,6 +234,11 @@ Napi::Value AddonWanVae::GetConfig(const Napi::CallbackInfo& info) {
   out.Set("latents_mean", VectorToJs(env, c.latents_mean));
   out.Set("latents_std", VectorToJs(env, c.latents_std));
   return out;
+}
+
+Napi::Value AddonWanVae::GetDevice(const Napi::CallbackInfo& info) {
+  if (!model_ || !model_->backend) return info.Env().Null();
+  return Napi::String::New(info.Env(), device_name(model_->backend->device()));
 }
 
 Napi::Value AddonWanVae::GetDisposed(const Napi::CallbackInfo& info) {

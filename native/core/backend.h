@@ -38,6 +38,23 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
 
+  // ---- memory ---------------------------------------------------------------------------------------------------
+  // Where this backend's tensors live. Model code never dereferences a tensor it got from the backend; it moves data
+  // across with to_device / to_host. On the CPU backend all of these are plain host operations (no copies).
+  virtual Device device() const { return Device::Cpu; }
+  // A new contiguous tensor in this backend's memory (uninitialised).
+  virtual Tensor empty(const Shape& shape, DType dtype) { return Tensor::empty(shape, dtype); }
+  // This backend's copy of a model weight (host tensor, any float dtype as stored). The CUDA backend uploads it
+  // once, converted to its weight dtype (bf16 by default; fp16 as an option; F32 kept for norms and biases as the
+  // spec's numerics ask), and returns the device tensor. The CPU backend returns it unchanged (widened in registers).
+  virtual Tensor upload_weight(const Tensor& host) { return host; }
+  // This backend's copy of a host activation (same dtype). CPU: returns it unchanged.
+  virtual Tensor to_device(const Tensor& host) { return host; }
+  // A host copy of a tensor of this backend. CPU: returns it unchanged.
+  virtual Tensor to_host(const Tensor& t) { return t; }
+  // Waits for all queued work (the CUDA backend runs asynchronously on one stream). CPU: nothing to wait for.
+  virtual void synchronize() {}
+
   // out[..., N] = x[..., K] · weight[N, K]^T (+ bias[N]). x/out F32 with contiguous last dim; weight F32/BF16/F16
   // contiguous; bias (may be undefined) F32/BF16/F16.
   virtual void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out) = 0;
@@ -100,6 +117,24 @@ class Backend {
   // x, out [N, C, S...] (zero or more trailing dims) F32 contiguous, same shape; gamma [C] F32/BF16/F16.
   // out may alias x.
   virtual void channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out) = 0;
+
+  // ---- fused operations (one kernel each on the GPU; spec §12 numerics: modulation in fp32) -----------------------
+  // SwiGLU's elementwise part: out = silu(gate) * up. Same shapes, F32, last dim contiguous; out may alias gate/up.
+  virtual void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  // adaLN modulation with per-row groups: x, out [R, C] F32 (last dim contiguous; out may alias x);
+  // shift, scale [G, C] F32; row_group I32 [R] with values in [-1, G):
+  //   out[r] = x[r] * (1 + scale[g]) + shift[g]     where g = row_group[r] >= 0,
+  //   out[r] = x[r]                                 where row_group[r] == -1 (identity modulation, spec §6.2).
+  virtual void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, const Tensor& row_group,
+                        Tensor& out) = 0;
+  // Gated residual: h[r] += gate[g] * y[r] (g = row_group[r]; gate 1 where row_group[r] == -1). h, y [R, C] F32;
+  // gate [G, C] F32; row_group I32 [R]. y may alias nothing in h.
+  virtual void gated_residual(Tensor& h, const Tensor& y, const Tensor& gate, const Tensor& row_group) = 0;
+  // One Euler step of the flow ODE with classifier-free guidance (spec §7.2):
+  //   x += dt * (v_uncond + g * (v_cond - v_uncond))      (v_uncond undefined: x += dt * v_cond)
+  // x, v_cond, v_uncond same shape, F32 contiguous.
+  virtual void flow_euler_update(Tensor& x, const Tensor& v_cond, const Tensor& v_uncond, float guidance,
+                                 float dt) = 0;
 
   // Nearest-neighbour 2x upsampling of the last two dims (H, W): out[..., h, w] = x[..., h / 2, w / 2].
   // x [N, C, H, W] or [N, C, T, H, W], out [..., 2H, 2W]; F32 contiguous. (PyTorch's 'nearest' and 'nearest-exact'

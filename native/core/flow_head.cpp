@@ -123,59 +123,51 @@ using namespace flow_head;
 
 namespace {
 
-Tensor new_f32(const Shape& shape) { return Tensor::empty(shape, DType::F32); }
+Tensor new_f32(Backend& b, const Shape& shape) { return b.empty(shape, DType::F32); }
 
 Tensor linear(Backend& b, const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Shape shape = x.shape();
   shape.back() = weight.size(0);
-  Tensor out = new_f32(shape);  // [..., N]
+  Tensor out = new_f32(b, shape);  // [..., N]
   b.linear(x, weight, bias, out);
   return out;
 }
 
 Tensor rms_norm(Backend& b, const Tensor& x, const Tensor& weight, double eps) {
-  Tensor out = new_f32(x.shape());
+  Tensor out = new_f32(b, x.shape());
   b.rms_norm(x, weight, static_cast<float>(eps), out);
   return out;
 }
 
-// Chunk i of width H of row `row` of an adaLN output [Rc, k*H] (torch's .chunk(k, dim=-1)): [H], contiguous.
-Tensor ada_chunk(const Tensor& m, int64_t row, int64_t i, int64_t H) { return m.select(0, row).slice(0, i * H, (i + 1) * H); }
+// Chunk i of width H of an adaLN output [Rc, k*H] (torch's .chunk(k, dim=-1)): [Rc, H], rows k*H apart.
+Tensor ada_chunk(const Tensor& ada, int64_t i, int64_t H) { return ada.slice(1, i * H, (i + 1) * H); }
 
 }  // namespace
 
-// The rows' adaLN inputs: SiLU(c) once per call (adaLN_modulation.0 is nn.SiLU()), and which positions it reaches.
+// The rows' adaLN inputs: SiLU(c) once per call (adaLN_modulation.0 is nn.SiLU()), and which condition row each
+// position takes. Positions outside every span take the identity (shift 0, scale 0, gate 1: row_group -1), so the
+// prefix states never depend on c (spec §6.2).
 struct FlowHead::Modulation {
-  std::vector<ModulatedSpan> spans;  // per row; empty: no modulation anywhere
-  Tensor silu_c;                     // [Rc, H]; undefined when no row has a span
-  int64_t c_row(int64_t row) const { return silu_c.size(0) == 1 ? 0 : row; }
-  bool active(int64_t row) const {
-    return !spans.empty() && spans[static_cast<size_t>(row)].end > spans[static_cast<size_t>(row)].begin;
-  }
+  Tensor silu_c;     // [Rc, H] on the backend; undefined when no row has a span
+  Tensor row_group;  // I32 [R*L] on the backend: c's row for positions inside their row's span, -1 elsewhere
   bool any() const { return silu_c.defined(); }
 
-  // modulate(x, shift, scale) = x * (1 + scale) + shift on each row's span (modules.py `modulate`; in fp32 like the
-  // reference's upcast). `ada` is the adaLN output [Rc, k*H], `ada_plus_one` = ada + 1.
-  void modulate(Backend& b, Tensor& x, const Tensor& ada, const Tensor& ada_plus_one, int64_t shift_chunk,
-                int64_t scale_chunk) const {
+  // x = x * (1 + scale) + shift (modules.py `modulate`, fp32 like the reference's upcast); x [R, L, H] contiguous,
+  // `ada` the block's adaLN output [Rc, k*H].
+  void modulate(Backend& b, Tensor& x, const Tensor& ada, int64_t shift_chunk, int64_t scale_chunk) const {
     const int64_t H = x.size(2);
-    for (int64_t r = 0; r < x.size(0); ++r) {
-      if (!active(r)) continue;
-      const ModulatedSpan& s = spans[static_cast<size_t>(r)];
-      Tensor view = x.select(0, r).slice(0, s.begin, s.end);  // [n, H]
-      b.mul(view, ada_chunk(ada_plus_one, c_row(r), scale_chunk, H), view);
-      b.add(view, ada_chunk(ada, c_row(r), shift_chunk, H), view);
-    }
+    Tensor rows = x.reshape({x.size(0) * x.size(1), H});  // [R*L, H]
+    b.modulate(rows, ada_chunk(ada, shift_chunk, H), ada_chunk(ada, scale_chunk, H), row_group, rows);
   }
-  // x *= gate on each row's span (gate = 1 elsewhere).
-  void gate(Backend& b, Tensor& x, const Tensor& ada, int64_t gate_chunk) const {
-    const int64_t H = x.size(2);
-    for (int64_t r = 0; r < x.size(0); ++r) {
-      if (!active(r)) continue;
-      const ModulatedSpan& s = spans[static_cast<size_t>(r)];
-      Tensor view = x.select(0, r).slice(0, s.begin, s.end);  // [n, H]
-      b.mul(view, ada_chunk(ada, c_row(r), gate_chunk, H), view);
+  // h = h + gate * y (h + y where unmodulated); h, y [R, L, H] contiguous.
+  void gated_residual(Backend& b, Tensor& h, const Tensor& y, const Tensor& ada, int64_t gate_chunk) const {
+    const int64_t H = h.size(2);
+    Tensor h_rows = h.reshape({h.size(0) * h.size(1), H});  // [R*L, H]
+    if (!any()) {
+      b.add(h_rows, y.reshape({y.size(0) * y.size(1), H}), h_rows);
+      return;
     }
+    b.gated_residual(h_rows, y.reshape({y.size(0) * y.size(1), H}), ada_chunk(ada, gate_chunk, H), row_group);
   }
 };
 
@@ -200,31 +192,29 @@ void FlowHead::ensure_rope_table(int64_t positions) {
   const FlowHeadConfig& c = config();
   const int64_t size =
       std::min(c.max_position_embeddings, std::max({positions, 2 * rope_table_.max_positions, int64_t{4096}}));
-  rope_table_ = make_rope_table(c.head_dim, size, c.rope_theta, c.rope_scaling);  // Llama-3 scaled (spec §5.2)
+  rope_table_ = make_rope_table(c.head_dim, size, c.rope_theta, c.rope_scaling);  // Llama-3 scaled (spec §5.2), host
+  rope_table_.cos = backend_->to_device(rope_table_.cos);
+  rope_table_.sin = backend_->to_device(rope_table_.sin);
 }
 
-// ModulatedAttentionBlock.forward (spec §6.2) for the new positions of every row group:
+// ModulatedAttentionBlock.forward (spec §6.2) for the new positions of every row group, in place on the residual
+// stream `hidden_states` [R, L, H]:
 //   shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = adaLN_modulation(c).chunk(6)
 //   h = h + gate_msa * attn(modulate(input_layernorm(h), shift_msa, scale_msa))
 //   h = h + gate_mlp * mlp(modulate(post_attention_layernorm(h), shift_mlp, scale_mlp))
-Tensor FlowHead::modulated_block(const ModulatedAttentionBlock& block, int64_t layer_index,
-                                 const Tensor& hidden_states, const Modulation& modulation,
-                                 const std::vector<RowGroup>& groups) {
+void FlowHead::modulated_block(const ModulatedAttentionBlock& block, int64_t layer_index, Tensor& hidden_states,
+                               const Modulation& modulation, const std::vector<RowGroup>& groups) {
   Backend& b = *backend_;
   const FlowHeadConfig& cfg = config();
   const int64_t R = hidden_states.size(0), L = hidden_states.size(1);
   const int64_t Hq = cfg.num_attention_heads, Hkv = cfg.num_key_value_heads, D = cfg.head_dim;
 
-  Tensor ada, ada_plus_one;  // [Rc, 6H] and ada + 1 (the modulate's 1 + scale)
-  if (modulation.any()) {
-    ada = linear(b, modulation.silu_c, block.adaLN_modulation_1_weight, block.adaLN_modulation_1_bias);
-    ada_plus_one = new_f32(ada.shape());
-    b.scale(ada, 1.0f, 1.0f, ada_plus_one);
-  }
+  Tensor ada;  // [Rc, 6H]
+  if (modulation.any()) ada = linear(b, modulation.silu_c, block.adaLN_modulation_1_weight, block.adaLN_modulation_1_bias);
 
   // ---- self-attention
   Tensor normed = rms_norm(b, hidden_states, block.input_layernorm, cfg.rms_norm_eps);  // [R, L, H]
-  if (modulation.any()) modulation.modulate(b, normed, ada, ada_plus_one, /*shift_msa*/ 0, /*scale_msa*/ 1);
+  if (modulation.any()) modulation.modulate(b, normed, ada, /*shift_msa*/ 0, /*scale_msa*/ 1);
   Tensor query_states = linear(b, normed, block.q_proj, Tensor()).reshape({R, L, Hq, D});
   Tensor key_states = linear(b, normed, block.k_proj, Tensor()).reshape({R, L, Hkv, D});
   Tensor value_states = linear(b, normed, block.v_proj, Tensor()).reshape({R, L, Hkv, D});
@@ -233,7 +223,7 @@ Tensor FlowHead::modulated_block(const ModulatedAttentionBlock& block, int64_t l
     b.rms_norm(q_rows, block.q_norm, static_cast<float>(cfg.qk_norm_eps), q_rows);
     b.rms_norm(k_rows, block.k_norm, static_cast<float>(cfg.qk_norm_eps), k_rows);
   }
-  Tensor attn_output = new_f32({R, L, Hq, D});
+  Tensor attn_output = new_f32(b, {R, L, Hq, D});
   for (const RowGroup& g : groups) {
     const int64_t P = g.past;
     Tensor q = query_states.slice(0, g.row_begin, g.row_end);  // [n, L, Hq, D]
@@ -251,21 +241,16 @@ Tensor FlowHead::modulated_block(const ModulatedAttentionBlock& block, int64_t l
                 static_cast<float>(1.0 / std::sqrt(static_cast<double>(D))), out);
   }
   Tensor attn = linear(b, attn_output.reshape({R, L, Hq * D}), block.o_proj, Tensor());  // [R, L, H]
-  if (modulation.any()) modulation.gate(b, attn, ada, /*gate_msa*/ 2);
-  b.add(attn, hidden_states, attn);  // + residual
-  Tensor hidden = attn;              // [R, L, H]
+  modulation.gated_residual(b, hidden_states, attn, ada, /*gate_msa*/ 2);                // h += gate_msa * attn
 
   // ---- MLP: down_proj(silu(gate_proj(x)) * up_proj(x))
-  Tensor mlp_in = rms_norm(b, hidden, block.post_attention_layernorm, cfg.rms_norm_eps);  // [R, L, H]
-  if (modulation.any()) modulation.modulate(b, mlp_in, ada, ada_plus_one, /*shift_mlp*/ 3, /*scale_mlp*/ 4);
+  Tensor mlp_in = rms_norm(b, hidden_states, block.post_attention_layernorm, cfg.rms_norm_eps);  // [R, L, H]
+  if (modulation.any()) modulation.modulate(b, mlp_in, ada, /*shift_mlp*/ 3, /*scale_mlp*/ 4);
   Tensor gate = linear(b, mlp_in, block.gate_proj, Tensor());  // [R, L, I]
   Tensor up = linear(b, mlp_in, block.up_proj, Tensor());      // [R, L, I]
-  b.silu(gate, gate);
-  b.mul(gate, up, gate);
+  b.swiglu(gate, up, gate);                                    // silu(gate) * up
   Tensor mlp_out = linear(b, gate, block.down_proj, Tensor());  // [R, L, H]
-  if (modulation.any()) modulation.gate(b, mlp_out, ada, /*gate_mlp*/ 5);
-  b.add(mlp_out, hidden, mlp_out);  // + residual
-  return mlp_out;
+  modulation.gated_residual(b, hidden_states, mlp_out, ada, /*gate_mlp*/ 5);  // h += gate_mlp * mlp
 }
 
 Tensor FlowHead::forward(const Tensor& llm_hidden, const Tensor& c, const std::vector<ModulatedSpan>& spans,
@@ -315,25 +300,34 @@ Tensor FlowHead::forward(const Tensor& llm_hidden, const Tensor& c, const std::v
 
   Modulation modulation;
   if (any_span) {
-    modulation.spans = spans;
-    modulation.silu_c = new_f32(c.shape());  // [Rc, H]
+    modulation.silu_c = new_f32(b, c.shape());  // [Rc, H]
     b.silu(c, modulation.silu_c);
+    Tensor row_group = Tensor::empty({R * L}, DType::I32);  // host: built from the spans, then moved to the backend
+    int32_t* g = row_group.mutable_data<int32_t>();
+    for (int64_t r = 0; r < R; ++r) {
+      const ModulatedSpan& s = spans[static_cast<size_t>(r)];
+      const int32_t c_row = c.size(0) == 1 ? 0 : static_cast<int32_t>(r);
+      for (int64_t l = 0; l < L; ++l) g[r * L + l] = l >= s.begin && l < s.end ? c_row : -1;
+    }
+    modulation.row_group = b.to_device(row_group);
   }
 
   // diff_proj: Linear -> GELU(erf) -> Linear (diff_proj.1 is nn.GELU()), or the LLM state itself (spec §14).
-  Tensor hidden_states = llm_hidden;  // [R, L, H]
+  Tensor hidden_states;  // [R, L, H], the residual stream the blocks update in place (never the caller's tensor)
   if (w.has_diff_proj()) {
     Tensor x = linear(b, llm_hidden, w.diff_proj_0_weight, w.diff_proj_0_bias);  // [R, L, H]
     b.gelu(x, GeluApproximation::None, x);
     hidden_states = linear(b, x, w.diff_proj_2_weight, w.diff_proj_2_bias);  // [R, L, H]
+  } else {
+    hidden_states = new_f32(b, llm_hidden.shape());
+    b.copy(llm_hidden, hidden_states);
   }
 
   // Nothing below changes a cache's length (see Qwen2Model::forward_rows), so an error leaves the caches as they were.
   for (size_t k = 0; k < w.diffusion_head_a.size(); ++k) {
     if (should_cancel && should_cancel())
       fail(ErrorCode::Cancelled, "FlowHead.forward: cancelled before block ", k, " of ", w.diffusion_head_a.size());
-    hidden_states = modulated_block(w.diffusion_head_a[k], static_cast<int64_t>(k), hidden_states, modulation,
-                                    row_groups);  // [R, L, H]
+    modulated_block(w.diffusion_head_a[k], static_cast<int64_t>(k), hidden_states, modulation, row_groups);
   }
 
   // FinalLayer: shift, scale = adaLN_modulation(c).chunk(2); linear(modulate(norm_final(h), shift, scale)).
@@ -341,9 +335,7 @@ Tensor FlowHead::forward(const Tensor& llm_hidden, const Tensor& c, const std::v
   Tensor normed = rms_norm(b, hidden_states, f.norm_final, cfg.final_norm_eps);  // [R, L, H]
   if (modulation.any()) {
     Tensor ada = linear(b, modulation.silu_c, f.adaLN_modulation_1_weight, f.adaLN_modulation_1_bias);  // [Rc, 2H]
-    Tensor ada_plus_one = new_f32(ada.shape());
-    b.scale(ada, 1.0f, 1.0f, ada_plus_one);
-    modulation.modulate(b, normed, ada, ada_plus_one, /*shift*/ 0, /*scale*/ 1);
+    modulation.modulate(b, normed, ada, /*shift*/ 0, /*scale*/ 1);
   }
   Tensor out = linear(b, normed, f.linear_weight, f.linear_bias);  // [R, L, p*p*C]
   for (const RowGroup& g : row_groups) g.cache->commit(g.past + L);

@@ -141,9 +141,8 @@ class FlowHead {
   struct RowGroup;  // a CacheRows group with its mask built (flow_head.cpp)
   struct Modulation;
   void ensure_rope_table(int64_t positions);
-  Tensor modulated_block(const flow_head::ModulatedAttentionBlock& block, int64_t layer_index,
-                         const Tensor& hidden_states, const Modulation& modulation,
-                         const std::vector<RowGroup>& groups);
+  void modulated_block(const flow_head::ModulatedAttentionBlock& block, int64_t layer_index, Tensor& hidden_states,
+                       const Modulation& modulation, const std::vector<RowGroup>& groups);
 
   const FlowHeadWeights* weights_;
   Backend* backend_;

@@ -43,23 +43,39 @@ std::vector<double> flow_time_grid(int64_t num_points, double time_shift);
 // v = v_u + g (v_c - v_u), elementwise, into `out` (may alias v_cond); all F32 of one shape.
 void cfg_combine(Backend& backend, const Tensor& v_cond, const Tensor& v_uncond, float guidance_scale, Tensor& out);
 
-// What the ODE loop reports after each interval.
-struct FlowOdeStep {
-  int64_t step;               // 1-based interval index
-  int64_t total_steps;        // N - 1
-  int64_t model_evaluations;  // so far
-  double t_prev, t;           // the interval [tau_{step-1}, tau_{step}]
-  const Tensor& x;            // state at t
-  const Tensor& v_first;      // the velocity evaluated at (x(t_prev), t_prev): predicted clean = x_prev + (1 - t_prev) v
-  const Tensor& x_prev;       // state at t_prev
+// One velocity evaluation, with the CFG combine left to the integrator so an Euler step is one fused kernel
+// (Backend::flow_euler_update): v = uncond + guidance (cond - uncond), or v = cond when uncond is undefined.
+struct GuidedVelocity {
+  Tensor cond;          // F32, x's shape
+  Tensor uncond;        // F32, x's shape; undefined: no guidance
+  float guidance = 0;   // g
 };
 
-// A velocity evaluation v(x, t) -> a new F32 tensor of x's shape.
-using VelocityFn = std::function<Tensor(const Tensor& x, double t)>;
+// v as one tensor (cond itself when unguided, else cfg_combine into a new tensor of the backend).
+Tensor combined_velocity(Backend& backend, const GuidedVelocity& v);
 
-// Integrates from x0 (copied; F32 contiguous) over the config's grid and returns the state at t = 1. `on_step` (may
-// be empty) runs after each interval; `should_cancel` (may be empty) is polled before every evaluation
-// (ERR_CANCELLED). Validates the config.
+// What the ODE loop reports after each interval. Tensors live on the backend (Backend::to_host to read them).
+struct FlowOdeStep {
+  int64_t step;                   // 1-based interval index
+  int64_t total_steps;            // N - 1
+  int64_t model_evaluations;      // so far
+  double t_prev, t;               // the interval [tau_{step-1}, tau_{step}]
+  const Tensor& x;                // state at t
+  const GuidedVelocity& v_first;  // the velocity at (x(t_prev), t_prev): predicted clean = x_prev + (1 - t_prev) v
+  const Tensor& x_prev;           // state at t_prev
+};
+
+// A velocity evaluation v(x, t) -> a new F32 tensor of x's shape (no guidance split), or its guided form.
+using VelocityFn = std::function<Tensor(const Tensor& x, double t)>;
+using GuidedVelocityFn = std::function<GuidedVelocity(const Tensor& x, double t)>;
+
+// Integrates from x0 (copied; F32 contiguous, on the backend) over the config's grid and returns the state at t = 1
+// (on the backend). `on_step` (may be empty) runs after each interval; `should_cancel` (may be empty) is polled
+// before every evaluation (ERR_CANCELLED). Validates the config. Euler steps are one flow_euler_update each; Heun
+// combines each velocity first (cfg_combine) and keeps the trapezoid in separate ops.
+Tensor flow_ode_solve(Backend& backend, const FlowSamplerConfig& config, const Tensor& x0,
+                      const GuidedVelocityFn& velocity, const std::function<void(const FlowOdeStep&)>& on_step = {},
+                      const std::function<bool()>& should_cancel = {});
 Tensor flow_ode_solve(Backend& backend, const FlowSamplerConfig& config, const Tensor& x0, const VelocityFn& velocity,
                       const std::function<void(const FlowOdeStep&)>& on_step = {},
                       const std::function<bool()>& should_cancel = {});

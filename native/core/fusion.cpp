@@ -39,15 +39,15 @@ Tensor FusionProj::forward(const Tensor& und, const Tensor& gen) {
   Backend& b = *backend_;
   const int64_t N = und.size(0), T = und.size(1), U = und_dim_, H = hidden_size_;
 
-  Tensor hidden_states = Tensor::empty({N, T, U + H}, DType::F32);  // [N, T, U+H] = torch.cat([und, gen], dim=-1)
+  Tensor hidden_states = b.empty({N, T, U + H}, DType::F32);  // [N, T, U+H] = torch.cat([und, gen], dim=-1)
   Tensor und_part = hidden_states.slice(2, 0, U), gen_part = hidden_states.slice(2, U, U + H);
   b.copy(und, und_part);
   b.copy(gen, gen_part);
   b.rms_norm(hidden_states, norm_weight_, rms_norm_eps_, hidden_states);  // fusion_proj.0, fp32 (spec §3.5)
-  Tensor h = Tensor::empty({N, T, H}, DType::F32);                        // [N, T, H]
+  Tensor h = b.empty({N, T, H}, DType::F32);                              // [N, T, H]
   b.linear(hidden_states, fc1_weight_, fc1_bias_, h);                     // fusion_proj.1
   b.gelu(h, GeluApproximation::None, h);                                  // fusion_proj.2: nn.GELU(), erf
-  Tensor out = Tensor::empty({N, T, H}, DType::F32);                      // [N, T, H]
+  Tensor out = b.empty({N, T, H}, DType::F32);                            // [N, T, H]
   b.linear(h, fc2_weight_, fc2_bias_, out);                               // fusion_proj.3
   return out;
 }

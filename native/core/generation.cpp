@@ -116,7 +116,7 @@ Plan validate_request(const Showo2Model& model, const GenerationRequest& r) {
   return p;
 }
 
-Tensor new_f32(const Shape& shape) { return Tensor::empty(shape, DType::F32); }
+Tensor new_f32(Backend& b, const Shape& shape) { return b.empty(shape, DType::F32); }
 
 }  // namespace
 
@@ -159,30 +159,26 @@ class GenerationRun {
     if (request_.reuse_prefix) prepare_prefixes();
   }
 
-  // The guided velocity v(x, t) [B, z, T, h, w] (spec §7.2), with the I2V zeroing of frame 0.
-  Tensor velocity(const Tensor& x, double t) {
+  // The guided velocity v(x, t) [B, z, T, h, w] (spec §7.2) as its cond and uncond halves, with the I2V zeroing of
+  // frame 0 (zero in both halves makes the combined v zero there too: 0 + g (0 - 0)). The combine itself happens in
+  // the integrator's fused Euler step.
+  GuidedVelocity velocity(const Tensor& x, double t) {
     const Plan& p = plan_;
     const Tensor vis = model_.visual_tokens(x, should_cancel_);  // [B, N_vis, hidden], shared by both branches
     const float tf = static_cast<float>(t);
     const Tensor time_token = model_.time_tokens({tf});  // [1, hidden]
     const Tensor c = model_.time_condition({tf});         // [1, head hidden] (adaLN conditioning, not projected)
-    Tensor v_rows = new_f32({p.num_rows(), p.z, p.T, p.h, p.w});  // [R, z, T, h, w]
+    Tensor v_rows = new_f32(backend_, {p.num_rows(), p.z, p.T, p.h, p.w});  // [R, z, T, h, w]
     if (request_.reuse_prefix) block_rows(vis, time_token, c, v_rows);
     else full_rows(vis, time_token, c, v_rows);
 
-    Tensor v;
-    if (p.cfg) {
-      v = new_f32({p.B, p.z, p.T, p.h, p.w});
-      cfg_combine(backend_, v_rows.slice(0, 0, p.B), v_rows.slice(0, p.B, 2 * p.B), request_.sampler.guidance_scale,
-                  v);  // v_u + g (v_c - v_u)
-    } else {
-      v = v_rows;  // g = 0: the cond velocity itself; no uncond row was computed
-    }
     if (request_.first_frame.defined()) {  // I2V: frame 0 stays the clean conditioning latent (spec §14)
-      Tensor frame0 = v.slice(2, 0, 1);    // [B, z, 1, h, w]
-      backend_.copy(Tensor::zeros(frame0.shape(), DType::F32), frame0);
+      Tensor frame0 = v_rows.slice(2, 0, 1);  // [R, z, 1, h, w]
+      backend_.copy(backend_.to_device(Tensor::zeros(frame0.shape(), DType::F32)), frame0);
     }
-    return v;
+    if (!p.cfg) return GuidedVelocity{v_rows, Tensor(), 0.0f};  // g = 0: no uncond row was computed
+    return GuidedVelocity{v_rows.slice(0, 0, p.B), v_rows.slice(0, p.B, 2 * p.B),
+                          request_.sampler.guidance_scale};  // v_u + g (v_c - v_u), combined by the integrator
   }
 
  private:
@@ -250,7 +246,7 @@ class GenerationRun {
   void block_rows(const Tensor& vis, const Tensor& time_token, const Tensor& c, Tensor& v_rows) {
     const Plan& p = plan_;
     const int64_t hidden = model_.config().hidden_size, Lb = p.n_vis + 1, R = p.num_rows();
-    Tensor embeds = new_f32({R, Lb, hidden});  // [R, N_vis+1, hidden]: TIME(t), then the sample's visual tokens
+    Tensor embeds = new_f32(backend_, {R, Lb, hidden});  // [R, N_vis+1, hidden]: TIME(t), then the sample's visual tokens
     for (int64_t r = 0; r < R; ++r) {
       Tensor row = embeds.select(0, r);
       place_block(row, 0, time_token, vis, p.sample(r));
@@ -335,29 +331,31 @@ Tensor generate_latents(Showo2Model& model, const GenerationRequest& request, co
   Backend& backend = model.backend();
   if (should_cancel && should_cancel()) fail(ErrorCode::Cancelled, "generate: cancelled before it started");
 
-  // x0: the given noise or seeded Philox noise (noise.h), then the clean first frame for I2V.
-  Tensor x0 = new_f32(request.latent_shape);
-  if (request.initial_latents.defined()) backend.copy(request.initial_latents, x0);
-  else x0 = gaussian_noise(request.latent_shape, request.seed);
+  // x0: the given noise or seeded Philox noise (noise.h, drawn on the host), moved to the backend, then the clean first
+  // frame for I2V.
+  Tensor x0 = backend.to_device(request.initial_latents.defined()
+                                    ? request.initial_latents.to(DType::F32)  // a copy: never the caller's tensor
+                                    : gaussian_noise(request.latent_shape, request.seed));
   if (request.first_frame.defined()) {
     Tensor frame0 = x0.slice(2, 0, 1);  // [B, z, 1, h, w]
-    backend.copy(request.first_frame, frame0);
+    backend.copy(backend.to_device(request.first_frame), frame0);
   }
 
   GenerationRun run(model, request, std::move(plan), should_cancel);
   std::function<void(const FlowOdeStep&)> report;
   if (on_step) {
     report = [&](const FlowOdeStep& s) {
-      // predicted clean latent x1 = x_t + (1 - t) v: the straight-line extrapolation of the flow (spec §7.1).
-      Tensor preview = new_f32(s.x_prev.shape());
-      backend.scale(s.v_first, static_cast<float>(1.0 - s.t_prev), 0.0f, preview);
-      backend.add(preview, s.x_prev, preview);
+      // predicted clean latent x1 = x_t + (1 - t) v: the straight-line extrapolation of the flow (spec §7.1), one
+      // fused Euler step of length 1 - t from x_prev.
+      Tensor preview = new_f32(backend, s.x_prev.shape());
+      backend.copy(s.x_prev, preview);
+      backend.flow_euler_update(preview, s.v_first.cond, s.v_first.uncond, s.v_first.guidance,
+                                static_cast<float>(1.0 - s.t_prev));
       on_step(GenerationStep{s.step, s.total_steps, s.model_evaluations, s.t, s.x, preview});
     };
   }
-  return flow_ode_solve(
-      backend, request.sampler, x0, [&run](const Tensor& x, double t) { return run.velocity(x, t); }, report,
-      should_cancel);
+  const GuidedVelocityFn velocity = [&run](const Tensor& x, double t) { return run.velocity(x, t); };
+  return backend.to_host(flow_ode_solve(backend, request.sampler, x0, velocity, report, should_cancel));
 }
 
 Tensor guided_velocity(Showo2Model& model, const GenerationRequest& request, const Tensor& x, double t,
@@ -369,7 +367,8 @@ Tensor guided_velocity(Showo2Model& model, const GenerationRequest& request, con
   if (!(t >= 0.0 && t <= 1.0))
     fail(ErrorCode::InvalidArgument, "guided_velocity: t: expected a time in [0, 1] but got ", t);
   GenerationRun run(model, request, std::move(plan), should_cancel);
-  return run.velocity(x.contiguous(), t);
+  Backend& backend = model.backend();
+  return backend.to_host(combined_velocity(backend, run.velocity(backend.to_device(x.contiguous()), t)));
 }
 
 }  // namespace showo2

@@ -38,8 +38,8 @@ void KvCache::reserve(int64_t positions, Backend& backend) {
   // Allocate every new buffer before replacing any, so an out-of-memory error leaves the cache untouched.
   std::vector<Tensor> keys(keys_.size()), values(values_.size());
   for (size_t l = 0; l < keys_.size(); ++l) {
-    keys[l] = Tensor::empty({batch_, capacity, num_key_value_heads_, head_dim_}, DType::F32);
-    values[l] = Tensor::empty({batch_, capacity, num_key_value_heads_, head_dim_}, DType::F32);
+    keys[l] = backend.empty({batch_, capacity, num_key_value_heads_, head_dim_}, DType::F32);
+    values[l] = backend.empty({batch_, capacity, num_key_value_heads_, head_dim_}, DType::F32);
   }
   if (length_ > 0) {
     for (size_t l = 0; l < keys_.size(); ++l) {

@@ -38,9 +38,9 @@ Tensor PatchEmbed::forward(const Tensor& latent) {
   const Shape& s = latent.strides();
   Tensor patches_view = Tensor::view_of(latent.storage(), DType::F32, {N, T, h, w, C, p, p},
                                         {s[0], s[2], p * s[3], p * s[4], s[1], s[3], s[4]}, latent.byte_offset());
-  Tensor patches = Tensor::empty({N, T, h, w, C, p, p}, DType::F32);  // [N, T, h, w, C, p, p]
+  Tensor patches = backend_->empty({N, T, h, w, C, p, p}, DType::F32);  // [N, T, h, w, C, p, p]
   backend_->copy(patches_view, patches);
-  Tensor tokens = Tensor::empty({N, T * h * w, out_channels_}, DType::F32);  // [N, T*h*w, out]
+  Tensor tokens = backend_->empty({N, T * h * w, out_channels_}, DType::F32);  // [N, T*h*w, out]
   backend_->linear(patches.reshape({N, T * h * w, C * p * p}), proj_weight_, proj_bias_, tokens);
   return tokens;
 }

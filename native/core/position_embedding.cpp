@@ -16,7 +16,8 @@ PositionEmbedding::PositionEmbedding(int64_t grid_h, int64_t grid_w, int64_t dim
 
 void PositionEmbedding::bind_weights(WeightBinder& binder, const std::string& key) {
   cache_.clear();  // a new table invalidates every resize of the old one
-  binder.bind(&weight_, key, {grid_h_ * grid_w_, dim_});
+  device_cache_.clear();
+  binder.bind_host(&weight_, key, {grid_h_ * grid_w_, dim_});
 }
 
 Tensor PositionEmbedding::for_grid(int64_t h, int64_t w) {
@@ -34,6 +35,14 @@ Tensor PositionEmbedding::for_grid(int64_t h, int64_t w) {
     table = resize_grid_bicubic(grid, h, w).reshape({h * w, dim_});          // [h*w, dim]
   }
   cache_.emplace(std::make_pair(h, w), table);
+  return table;
+}
+
+Tensor PositionEmbedding::for_grid(int64_t h, int64_t w, Backend& backend) {
+  auto it = device_cache_.find({h, w});
+  if (it != device_cache_.end()) return it->second;
+  Tensor table = backend.to_device(for_grid(h, w));  // [h*w, dim] F32
+  device_cache_.emplace(std::make_pair(h, w), table);
   return table;
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <utility>
 
+#include "backend.h"
 #include "tensor.h"
 #include "weight_binder.h"
 
@@ -24,7 +25,8 @@ class PositionEmbedding {
   // ERR_INVALID_ARGUMENT for a non-positive size.
   PositionEmbedding(int64_t grid_h, int64_t grid_w, int64_t dim);
 
-  // key: "position_embedding.weight". The table is read lazily by for_grid, after WeightBinder::load_all.
+  // key: "position_embedding.weight". The table is read lazily by for_grid, after WeightBinder::load_all. It stays
+  // on the host (bound with bind_host): the resize runs on the host and only its F32 result goes to a device.
   void bind_weights(WeightBinder& binder, const std::string& key);
 
   // The table for a token grid h x w as [h*w, dim] F32 (row-major): the table itself (widened to F32 when stored
@@ -33,6 +35,9 @@ class PositionEmbedding {
   // Cached per (h, w); thread-compatible (concurrent calls need external synchronisation). ERR_INVALID_ARGUMENT for
   // h or w < 1, or when the weights have not been loaded.
   Tensor for_grid(int64_t h, int64_t w);
+  // The same table moved to `backend` (Backend::to_device), cached per (h, w) so a device uploads each grid once.
+  // All calls must pass the same backend.
+  Tensor for_grid(int64_t h, int64_t w, Backend& backend);
 
   int64_t grid_h() const { return grid_h_; }
   int64_t grid_w() const { return grid_w_; }
@@ -41,7 +46,8 @@ class PositionEmbedding {
  private:
   int64_t grid_h_, grid_w_, dim_;
   Tensor weight_;  // position_embedding.weight   [grid_h*grid_w, dim]
-  std::map<std::pair<int64_t, int64_t>, Tensor> cache_;  // (h, w) -> [h*w, dim] F32
+  std::map<std::pair<int64_t, int64_t>, Tensor> cache_;         // (h, w) -> [h*w, dim] F32, host
+  std::map<std::pair<int64_t, int64_t>, Tensor> device_cache_;  // (h, w) -> the same on the backend
 };
 
 }  // namespace showo2

@@ -187,25 +187,27 @@ void Qwen2Model::ensure_rope_table(int64_t positions) {
   // Grown geometrically (from 4096, capped at the context) so a long decode rebuilds the table only a few times.
   const int64_t size =
       std::min(config_.max_position_embeddings, std::max({positions, 2 * rope_table_.max_positions, int64_t{4096}}));
-  rope_table_ = make_rope_table(head_dim_, size, config_.rope_theta);
+  rope_table_ = make_rope_table(head_dim_, size, config_.rope_theta);  // built on the host
+  rope_table_.cos = backend_->to_device(rope_table_.cos);
+  rope_table_.sin = backend_->to_device(rope_table_.sin);
 }
 
 // ---- forward pieces ------------------------------------------------------------------------------------------------
 
 namespace {
 
-Tensor new_f32(const Shape& shape) { return Tensor::empty(shape, DType::F32); }
+Tensor new_f32(Backend& b, const Shape& shape) { return b.empty(shape, DType::F32); }
 
 Tensor linear(Backend& b, const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Shape shape = x.shape();
   shape.back() = weight.size(0);
-  Tensor out = new_f32(shape);  // [..., N]
+  Tensor out = new_f32(b, shape);  // [..., N]
   b.linear(x, weight, bias, out);
   return out;
 }
 
 Tensor rms_norm(Backend& b, const Tensor& x, const Tensor& weight, double eps) {
-  Tensor out = new_f32(x.shape());  // [B, L, H]
+  Tensor out = new_f32(b, x.shape());  // [B, L, H]
   b.rms_norm(x, weight, static_cast<float>(eps), out);
   return out;
 }
@@ -235,7 +237,7 @@ Tensor Qwen2Model::decoder_layer(const Qwen2DecoderLayer& layer, const Tensor& h
   Tensor query_states = linear(b, normed, attn.q_proj_weight, attn.q_proj_bias).reshape({B, L, Hq, D});
   Tensor key_states = linear(b, normed, attn.k_proj_weight, attn.k_proj_bias).reshape({B, L, Hkv, D});
   Tensor value_states = linear(b, normed, attn.v_proj_weight, attn.v_proj_bias).reshape({B, L, Hkv, D});
-  Tensor attn_output = new_f32({B, L, Hq, D});  // [B, L, Hq, D]; GQA: query head h reads kv head h / (Hq / Hkv)
+  Tensor attn_output = new_f32(b, {B, L, Hq, D});  // [B, L, Hq, D]; GQA: query head h reads kv head h / (Hq / Hkv)
   for (const RowGroup& g : groups) {
     const int64_t P = g.past;
     Tensor q = query_states.slice(0, g.row_begin, g.row_end);  // [n, L, Hq, D]
@@ -261,8 +263,7 @@ Tensor Qwen2Model::decoder_layer(const Qwen2DecoderLayer& layer, const Tensor& h
   Tensor mlp_in = rms_norm(b, hidden, layer.post_attention_layernorm_weight, config_.rms_norm_eps);  // [B, L, H]
   Tensor gate = linear(b, mlp_in, layer.mlp.gate_proj_weight, Tensor());                            // [B, L, I]
   Tensor up = linear(b, mlp_in, layer.mlp.up_proj_weight, Tensor());                                // [B, L, I]
-  b.silu(gate, gate);
-  b.mul(gate, up, gate);
+  b.swiglu(gate, up, gate);                                                                         // silu(gate) * up
   Tensor mlp_out = linear(b, gate, layer.mlp.down_proj_weight, Tensor());  // [B, L, H]
   b.add(mlp_out, hidden, mlp_out);                                        // + residual
   return mlp_out;
@@ -289,8 +290,8 @@ Tensor Qwen2Model::embed_tokens(const Tensor& ids) {
       fail(ErrorCode::InvalidArgument, "Qwen2Model.embed_tokens: ids: id ", id, " at position [", i / L, ", ", i % L,
            "] is outside the vocabulary [0, ", config_.vocab_size, ")");
   }
-  Tensor out = new_f32({B * L, config_.hidden_size});  // [B*L, H]
-  backend_->embedding(flat, embed_tokens_weight_, out);
+  Tensor out = backend_->empty({B * L, config_.hidden_size}, DType::F32);  // [B*L, H]
+  backend_->embedding(backend_->to_device(flat), embed_tokens_weight_, out);
   return out.reshape({B, L, config_.hidden_size});  // [B, L, H]
 }
 

@@ -116,7 +116,7 @@ Showo2Model::Showo2Model(const Showo2Config& config, const weights::WeightFile& 
     b.bind(&time_embed_proj_bias_, "time_embed_proj.bias", {config.hidden_size});
   }
   flow_head_.bind_weights(b);
-  b.load_all(weights, "Showo2",
+  b.load_all(weights, backend, "Showo2",
              "hidden_size, llm_vocab_size, image_latent_*, clip_latent_dim, num_diffusion_layers, llm_config, "
              "und_trans_config, diffusion_head_config");
   llm_.finish_loading();
@@ -137,7 +137,7 @@ Tensor Showo2Model::visual_tokens(const Tensor& latent, const CancelFn& should_c
 
   // Semantic path: patch embed + position table, then the SigLIP stack over each frame's tokens.
   Tensor und = image_embedder_und_.forward(latent);                        // [N, T*gh*gw, clip]
-  Tensor pe = position_embedding_.for_grid(gh, gw);                        // [gh*gw, clip]
+  Tensor pe = position_embedding_.for_grid(gh, gw, *backend_);            // [gh*gw, clip] on the backend
   Tensor und_frames = und.reshape({N * T, per_frame, config_.clip_latent_dim});  // [N*T, gh*gw, clip]
   backend_->add(und_frames, pe, und_frames);                               // PE broadcast over frames
   und_frames = und_trans_.forward(und_frames, should_cancel);              // [N*T, gh*gw, clip]
@@ -153,7 +153,7 @@ Tensor Showo2Model::time_condition(const std::vector<float>& t) { return time_em
 Tensor Showo2Model::time_tokens(const std::vector<float>& t) {
   Tensor c = time_embed_.forward(t);                                       // [B, head hidden]
   if (!time_embed_proj_weight_.defined()) return c;                        // same width: c is the token (spec §14)
-  Tensor out = Tensor::empty({static_cast<int64_t>(t.size()), config_.hidden_size}, DType::F32);
+  Tensor out = backend_->empty({static_cast<int64_t>(t.size()), config_.hidden_size}, DType::F32);
   backend_->linear(c, time_embed_proj_weight_, time_embed_proj_bias_, out);  // [B, hidden]
   return out;
 }

@@ -94,12 +94,12 @@ void SiglipEncoder::bind_weights(WeightBinder& binder, const std::string& prefix
 
 namespace {
 
-Tensor new_f32(const Shape& shape) { return Tensor::empty(shape, DType::F32); }
+Tensor new_f32(Backend& b, const Shape& shape) { return b.empty(shape, DType::F32); }
 
 Tensor linear(Backend& b, const Tensor& x, const Linear& m) {
   Shape shape = x.shape();
   shape.back() = m.weight.size(0);
-  Tensor out = new_f32(shape);  // [..., out]
+  Tensor out = new_f32(b, shape);  // [..., out]
   b.linear(x, m.weight, m.bias, out);
   return out;
 }
@@ -111,7 +111,7 @@ Tensor attention(Backend& b, const SiglipAttention& m, const Tensor& hidden_stat
   Tensor query_states = linear(b, hidden_states, m.q_proj).reshape({N, T, H, head_dim});  // [N, T, H, hd]
   Tensor key_states = linear(b, hidden_states, m.k_proj).reshape({N, T, H, head_dim});    // [N, T, H, hd]
   Tensor value_states = linear(b, hidden_states, m.v_proj).reshape({N, T, H, head_dim});  // [N, T, H, hd]
-  Tensor attn_output = new_f32({N, T, H, head_dim});                                       // [N, T, H, hd]
+  Tensor attn_output = new_f32(b, {N, T, H, head_dim});                                       // [N, T, H, hd]
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
   b.attention(query_states, key_states, value_states, OmniMask::full(), scale, attn_output);
   return linear(b, attn_output.reshape({N, T, H * head_dim}), m.out_proj);  // [N, T, hidden]
@@ -128,7 +128,7 @@ Tensor mlp(Backend& b, const SiglipMLP& m, const Tensor& hidden_states, GeluAppr
 //   h = h + self_attn(layer_norm1(h));  h = h + mlp(layer_norm2(h))
 void encoder_layer(Backend& b, const SiglipEncoderLayer& l, Tensor& hidden_states, const SiglipConfig& c) {
   const float eps = static_cast<float>(c.layer_norm_eps);
-  Tensor normed = new_f32(hidden_states.shape());  // [N, T, hidden]
+  Tensor normed = new_f32(b, hidden_states.shape());  // [N, T, hidden]
   b.layer_norm(hidden_states, l.layer_norm1.weight, l.layer_norm1.bias, eps, normed);
   Tensor attn_output = attention(b, l.self_attn, normed, c);  // [N, T, hidden]
   b.add(hidden_states, attn_output, hidden_states);
@@ -147,7 +147,7 @@ Tensor SiglipEncoder::forward(const Tensor& x, const std::function<bool()>& shou
   SHOWO2_CHECK(layers_.empty() || layers_[0].layer_norm1.weight.defined(), InvalidArgument,
                "SiglipEncoder.forward: weights not loaded");
   Backend& b = *backend_;
-  Tensor hidden_states = new_f32(x.shape());  // [N, T, hidden], the residual stream (x stays untouched)
+  Tensor hidden_states = new_f32(b, x.shape());  // [N, T, hidden], the residual stream (x stays untouched)
   b.copy(x, hidden_states);
   for (const SiglipEncoderLayer& layer : layers_) {
     if (should_cancel && should_cancel()) fail(ErrorCode::Cancelled, "SiglipEncoder.forward: cancelled");

@@ -31,13 +31,45 @@ std::shared_ptr<Storage> Storage::borrow(const void* data, size_t nbytes, std::s
   return s;
 }
 
+std::shared_ptr<Storage> Storage::wrap_device(Device device, void* data, size_t nbytes,
+                                              std::function<void(void*)> release) {
+  std::shared_ptr<Storage> s(new Storage());
+  s->data_ = static_cast<uint8_t*>(data);
+  s->nbytes_ = nbytes;
+  s->device_ = device;
+  s->release_ = std::move(release);
+  return s;
+}
+
 Storage::~Storage() {
   if (owned_) std::free(data_);
+  if (release_) release_(data_);
+}
+
+namespace {
+[[noreturn]] void fail_host_access(Device device) {
+  fail(ErrorCode::InvalidArgument, "host access to a tensor that lives in ", device_name(device),
+       " memory; copy it to the host first (Backend::to_host)");
+}
+}  // namespace
+
+const uint8_t* Storage::data() const {
+  if (device_ != Device::Cpu) fail_host_access(device_);
+  return data_;
 }
 
 uint8_t* Storage::mutable_data() {
+  if (device_ != Device::Cpu) fail_host_access(device_);
   if (read_only_) fail(ErrorCode::InvalidArgument, "tensor memory is read-only (it is mapped from a weight file)");
   return data_;
+}
+
+const char* device_name(Device device) {
+  switch (device) {
+    case Device::Cpu: return "cpu";
+    case Device::Cuda: return "cuda";
+  }
+  return "unknown";
 }
 
 // ---- shape helpers --------------------------------------------------------------------------------------------------
@@ -166,6 +198,18 @@ const void* Tensor::raw() const {
 void* Tensor::mutable_raw() {
   if (!storage_) fail(ErrorCode::InvalidArgument, "use of an undefined tensor");
   return storage_->mutable_data() + byte_offset_;
+}
+
+const void* Tensor::device_raw() const {
+  if (!storage_) fail(ErrorCode::InvalidArgument, "use of an undefined tensor");
+  return static_cast<const uint8_t*>(storage_->device_data()) + byte_offset_;
+}
+
+void* Tensor::mutable_device_raw() {
+  if (!storage_) fail(ErrorCode::InvalidArgument, "use of an undefined tensor");
+  if (storage_->read_only())
+    fail(ErrorCode::InvalidArgument, "tensor memory is read-only (it is mapped from a weight file)");
+  return static_cast<uint8_t*>(storage_->device_data()) + byte_offset_;
 }
 
 void Tensor::check_type_(size_t elem_size) const {
@@ -348,6 +392,12 @@ void check_last_dim_contiguous(const Tensor& t, const char* what) {
 
 void check_writable(const Tensor& t, const char* what) {
   if (t.read_only()) fail(ErrorCode::InvalidArgument, what, ": output tensor is read-only");
+}
+
+void check_device(const Tensor& t, Device device, const char* what) {
+  if (t.defined() && t.device() != device)
+    fail(ErrorCode::InvalidArgument, what, ": expected a tensor in ", device_name(device), " memory but got one in ",
+         device_name(t.device()), " memory");
 }
 
 }  // namespace showo2

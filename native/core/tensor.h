@@ -1,9 +1,17 @@
 // Tensor: a typed, strided view over a reference-counted block of memory.
 //
 // The core passes Tensors between model code and the backend. A Tensor never copies on view operations: it shares
-// its Storage (an owned aligned buffer, or a read-only window into a memory-mapped checkpoint that keeps the mapping
-// alive). Shapes and strides are in elements; strides may be arbitrary non-negative values and kernels state which
-// layouts they accept (most want the last dimension contiguous) and check with the helpers below.
+// its Storage (an owned aligned buffer, a read-only window into a memory-mapped checkpoint that keeps the mapping
+// alive, or a block of a backend's device memory). Shapes and strides are in elements; strides may be arbitrary
+// non-negative values and kernels state which layouts they accept (most want the last dimension contiguous) and check
+// with the helpers below.
+//
+// The device rule. Every tensor knows where its bytes live (device()). Host code may only dereference Cpu tensors:
+// raw(), mutable_raw(), data<T>(), mutable_data<T>(), contiguous() (when it must copy), to(), to_f32_vector() and
+// Tensor::zeros/from_f32 work on host memory and throw ERR_INVALID_ARGUMENT ("... lives in cuda memory ...") for a
+// Cuda tensor instead of touching a device pointer. Views (reshape, slice, select, transpose, unsqueeze, view_of)
+// never touch the bytes and work on any device. The kernels of a device backend reach the address through
+// device_raw() / mutable_device_raw(); model code moves data across with Backend::to_device / to_host.
 #pragma once
 
 #include <cstddef>
@@ -21,21 +29,34 @@ namespace showo2 {
 
 using Shape = std::vector<int64_t>;
 
-// The bytes behind one or more tensors. Either owns an aligned heap buffer, or borrows memory owned by `keepalive`
-// (e.g. a memory-mapped file) and is then read-only.
+// Where a tensor's bytes live. Host code may only dereference Cpu tensors; Cuda tensors hold device pointers that
+// only kernels of the CUDA backend read (Backend::to_host brings them back).
+enum class Device : uint8_t { Cpu, Cuda };
+const char* device_name(Device device);  // "cpu", "cuda"
+
+// The bytes behind one or more tensors. Either owns an aligned heap buffer, borrows host memory owned by
+// `keepalive` (e.g. a memory-mapped file; then read-only), or holds a block of device memory that a backend handed
+// out and takes back through a release callback when the last tensor using it is gone.
 class Storage {
  public:
-  // Allocates `nbytes` (64-byte aligned, uninitialised). Throws ERR_OUT_OF_MEMORY.
+  // Allocates `nbytes` of host memory (64-byte aligned, uninitialised). Throws ERR_OUT_OF_MEMORY.
   static std::shared_ptr<Storage> allocate(size_t nbytes);
-  // Wraps external memory; `keepalive` stays referenced as long as this storage lives.
+  // Wraps external host memory; `keepalive` stays referenced as long as this storage lives.
   static std::shared_ptr<Storage> borrow(const void* data, size_t nbytes, std::shared_ptr<const void> keepalive);
+  // Wraps `nbytes` of memory on `device` (writable). `release(data)` runs exactly once when the storage is destroyed
+  // (a memory pool returns the block to its free list); it must not throw. The bytes are never dereferenced here.
+  static std::shared_ptr<Storage> wrap_device(Device device, void* data, size_t nbytes,
+                                              std::function<void(void*)> release);
 
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 
-  const uint8_t* data() const { return data_; }
-  uint8_t* mutable_data();  // throws ERR_INVALID_ARGUMENT for read-only (borrowed) storage
+  Device device() const { return device_; }
+  const uint8_t* data() const;  // host memory only: ERR_INVALID_ARGUMENT for device storage
+  uint8_t* mutable_data();      // also ERR_INVALID_ARGUMENT for read-only (borrowed) storage
+  // The address whatever the device (for device kernels and copies); never dereference it on the host.
+  void* device_data() const { return data_; }
   size_t nbytes() const { return nbytes_; }
   bool read_only() const { return read_only_; }
 
@@ -45,7 +66,9 @@ class Storage {
   size_t nbytes_ = 0;
   bool owned_ = false;
   bool read_only_ = false;
+  Device device_ = Device::Cpu;
   std::shared_ptr<const void> keepalive_;
+  std::function<void(void*)> release_;
 };
 
 class Tensor {
@@ -73,12 +96,18 @@ class Tensor {
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
   bool is_contiguous() const;
   bool read_only() const { return storage_ && storage_->read_only(); }
+  Device device() const { return storage_ ? storage_->device() : Device::Cpu; }  // undefined tensors: Cpu
   const std::shared_ptr<Storage>& storage() const { return storage_; }
   size_t byte_offset() const { return byte_offset_; }
 
-  // Raw pointers to element [0,...,0]. The typed forms check the dtype matches T.
+  // Raw host pointers to element [0,...,0]. The typed forms check the dtype matches T. Cpu tensors only (see the
+  // device rule above): ERR_INVALID_ARGUMENT for a Cuda tensor.
   const void* raw() const;
   void* mutable_raw();
+  // The address of element [0,...,0] on the tensor's own device, for backend kernels and device copies. Never
+  // dereference it on the host unless device() == Device::Cpu. mutable_device_raw() rejects read-only storage.
+  const void* device_raw() const;
+  void* mutable_device_raw();
   template <typename T> const T* data() const { check_type_(sizeof(T)); return static_cast<const T*>(raw()); }
   template <typename T> T* mutable_data() { check_type_(sizeof(T)); return static_cast<T*>(mutable_raw()); }
 
@@ -89,7 +118,7 @@ class Tensor {
   Tensor transpose(int64_t d0, int64_t d1) const;
   Tensor unsqueeze(int64_t d) const;
 
-  // Copies.
+  // Copies, on the host (Cpu tensors only, except contiguous() of an already contiguous tensor, which is *this).
   Tensor contiguous() const;        // returns *this when already contiguous
   Tensor to(DType dtype) const;     // float conversions (F32/BF16/F16) only; always a new contiguous tensor
   std::vector<float> to_f32_vector() const;  // float dtypes, any layout
@@ -117,5 +146,6 @@ void check_shape(const Tensor& t, const Shape& expected, const char* what);
 void check_contiguous(const Tensor& t, const char* what);
 void check_last_dim_contiguous(const Tensor& t, const char* what);
 void check_writable(const Tensor& t, const char* what);
+void check_device(const Tensor& t, Device device, const char* what);  // ERR_INVALID_ARGUMENT naming both devices
 
 }  // namespace showo2

@@ -50,11 +50,11 @@ Tensor TimestepEmbedder::forward(const std::vector<float>& t) {
   SHOWO2_CHECK(mlp_0_weight_.defined(), InvalidArgument, "TimestepEmbedder.forward: weights not loaded");
   Backend& b = *backend_;
   const int64_t B = static_cast<int64_t>(t.size()), H = hidden_size_;
-  Tensor t_freq = sinusoid(t, frequency_embedding_size_);  // [B, F]
-  Tensor h = Tensor::empty({B, H}, DType::F32);            // [B, H]
+  Tensor t_freq = b.to_device(sinusoid(t, frequency_embedding_size_));  // [B, F], computed on the host
+  Tensor h = b.empty({B, H}, DType::F32);                               // [B, H]
   b.linear(t_freq, mlp_0_weight_, mlp_0_bias_, h);         // mlp.0
   b.silu(h, h);                                            // mlp.1
-  Tensor c = Tensor::empty({B, H}, DType::F32);            // [B, H]
+  Tensor c = b.empty({B, H}, DType::F32);                  // [B, H]
   b.linear(h, mlp_2_weight_, mlp_2_bias_, c);              // mlp.2
   return c;
 }

@@ -64,14 +64,14 @@ void UnderstandingSession::append(const SequenceChunk& chunk, const std::functio
   for (const auto& v : chunk.visuals) {
     const int64_t row = v.position - start;
     Tensor dst = rows.slice(0, row, row + v.tokens.size(0));
-    backend.copy(v.tokens, dst);
+    backend.copy(backend.to_device(v.tokens), dst);  // the caller's tokens may be host tensors
   }
 
   Tensor hidden_states = model_->llm().forward(embeds, {chunk.blocks}, cache_, should_cancel);  // [1, L, hidden]
   std::vector<float> logits;
   try {
-    Tensor last = hidden_states.reshape({L, hidden}).slice(0, L - 1, L).contiguous();            // [1, hidden]
-    Tensor out = model_->llm().lm_head(last);                                                    // [1, V]
+    Tensor last = hidden_states.reshape({L, hidden}).slice(0, L - 1, L);  // [1, hidden] (a contiguous row)
+    Tensor out = backend.to_host(model_->llm().lm_head(last));           // [1, V], read on the host by the sampler
     const float* p = out.data<float>();
     logits.assign(p, p + out.numel());
   } catch (...) {

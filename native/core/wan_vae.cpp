@@ -247,13 +247,13 @@ class ChunkCaches {
 
 // ---- forward pieces ------------------------------------------------------------------------------------------------
 
-Tensor new_f32(const Shape& shape) { return Tensor::empty(shape, DType::F32); }
+Tensor new_f32(Backend& b, const Shape& shape) { return b.empty(shape, DType::F32); }
 
 // Frames [first, first + count) of x as a new contiguous tensor.
 Tensor frames_of(Backend& b, const Tensor& x, int64_t first, int64_t count) {
   Shape shape = x.shape();
   shape[2] = count;
-  Tensor out = new_f32(shape);  // [N, C, count, H, W]
+  Tensor out = new_f32(b, shape);  // [N, C, count, H, W]
   b.copy(x.slice(2, first, first + count), out);
   return out;
 }
@@ -269,7 +269,7 @@ void remember_frames(Backend& b, FrameCache& cache, const Tensor& x, int64_t fir
 Tensor cat_time(Backend& b, const Tensor& a, const Tensor& x) {
   Shape shape = x.shape();
   shape[2] = a.size(2) + x.size(2);
-  Tensor out = new_f32(shape);  // [N, C, Ta + Tx, H, W]
+  Tensor out = new_f32(b, shape);  // [N, C, Ta + Tx, H, W]
   Tensor head = out.slice(2, 0, a.size(2)), tail = out.slice(2, a.size(2), shape[2]);
   b.copy(a, head);
   b.copy(x, tail);
@@ -280,7 +280,7 @@ Tensor conv3d(Backend& b, const Tensor& x, const Tensor& weight, const Tensor& b
   const int64_t To = (x.size(2) + p.pad_front + p.pad_back - weight.size(2)) / p.stride_t + 1;
   const int64_t Ho = (x.size(3) + p.pad_top + p.pad_bottom - weight.size(3)) / p.stride_h + 1;
   const int64_t Wo = (x.size(4) + p.pad_left + p.pad_right - weight.size(4)) / p.stride_w + 1;
-  Tensor out = new_f32({x.size(0), weight.size(0), To, Ho, Wo});  // [N, O, To, Ho, Wo]
+  Tensor out = new_f32(b, {x.size(0), weight.size(0), To, Ho, Wo});  // [N, O, To, Ho, Wo]
   b.conv3d(x, weight, bias, p, out);
   return out;
 }
@@ -305,7 +305,7 @@ Tensor causal_conv(Backend& b, const CausalConv3d& conv, const Tensor& x, FrameC
 }
 
 Tensor norm_silu(Backend& b, const RmsNorm& norm, const Tensor& x) {
-  Tensor y = new_f32(x.shape());  // [N, C, T, H, W]
+  Tensor y = new_f32(b, x.shape());  // [N, C, T, H, W]
   b.channel_rms_norm(x, norm.gamma, y);
   b.silu(y, y);
   return y;
@@ -325,20 +325,20 @@ Tensor residual_block(Backend& b, const ResidualBlock& m, const Tensor& x, Chunk
 // AttentionBlock.forward: per frame, single-head attention over the H*W tokens, 1/sqrt(C) scale, plus the residual.
 Tensor attention_block(Backend& b, const AttentionBlock& m, const Tensor& x) {
   const int64_t N = x.size(0), C = x.size(1), T = x.size(2), HW = x.size(3) * x.size(4);
-  Tensor normed = new_f32(x.shape());  // [N, C, T, H, W]
+  Tensor normed = new_f32(b, x.shape());  // [N, C, T, H, W]
   b.channel_rms_norm(x, m.norm.gamma, normed);
-  Tensor tokens = new_f32({N, T, HW, C});  // [N, T, HW, C] = normed.permute(0, 2, 3, 4, 1)
+  Tensor tokens = new_f32(b, {N, T, HW, C});  // [N, T, HW, C] = normed.permute(0, 2, 3, 4, 1)
   b.copy(normed.reshape({N, C, T, HW}).transpose(1, 2).transpose(2, 3), tokens);
-  Tensor qkv = new_f32({N * T, HW, 3 * C});  // [N*T, HW, 3C]: to_qkv as a linear over channels
+  Tensor qkv = new_f32(b, {N * T, HW, 3 * C});  // [N*T, HW, 3C]: to_qkv as a linear over channels
   b.linear(tokens.reshape({N * T, HW, C}), m.to_qkv.weight, m.to_qkv.bias, qkv);
   Tensor q = qkv.slice(2, 0, C).unsqueeze(2);          // [N*T, HW, 1, C]
   Tensor k = qkv.slice(2, C, 2 * C).unsqueeze(2);      // [N*T, HW, 1, C]
   Tensor v = qkv.slice(2, 2 * C, 3 * C).unsqueeze(2);  // [N*T, HW, 1, C]
-  Tensor attn_output = new_f32({N * T, HW, 1, C});     // [N*T, HW, 1, C]
+  Tensor attn_output = new_f32(b, {N * T, HW, 1, C});     // [N*T, HW, 1, C]
   b.attention(q, k, v, OmniMask::full(), static_cast<float>(1.0 / std::sqrt(static_cast<double>(C))), attn_output);
-  Tensor projected = new_f32({N * T, HW, C});  // [N*T, HW, C]
+  Tensor projected = new_f32(b, {N * T, HW, C});  // [N*T, HW, C]
   b.linear(attn_output.reshape({N * T, HW, C}), m.proj.weight, m.proj.bias, projected);
-  Tensor out = new_f32(x.shape());  // [N, C, T, H, W]
+  Tensor out = new_f32(b, x.shape());  // [N, C, T, H, W]
   Tensor out_view = out.reshape({N, C, T, HW});
   b.copy(projected.reshape({N, T, HW, C}).transpose(2, 3).transpose(1, 2), out_view);
   b.add(out, x, out);
@@ -355,7 +355,7 @@ Tensor double_frames(Backend& b, const Resample& m, const Tensor& x, FrameCache&
   }
   const int64_t N = x.size(0), C = x.size(1), T = x.size(2), H = x.size(3), W = x.size(4);
   Tensor doubled = causal_conv(b, m.time_conv, x, &cache);  // [N, 2C, T, H, W]
-  Tensor out = new_f32({N, C, 2 * T, H, W});                // [N, C, 2T, H, W]
+  Tensor out = new_f32(b, {N, C, 2 * T, H, W});                // [N, C, 2T, H, W]
   Tensor pairs = out.reshape({N, C, T, 2, H, W});           // x.reshape(b, 2, c, t, h, w) stacked on dim 3
   for (int64_t j = 0; j < 2; ++j) {
     Tensor dst = pairs.select(3, j);  // [N, C, T, H, W], frames 2t + j
@@ -388,7 +388,7 @@ Tensor resample(Backend& b, const Resample& m, const Tensor& x, ChunkCaches& cac
       Shape up_shape = y.shape();
       up_shape[3] *= 2;
       up_shape[4] *= 2;
-      Tensor up = new_f32(up_shape);  // [N, C, T', 2H, 2W]: nn.Upsample(scale 2, 'nearest-exact')
+      Tensor up = new_f32(b, up_shape);  // [N, C, T', 2H, 2W]: nn.Upsample(scale 2, 'nearest-exact')
       b.upsample_nearest2x(y, up);
       Conv3dParams p;
       p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
@@ -489,7 +489,7 @@ WanVae::WanVae(const weights::WeightFile& file, const WanVaeConfig& config, Back
   bind_stage_layers(b, decoder_.upsamples, "decoder.upsamples");
   bind_rms_norm(b, decoder_.head_0, "decoder.head.0", config_.dim, false);
   bind_causal_conv(b, decoder_.head_2, "decoder.head.2", 3, config_.dim, 3, 3, 3);
-  b.load_all(file, "WanVae", "dim, z_dim, dim_mult, num_res_blocks, attn_scales, temperal_downsample");
+  b.load_all(file, *backend_, "WanVae", "dim, z_dim, dim_mult, num_res_blocks, attn_scales, temperal_downsample");
 }
 
 WanVae::Posterior WanVae::encode_posterior(const Tensor& video) {
@@ -504,14 +504,15 @@ WanVae::Posterior WanVae::encode_posterior(const Tensor& video) {
     fail(ErrorCode::InvalidArgument, "WanVae.encode: video: expected height and width multiples of ", ss, " but got ",
          H, "x", W);
   const int64_t z = config_.z_dim, T_lat = 1 + (T - 1) / ts;
+  const Tensor video_on_backend = b.to_device(video);
 
   // Encoder3d over chunks: frame 0 alone, then `ts` frames at a time (spec §3.1), concatenated along T.
-  Tensor encoded = new_f32({N, 2 * z, T_lat, H / ss, W / ss});  // [N, 2z, T', H/8, W/8]
+  Tensor encoded = new_f32(b, {N, 2 * z, T_lat, H / ss, W / ss});  // [N, 2z, T', H/8, W/8]
   ChunkCaches caches;
   for (int64_t chunk = 0, first = 0; chunk < T_lat; ++chunk) {
     const int64_t frames = chunk == 0 ? 1 : ts;
     caches.begin_chunk(chunk + 1 == T_lat);
-    Tensor x = frames_of(b, video, first, frames);                      // [N, 3, 1 or 4, H, W]
+    Tensor x = frames_of(b, video_on_backend, first, frames);           // [N, 3, 1 or 4, H, W]
     Tensor out = encoder_forward(b, encoder_, x, caches);                // [N, 2z, 1, H/8, W/8]
     Tensor dst = encoded.slice(2, chunk, chunk + 1);
     b.copy(out, dst);
@@ -519,9 +520,9 @@ WanVae::Posterior WanVae::encode_posterior(const Tensor& video) {
   }
   Tensor moments = causal_conv(b, conv1_, encoded, nullptr);  // [N, 2z, T', H/8, W/8]
   Posterior posterior;
-  posterior.mean = new_f32({N, z, T_lat, H / ss, W / ss});  // [N, z, T', H/8, W/8]: mu.chunk(2, dim=1)[0]
+  posterior.mean = new_f32(b, {N, z, T_lat, H / ss, W / ss});  // [N, z, T', H/8, W/8]: mu.chunk(2, dim=1)[0]
   b.copy(moments.slice(1, 0, z), posterior.mean);
-  posterior.logvar = new_f32({N, z, T_lat, H / ss, W / ss});  // [N, z, T', H/8, W/8]
+  posterior.logvar = new_f32(b, {N, z, T_lat, H / ss, W / ss});  // [N, z, T', H/8, W/8]
   b.copy(moments.slice(1, z, 2 * z), posterior.logvar);
   // z = (mu - mean) / std, as (mu + (-mean)) * (1 / std): two fp32 roundings, ~1 ulp from torch's division.
   std::vector<float> ones(static_cast<size_t>(z), 1.0f), zeros(static_cast<size_t>(z), 0.0f), neg_mean, inv_std;
@@ -531,6 +532,8 @@ WanVae::Posterior WanVae::encode_posterior(const Tensor& video) {
   }
   affine_per_channel(b, posterior.mean, ones, neg_mean);
   affine_per_channel(b, posterior.mean, inv_std, zeros);
+  posterior.mean = b.to_host(posterior.mean);
+  posterior.logvar = b.to_host(posterior.logvar);
   return posterior;
 }
 
@@ -658,7 +661,7 @@ void blend_tile_into(Backend& b, const DecodeTile& tile, int64_t stride, Tensor&
   b.mul(pixels, tile.weight, pixels);  // weight [8th, 8tw] broadcast over [N, 3, Tc]
   Tensor region = chunk.slice(3, tile.rows.begin * stride, tile.rows.end * stride)
                       .slice(4, tile.cols.begin * stride, tile.cols.end * stride);  // strided view into the chunk
-  Tensor sum = Tensor::empty(pixels.shape(), DType::F32);                          // [N, 3, Tc, 8th, 8tw]
+  Tensor sum = b.empty(pixels.shape(), DType::F32);                                // [N, 3, Tc, 8th, 8tw]
   b.copy(region, sum);
   b.add(sum, pixels, sum);
   b.copy(sum, region);
@@ -679,8 +682,8 @@ Tensor WanVae::decode(const Tensor& latent, const WanVaeDecodeOptions& options, 
   const int64_t ts = config_.temporal_stride(), ss = config_.spatial_stride();
 
   // mu_raw = z * std + mean, then conv2 over the whole clip (a 1x1x1 conv has no temporal extent).
-  Tensor raw = new_f32(latent.shape());  // [N, z, T, h, w]
-  b.copy(latent, raw);
+  Tensor raw = new_f32(b, latent.shape());  // [N, z, T, h, w]
+  b.copy(b.to_device(latent), raw);
   affine_per_channel(b, raw, config_.latents_std, config_.latents_mean);
   Tensor x = causal_conv(b, conv2_, raw, nullptr);  // [N, z, T, h, w]
 
@@ -707,7 +710,8 @@ Tensor WanVae::decode(const Tensor& latent, const WanVaeDecodeOptions& options, 
           outer.reserve(wr.size() * wc.size());
           for (float a : wr)
             for (float bb : wc) outer.push_back(a * bb);
-          tile.weight = Tensor::from_f32({static_cast<int64_t>(wr.size()), static_cast<int64_t>(wc.size())}, outer);
+          tile.weight = b.to_device(
+              Tensor::from_f32({static_cast<int64_t>(wr.size()), static_cast<int64_t>(wc.size())}, outer));
         }
         tiles.push_back(std::move(tile));
       }
@@ -716,12 +720,12 @@ Tensor WanVae::decode(const Tensor& latent, const WanVaeDecodeOptions& options, 
   // Memory: the decoder's state between latent frames is only the per-conv frame caches (per tile); each chunk's
   // activations die inside decoder_forward, and the only tensor spanning all frames is the output itself.
   const int64_t frames_out = 1 + ts * (T - 1);
-  Tensor decoded = new_f32({N, 3, frames_out, h * ss, w * ss});  // [N, 3, 1+4(T-1), 8h, 8w]
+  Tensor decoded = new_f32(b, {N, 3, frames_out, h * ss, w * ss});  // [N, 3, 1+4(T-1), 8h, 8w]
   for (int64_t t = 0, first = 0; t < T; ++t) {
     Tensor chunk;  // [N, 3, 1 or 4, 8h, 8w]
     for (DecodeTile& tile : tiles) {
       tile.caches.begin_chunk(t + 1 == T);
-      Tensor window = new_f32({N, z, 1, tile.rows.end - tile.rows.begin, tile.cols.end - tile.cols.begin});
+      Tensor window = new_f32(b, {N, z, 1, tile.rows.end - tile.rows.begin, tile.cols.end - tile.cols.begin});
       b.copy(x.slice(2, t, t + 1).slice(3, tile.rows.begin, tile.rows.end).slice(4, tile.cols.begin, tile.cols.end),
              window);                                                     // [N, z, 1, th, tw]
       Tensor pixels = decoder_forward(b, decoder_, window, tile.caches);  // [N, 3, 1 or 4, 8th, 8tw]
@@ -729,7 +733,7 @@ Tensor WanVae::decode(const Tensor& latent, const WanVaeDecodeOptions& options, 
         chunk = pixels;
         break;
       }
-      if (!chunk.defined()) chunk = Tensor::zeros({N, 3, pixels.size(2), h * ss, w * ss}, DType::F32);
+      if (!chunk.defined()) chunk = b.to_device(Tensor::zeros({N, 3, pixels.size(2), h * ss, w * ss}, DType::F32));
       blend_tile_into(b, tile, ss, pixels, chunk);
     }
     b.clamp(chunk, -1.0f, 1.0f, chunk);
@@ -738,10 +742,10 @@ Tensor WanVae::decode(const Tensor& latent, const WanVaeDecodeOptions& options, 
       fail(ErrorCode::Internal, "WanVae.decode: decoder produced more frames than ", frames_out);
     Tensor dst = decoded.slice(2, first, first + n);
     b.copy(chunk, dst);
-    if (on_chunk) on_chunk(chunk, first);
+    if (on_chunk) on_chunk(b.to_host(chunk), first);
     first += n;
   }
-  return decoded;
+  return b.to_host(decoded);
 }
 
 }  // namespace showo2

@@ -195,6 +195,8 @@ class WanVae {
   };
   // video [N, 3, 1+4k, H, W] F32 (any strides), H and W multiples of 8. Typed errors: ERR_SHAPE_MISMATCH (rank or
   // channel count), ERR_UNSUPPORTED_DTYPE, ERR_INVALID_ARGUMENT (frame count or H/W not a multiple of 8).
+  // Inputs may be host tensors or tensors of the backend; results (here, encode, encode_sample, decode and the
+  // decoded chunks) are host tensors (Backend::to_host), ready to be read.
   Posterior encode_posterior(const Tensor& video);
   // The normalised posterior mean (the deterministic latent the port uses; spec §3.1 "Recommendation").
   Tensor encode(const Tensor& video);

@@ -21,9 +21,14 @@ void WeightBinder::bind_optional(Tensor* slot, std::string key, Shape stored) {
   entries_.push_back({slot, std::move(key), std::move(stored), std::move(used), true});
 }
 
+void WeightBinder::bind_host(Tensor* slot, std::string key, Shape stored) {
+  Shape used = stored;
+  entries_.push_back({slot, std::move(key), std::move(stored), std::move(used), false, true});
+}
+
 void WeightBinder::ignore_prefix(std::string prefix) { ignored_prefixes_.push_back(std::move(prefix)); }
 
-void WeightBinder::load_all(const weights::WeightFile& file, const std::string& what,
+void WeightBinder::load_all(const weights::WeightFile& file, Backend& backend, const std::string& what,
                             const std::string& config_hint) const {
   std::vector<std::string> missing, misshaped, bad_dtype, unexpected;
   std::set<std::string> expected;
@@ -67,7 +72,10 @@ void WeightBinder::load_all(const weights::WeightFile& file, const std::string& 
   }
   for (const Entry& e : entries_) {
     if (!file.contains(e.key)) continue;  // an absent optional key
-    *e.slot = file.load(e.key).contiguous().reshape(e.used);
+    const Tensor host = file.load(e.key).contiguous().reshape(e.used);
+    // Uploaded in the shape the forward code uses, so a device backend decides matrix vs vector from that shape
+    // (a conv weight [O, C, 1, 1] used as [O, C] is a matrix; a norm scale stored [C, 1, 1, 1] but used as [C] is not).
+    *e.slot = e.host ? host : backend.upload_weight(host);
   }
 }
 

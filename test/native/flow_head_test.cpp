@@ -63,7 +63,7 @@ struct Head {
     weights = std::make_unique<FlowHeadWeights>(config, llm_hidden, 64);
     WeightBinder binder;
     weights->bind_weights(binder);
-    binder.load_all(file, "FlowHead", "diffusion_head_config");
+    binder.load_all(file, backend, "FlowHead", "diffusion_head_config");
     head = std::make_unique<FlowHead>(*weights, backend);
   }
   std::vector<double> w(const std::string& key) const {

@@ -153,7 +153,7 @@ SHOWO2_TEST(step_report_and_cancellation) {
                                       t.push_back(s.t);
                                       evals.push_back(s.model_evaluations);
                                       // v_first is the field at (x_prev, t_prev).
-                                      CHECK_EQ(s.v_first.data<float>()[1], 0.5f * s.x_prev.data<float>()[1]);
+                                      CHECK_EQ(s.v_first.cond.data<float>()[1], 0.5f * s.x_prev.data<float>()[1]);
                                     });
   CHECK_EQ(t, (std::vector<double>{0.1, 0.25, 0.5, 1.0}));
   CHECK_EQ(t_prev[0], 0.0);

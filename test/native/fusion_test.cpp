@@ -61,7 +61,7 @@ struct VisualPath {
     und_trans.bind_weights(binder, "und_trans.");
     fusion_proj.bind_weights(binder, "fusion_proj.");
     binder.ignore_prefix("time_embed");
-    binder.load_all(*f.weights, "visual path", "the fixture's tiny config");
+    binder.load_all(*f.weights, b, "visual path", "the fixture's tiny config");
   }
 
   // latent [N, C, 1, H, W] -> fused visual tokens [N, (H/p)*(W/p), hidden] (spec §8.2).

@@ -71,7 +71,7 @@ struct LoadedModel {
     model = std::make_unique<Qwen2Model>(config, backend);
     WeightBinder binder;
     model->bind_weights(binder, prefix);
-    binder.load_all(*weights::open_weight_file(weights_path), "Qwen2", "hidden_size, num_hidden_layers, ...");
+    binder.load_all(*weights::open_weight_file(weights_path), backend, "Qwen2", "hidden_size, num_hidden_layers, ...");
     model->finish_loading();
   }
 };

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "cpu/cpu_backend.h"
 #include "config_json.h"
 #include "tensor.h"
 #include "test_util.h"
@@ -51,12 +52,14 @@ struct Fixtures {
 };
 
 // Loads what `binder` bound from `file`; the fixture file holds the weights of several components, so every key
-// outside `keep_prefix` is ignored (WeightBinder would report it as unexpected).
+// outside `keep_prefix` is ignored (WeightBinder would report it as unexpected). The weights stay host tensors (the
+// CPU backend's upload_weight is the identity).
 inline void load_component(WeightBinder& binder, const weights::WeightFile& file, const std::string& keep_prefix,
                            const std::string& what) {
   for (const auto& r : file.tensors())
     if (r.name.compare(0, keep_prefix.size(), keep_prefix) != 0) binder.ignore_prefix(r.name);
-  binder.load_all(file, what, "the fixture's tiny config");
+  static cpu::CpuBackend host(1);
+  binder.load_all(file, host, what, "the fixture's tiny config");
 }
 
 // Checks the shape and |out - ref| <= atol + rtol |ref| everywhere; prints the max errors either way.

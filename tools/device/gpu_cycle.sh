@@ -1,14 +1,42 @@
 #!/usr/bin/env bash
-# One full build-test-bench cycle on the lent GPU machine (see /work/.library/device): configure and build the core
-# with CUDA for Hopper, run every C++ test, run compute-sanitizer over the CUDA tests, then the benchmarks.
-# Everything lands in $OUT (logs + JSON). Usage on the device:  bash tools/device/gpu_cycle.sh
+# One full build-test-bench cycle on the lent GPU machine (see /work/.library/device), in one command:
+#
+#   bash tools/device/gpu_cycle.sh                      (from the repository root, on the device; logs land in $OUT)
+#
+# Steps: find cuBLASLt (headers for the build, libcublasLt.so.13 for run time: the device has no network, so they come
+# from a pip-installed nvidia-cublas / torch on the machine, or headers carried in .devcarry/cublas/include); configure
+# and build the core with CUDA for Hopper; run every C++ test (ctest, the *_cuda_test ones included, which skip only
+# without a GPU); compute-sanitizer (memcheck) over each CUDA test; the ava suite on the CUDA backend (SHOWO2_DEVICE=cuda)
+# when a carried Node is present (.devcarry/, see tools/device/node_suite.sh); then the benchmarks.
+# To carry the headers from the developer machine:  mkdir -p .devcarry && cp -r build/_deps/cublas .devcarry/cublas
+# (the addon build fetches them there), and name .devcarry in the device call's carry list.
 set -uo pipefail
 OUT=${OUT:-/tmp/showo2-out}
 mkdir -p "$OUT"
 BUILD=build-gpu
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
-cmake -S . -B "$BUILD" -G Ninja -DSHOWO2_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a > "$OUT/configure.log" 2>&1 \
-  || { tail -50 "$OUT/configure.log"; exit 1; }
+# cuBLASLt: the first pip-installed copy (nvidia-cublas wheel, torch's dependency) for both headers and library.
+find_cublas() {
+  python3 - <<'PY'
+import glob, site, sys
+roots = site.getsitepackages() + [site.getusersitepackages()] + sys.path
+inc = lib = "-"
+for r in roots:
+    for h in glob.glob(r + "/nvidia/*/include/cublasLt.h"):
+        inc = inc if inc != "-" else h.rsplit("/", 1)[0]
+    for l in glob.glob(r + "/nvidia/*/lib/libcublasLt.so.13"):
+        lib = lib if lib != "-" else l
+print(inc, lib)
+PY
+}
+read -r CUBLAS_INCLUDE CUBLAS_LIB <<< "$(find_cublas 2>/dev/null || echo '- -')"
+if [ "$CUBLAS_INCLUDE" = "-" ] && [ -f .devcarry/cublas/include/cublasLt.h ]; then CUBLAS_INCLUDE=$PWD/.devcarry/cublas/include; fi
+if [ "$CUBLAS_LIB" != "-" ]; then export SHOWO2_CUBLASLT_PATH=$CUBLAS_LIB; fi
+echo "cuBLASLt headers: $CUBLAS_INCLUDE; library: ${SHOWO2_CUBLASLT_PATH:-found by the dynamic loader (libcublasLt.so.13)}" | tee "$OUT/cublas.txt"
+CUBLAS_ARGS=(-DSHOWO2_FETCH_CUBLAS_HEADERS=OFF)
+if [ "$CUBLAS_INCLUDE" != "-" ]; then CUBLAS_ARGS+=(-DSHOWO2_CUBLAS_INCLUDE_DIR="$CUBLAS_INCLUDE"); fi
+cmake -S . -B "$BUILD" -G Ninja -DSHOWO2_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a "${CUBLAS_ARGS[@]}" \
+  > "$OUT/configure.log" 2>&1 || { tail -50 "$OUT/configure.log"; exit 1; }
 cmake --build "$BUILD" -j "$(nproc)" > "$OUT/build.log" 2>&1 || { tail -80 "$OUT/build.log"; exit 1; }
 echo "== ctest"
 ctest --test-dir "$BUILD" --output-on-failure -j 4 2>&1 | tee "$OUT/ctest.log" | tail -25
@@ -18,6 +46,12 @@ for t in "$BUILD"/*_cuda_test; do
   compute-sanitizer --tool memcheck --error-exitcode 3 "$t" > "$OUT/sanitizer_$(basename "$t").log" 2>&1
   echo "$(basename "$t"): exit $? ($(grep -c 'ERROR SUMMARY: 0 errors' "$OUT/sanitizer_$(basename "$t").log") clean summaries)"
 done
+if [ -f .devcarry/node.xz ]; then
+  echo "== ava suite on the CUDA backend (SHOWO2_DEVICE=cuda)"
+  SHOWO2_DEVICE=cuda bash tools/device/node_suite.sh 2>&1 | tee "$OUT/ava_cuda.log" | tail -40
+else
+  echo "== ava suite skipped: no carried Node (.devcarry/node.xz; see tools/device/node_suite.sh)"
+fi
 echo "== CPU kernels vs torch at the machine's thread count"
 python3 bench/cpu_vs_torch.py --build "$BUILD" --threads "$(nproc)" --json "$OUT/cpu_vs_torch.jsonl" 2>&1 | tail -15
 echo "== GPU torch baselines"

@@ -4,10 +4,12 @@
 //   gelu(x)       = x * 0.5 * (1 + erf(x / sqrt(2)))                              nn.GELU(), fusion_proj, diff_proj
 //   gelu_tanh(x)  = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))       gelu_pytorch_tanh, SigLIP (§3.4)
 //   softmax(x)    = exp(x - max(x)) / sum(exp(x - max(x)))                        over the last dimension
+//   swiglu(g, u)  = silu(g) * u                                                   the Qwen2 / flow-head MLPs
 //   x, out: F32, same shape [..., C], last dimension contiguous (leading strides free); out may alias x.
 // Precision: fp32 throughout. The portable row kernels below are the literal PyTorch formulas on <cmath>; the AVX2
 // ones (activation_avx2.cpp) evaluate the same functions with vectorised exp/erf, within a few 1e-7 (see
 // activation_test.cpp for the measured bounds).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -138,6 +140,43 @@ void gelu(const Tensor& x, GeluApproximation approximation, Tensor& out, ThreadP
 
 void softmax(const Tensor& x, Tensor& out, ThreadPool* pool) {
   softmax_with_kernel(x, out, pool, default_kernel());
+}
+
+void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, ThreadPool* pool) {
+  check_dtype(gate, DType::F32, "swiglu: gate");
+  check_row_rank(gate, "swiglu: gate");
+  check_last_dim_contiguous(gate, "swiglu: gate");
+  check_dtype(up, DType::F32, "swiglu: up");
+  check_last_dim_contiguous(up, "swiglu: up");
+  check_shape(up, gate.shape(), "swiglu: up");
+  check_dtype(out, DType::F32, "swiglu: out");
+  check_last_dim_contiguous(out, "swiglu: out");
+  check_writable(out, "swiglu: out");
+  check_shape(out, gate.shape(), "swiglu: out");
+  if (gate.numel() == 0) return;
+  // silu through the same row kernel as cpu::silu (AVX2 where available), so swiglu equals silu-then-mul bit for
+  // bit. It goes through a stack block rather than `out` because out may alias up: each element is read from gate
+  // and up before out's element is written.
+  void (*silu_row)(const float*, float*, int64_t) = kernels_for(default_kernel()).silu;
+  RowLayout g_rows(gate), u_rows(up), o_rows(out);
+  const float* pg = gate.data<float>();
+  const float* pu = up.data<float>();
+  float* po = out.mutable_data<float>();
+  const int64_t C = g_rows.row_length();
+  parallel_rows(pool, g_rows.rows(), C, [&](int64_t begin, int64_t end) {
+    constexpr int64_t kBlock = 256;
+    alignas(64) float act[kBlock];
+    for (int64_t r = begin; r < end; ++r) {
+      const float* g = pg + g_rows.offset(r);
+      const float* u = pu + u_rows.offset(r);
+      float* o = po + o_rows.offset(r);
+      for (int64_t i0 = 0; i0 < C; i0 += kBlock) {
+        const int64_t n = std::min(kBlock, C - i0);
+        silu_row(g + i0, act, n);
+        for (int64_t i = 0; i < n; ++i) o[i0 + i] = act[i] * u[i0 + i];
+      }
+    }
+  });
 }
 
 }  // namespace showo2::cpu

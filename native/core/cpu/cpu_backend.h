@@ -1,4 +1,8 @@
 // The CPU backend: forwards each Backend operation to its kernel family (ops.h) on a thread pool.
+// Its memory is host memory, so the Backend memory API keeps its defaults (empty() allocates on the host,
+// upload_weight / to_device / to_host return their argument). Every operation first rejects a tensor of another
+// device (ERR_INVALID_ARGUMENT naming the operation), so mixing backends fails loudly instead of reading device
+// pointers on the host.
 #pragma once
 
 #include <memory>
@@ -36,6 +40,11 @@ class CpuBackend final : public Backend {
   void clamp(const Tensor& x, float lo, float hi, Tensor& out) override;
   void copy(const Tensor& src, Tensor& dst) override;
   void channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out) override;
+  void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, const Tensor& row_group,
+                Tensor& out) override;
+  void gated_residual(Tensor& h, const Tensor& y, const Tensor& gate, const Tensor& row_group) override;
+  void flow_euler_update(Tensor& x, const Tensor& v_cond, const Tensor& v_uncond, float guidance, float dt) override;
   void upsample_nearest2x(const Tensor& x, Tensor& out) override;
 
  private:

@@ -36,6 +36,16 @@ void rope(Tensor& x, const RopeTable& table, int64_t position_offset, ThreadPool
 void silu(const Tensor& x, Tensor& out, ThreadPool* pool);
 void gelu(const Tensor& x, GeluApproximation approximation, Tensor& out, ThreadPool* pool);
 void softmax(const Tensor& x, Tensor& out, ThreadPool* pool);
+void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, ThreadPool* pool);
+
+// adaln_modulate.cpp: adaLN modulate and gated residual with per-row condition groups (spec §6.2).
+void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, const Tensor& row_group, Tensor& out,
+              ThreadPool* pool);
+void gated_residual(Tensor& h, const Tensor& y, const Tensor& gate, const Tensor& row_group, ThreadPool* pool);
+
+// flow_ode.cpp: one Euler step with the CFG combine (spec §7.2).
+void flow_euler_update(Tensor& x, const Tensor& v_cond, const Tensor& v_uncond, float guidance, float dt,
+                       ThreadPool* pool);
 
 // embedding.cpp
 void embedding(const Tensor& ids, const Tensor& table, Tensor& out, ThreadPool* pool);

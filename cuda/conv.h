@@ -1,0 +1,44 @@
+// GPU 2-D and 3-D convolutions with zero padding per side and strides (cuda/conv.cu): the Wan VAE's convs (spec §3.1)
+// and the patch embeds. conv2d is the 3-D case with T = KT = 1.
+//
+// The launchers take device pointers; CudaBackend::conv2d / conv3d (cuda/cuda_backend_attention_conv.cu) validate
+// Tensors exactly as the CPU backend does and fill the params.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace showo2::cuda {
+
+enum class ConvWeightType { F32, BF16, F16 };  // dtype of weight and bias (bias may differ: see ConvParams)
+
+// Which kernel runs. Both compute the same function; tests compare them.
+enum class ConvVariant {
+  Naive,  // v1: one thread per output element, plain loops over (c, kt, kh, kw)
+  Tiled,  // v2: a 64 output channels x 64 output pixels tile per thread block, implicit GEMM through shared memory
+};
+
+// Everything one launch needs. Pointers are device pointers; all tensors contiguous.
+struct ConvParams {
+  const float* x = nullptr;     // [N, C, T, H, W] F32
+  const void* weight = nullptr; // [O, C, KT, KH, KW], weight_type
+  const void* bias = nullptr;   // [O], bias_type, or null for no bias
+  float* out = nullptr;         // [N, O, To, Ho, Wo] F32; must not overlap x
+  ConvWeightType weight_type = ConvWeightType::F32;
+  ConvWeightType bias_type = ConvWeightType::F32;
+  int32_t N = 0, C = 0, T = 0, H = 0, W = 0;  // input sizes (T = 1 for conv2d)
+  int32_t O = 0, KT = 0, KH = 0, KW = 0;      // output channels and kernel extent (KT = 1 for conv2d)
+  int32_t To = 0, Ho = 0, Wo = 0;             // output sizes: (in + pad_a + pad_b - k) / stride + 1 per dim
+  int32_t stride_t = 1, stride_h = 1, stride_w = 1;
+  // Zero padding per side. The VAE's causal conv: pad_front 2, pad_back 0 (spec §3.1).
+  int32_t pad_front = 0, pad_back = 0, pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+  ConvVariant variant = ConvVariant::Tiled;
+};
+
+// Launches the convolution on `stream` (asynchronous). Returns cudaErrorInvalidValue for parameters the kernels
+// cannot take (null pointers, non-positive sizes, a grid over CUDA's limits) and the launch error otherwise; never
+// throws.
+cudaError_t launch_conv(const ConvParams& params, cudaStream_t stream);
+
+}  // namespace showo2::cuda

@@ -1,0 +1,82 @@
+// Device selection (ShowO2Model.load / WanVae.load `device`, `weightDtype`): runs on every machine. Without a usable
+// GPU (CI), 'cuda' must reject with ERR_CUDA carrying the reason runtimeInfo() gives and 'auto' must fall back to the
+// CPU; with one (the GPU cycle), 'cuda' and 'auto' must land on it. Bad values are ERR_INVALID_ARGUMENT naming the
+// field before anything loads.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+
+import test from 'ava';
+
+import { runtimeInfo, ShowO2Error, ShowO2Model, WanVae, type WanVaeConfig } from 'showo2';
+import { repoRoot, tempDir } from '../helpers.js';
+
+const fixtureDir = path.join(repoRoot, 'test', 'fixtures', 'showo2');
+const vaeDir = path.join(repoRoot, 'test', 'fixtures', 'vae');
+const vaePath = path.join(vaeDir, 'tiny_vae.pth');
+const vaeConfig = JSON.parse(fs.readFileSync(path.join(vaeDir, 'tiny_vae_config.json'), 'utf8')) as WanVaeConfig;
+
+function makeModelDir(): string {
+  const dir = tempDir('showo2-device-');
+  fs.copyFileSync(path.join(fixtureDir, 'tiny-model', 'config.json'), path.join(dir, 'config.json'));
+  const gz = fs.readFileSync(path.join(fixtureDir, 'tiny-model', 'pytorch_model.bin.gz'));
+  fs.writeFileSync(path.join(dir, 'pytorch_model.bin'), zlib.gunzipSync(gz));
+  return dir;
+}
+const modelDir = makeModelDir();
+
+const isShowO2Error = (code: string, message?: RegExp) => (err: unknown) =>
+  err instanceof ShowO2Error && err.code === code && (message === undefined || message.test(err.message));
+
+test("device 'cpu' loads on the CPU", async (t) => {
+  const model = await ShowO2Model.load(modelDir, { vaePath, device: 'cpu' });
+  try {
+    t.is(model.device, 'cpu');
+  } finally {
+    model.dispose();
+  }
+  const vae = await WanVae.load(vaePath, { config: vaeConfig, device: 'cpu' });
+  t.is(vae.device, 'cpu');
+  vae.dispose();
+});
+
+test("device 'cuda' runs on the GPU, or is ERR_CUDA with runtimeInfo's reason", async (t) => {
+  const info = await runtimeInfo();
+  const reason = info.cuda.unavailableReason;
+  if (reason === null) {
+    const model = await ShowO2Model.load(modelDir, { vaePath, device: 'cuda' });
+    t.is(model.device, 'cuda');
+    model.dispose();
+    const vae = await WanVae.load(vaePath, { config: vaeConfig, device: 'cuda', weightDtype: 'fp16' });
+    t.is(vae.device, 'cuda');
+    vae.dispose();
+    return;
+  }
+  t.log(`no usable GPU: ${reason}`);
+  for (const load of [
+    () => ShowO2Model.load(modelDir, { vaePath, device: 'cuda' }),
+    () => WanVae.load(vaePath, { config: vaeConfig, device: 'cuda' }),
+  ]) {
+    const err = await t.throwsAsync(load());
+    t.true(err instanceof ShowO2Error && err.code === 'ERR_CUDA', `expected ERR_CUDA, got ${String(err)}`);
+    // The reason names what is missing (no driver, no device, no CUDA in this build, ...), as runtimeInfo() does.
+    t.true(err!.message.length > 20 && /cuda|CUDA|driver|device/.test(err!.message), err!.message);
+  }
+});
+
+test("device 'auto' picks CUDA exactly when runtimeInfo says it is usable", async (t) => {
+  const info = await runtimeInfo();
+  const expected = info.cuda.unavailableReason === null ? 'cuda' : 'cpu';
+  const vae = await WanVae.load(vaePath, { config: vaeConfig, device: 'auto' });
+  t.is(vae.device, expected);
+  vae.dispose();
+});
+
+test('bad device or weightDtype values are ERR_INVALID_ARGUMENT naming the field', async (t) => {
+  const deviceErr = await t.throwsAsync(ShowO2Model.load(modelDir, { vaePath, device: 'gpu' as never }));
+  t.true(isShowO2Error('ERR_INVALID_ARGUMENT', /Expected one of 'cpu', 'cuda', 'auto' for options\.device .*gpu/)(deviceErr));
+  const err = await t.throwsAsync(ShowO2Model.load(modelDir, { vaePath, weightDtype: 'fp8' as never }));
+  t.true(isShowO2Error('ERR_INVALID_ARGUMENT', /options\.weightDtype/)(err));
+  const vaeErr = await t.throwsAsync(WanVae.load(vaePath, { device: 1 as never }));
+  t.true(isShowO2Error('ERR_INVALID_ARGUMENT', /options\.device/)(vaeErr));
+});
