@@ -14,10 +14,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "cuda_backend.h"
@@ -93,5 +95,11 @@ struct CudaBackend::Impl {
 
   std::unique_ptr<GemmRunner> gemm;  // created on the first linear/matmul (gemm.cu)
 };
+
+// The device rule of one op (the argument contract itself is backend_checks.h's): every listed operand, named
+// "op: operand", must be in device memory; undefined optional operands are fine.
+inline void require_device_operands(std::initializer_list<std::pair<const Tensor*, const char*>> operands) {
+  for (const auto& [tensor, what] : operands) check_device(*tensor, Device::Cuda, what);
+}
 
 }  // namespace showo2::cuda

@@ -1,21 +1,23 @@
 // CudaBackend's operations between the GEMMs: norms, softmax, RoPE, activations, embedding, elementwise, layout and
-// the fused adaLN / flow-ODE ops. Each one runs the CPU backend's argument checks (native/core/cpu/<family>.cpp) on
-// Device::Cuda tensors, fills its family's params struct and queues the launcher of cuda/<family>.cu on stream().
-// Nothing here synchronises except where the contract needs a value from the device (an embedding with device ids).
+// the fused adaLN / flow-ODE ops. Each one checks that its operands are in device memory, runs the op's argument
+// contract shared with the CPU backend (native/core/backend_checks.h), fills its family's params struct and queues the
+// launcher of cuda/<family>.cu on stream(). Nothing here synchronises except where the contract needs a value from the
+// device (an embedding with device ids).
 //
 // Host-side inputs accepted beside device tensors, because the model code builds them on the host:
 //   * rope: a RopeTable whose cos/sin are host tensors (make_rope_table). The rows the call needs are uploaded per
 //     call (to_device, a small pageable copy); a table uploaded once with to_device skips that and is the fast path.
 //   * embedding ids and modulate/gated_residual row_group on the host are validated there (the CPU's exact errors)
 //     and uploaded; on the device they are used as they are (see embedding.h and adaln_modulate.h).
-#include <algorithm>
-#include <cmath>
+// Beyond the shared contract, the norm kernels read weight, bias and gamma as contiguous vectors.
 #include <cstdint>
 #include <string>
 
 #include "activation.h"
 #include "adaln_modulate.h"
+#include "backend_checks.h"
 #include "cuda_backend.h"
+#include "cuda_backend_impl.h"
 #include "cuda_check.h"
 #include "elementwise.h"
 #include "embedding.h"
@@ -32,56 +34,25 @@ namespace {
 const float* f32_in(const Tensor& t) { return static_cast<const float*>(t.device_raw()); }
 float* f32_out(Tensor& t) { return static_cast<float*>(t.mutable_device_raw()); }
 
-// Rows of a [..., C] tensor: a 0-D tensor is one row of one element (as the CPU's RowLayout).
-int64_t row_length(const Tensor& t) { return t.dim() == 0 ? 1 : t.size(-1); }
-int64_t row_count(const Tensor& t) {
-  int64_t rows = 1;
-  for (int64_t d = 0; d + 1 < t.dim(); ++d) rows *= t.size(d);
-  return rows;
-}
+// Where the rows of a [..., C] tensor start (a 0-D or 1-D tensor is one dense row).
 RowMap rows_of(const Tensor& t, const std::string& what) {
   if (t.dim() <= 1) return RowMap{};
   return make_row_map(t.shape().data(), t.strides().data(), static_cast<int>(t.dim() - 1), what.c_str());
 }
 
-// An F32 row operand on the device: dtype, device, last dim contiguous.
-void check_row_operand(const Tensor& t, const std::string& what) {
-  check_device(t, Device::Cuda, what.c_str());
-  check_dtype(t, DType::F32, what.c_str());
-  check_last_dim_contiguous(t, what.c_str());
+// The norm kernels read an optional [C] parameter as a dense vector.
+void check_param_contiguous(const Tensor& t, const char* what) {
+  if (t.defined()) check_contiguous(t, what);
 }
 
-void check_row_output(const Tensor& out, const Tensor& like, const std::string& what) {
-  check_row_operand(out, what);
-  check_writable(out, what.c_str());
-  check_shape(out, like.shape(), what.c_str());
-}
-
-// An optional [C] parameter on the device (F32/BF16/F16).
-void check_param(const Tensor& t, int64_t C, const std::string& what) {
-  if (!t.defined()) return;
-  check_device(t, Device::Cuda, what.c_str());
-  check_float(t, what.c_str());
-  check_shape(t, {C}, what.c_str());
-  check_contiguous(t, what.c_str());
-}
-
-void check_eps(float eps, const char* op) {
-  if (!(eps >= 0.0f) || !std::isfinite(eps))
-    fail(ErrorCode::InvalidArgument, op, ": eps: expected a finite value >= 0 but got ", eps);
-}
-
-NormParams row_norm_params(const Tensor& x, Tensor& out, const std::string& op) {
-  check_row_operand(x, op + ": x");
-  check_row_output(out, x, op + ": out");
-  if (x.dim() == 0) fail(ErrorCode::ShapeMismatch, op, ": x: expected at least one dimension");
+NormParams norm_params(const Tensor& x, Tensor& out, const RowShape& s, const std::string& op) {
   NormParams p;
   p.x = f32_in(x);
   p.x_rows = rows_of(x, op + ": x");
   p.out = f32_out(out);
   p.out_rows = rows_of(out, op + ": out");
-  p.rows = row_count(x);
-  p.cols = row_length(x);
+  p.rows = s.rows;
+  p.cols = s.cols;
   return p;
 }
 
@@ -91,74 +62,43 @@ void set_weight(NormParams& p, const Tensor& weight) {
   p.weight_dtype = weight.dtype();
 }
 
-ActivationParams activation_params(const Tensor& x, Tensor& out, const std::string& op) {
-  check_row_operand(x, op + ": x");
-  check_row_output(out, x, op + ": out");
+ActivationParams activation_params(const Tensor& x, Tensor& out, const RowShape& s, const std::string& op) {
   ActivationParams p;
   p.x = f32_in(x);
   p.x_rows = rows_of(x, op + ": x");
   p.out = f32_out(out);
   p.out_rows = rows_of(out, op + ": out");
-  p.rows = row_count(x);
-  p.cols = row_length(x);
+  p.rows = s.rows;
+  p.cols = s.cols;
   return p;
 }
 
-ElementwiseParams unary_params(const Tensor& x, Tensor& out, const std::string& op) {
-  check_row_operand(x, op + ": x");
-  check_row_output(out, x, op + ": out");
+ElementwiseParams unary_params(const Tensor& x, Tensor& out, const RowShape& s, const std::string& op) {
   ElementwiseParams p;
   p.a = f32_in(x);
   p.a_rows = rows_of(x, op + ": x");
   p.out = f32_out(out);
   p.out_rows = rows_of(out, op + ": out");
-  p.rows = row_count(x);
-  p.cols = row_length(x);
+  p.rows = s.rows;
+  p.cols = s.cols;
   return p;
 }
 
-bool is_suffix_shape(const Shape& a, const Shape& b) {
-  if (b.size() > a.size()) return false;
-  return std::equal(b.begin(), b.end(), a.end() - static_cast<std::ptrdiff_t>(b.size()));
-}
-
-ElementwiseParams binary_params(const Tensor& a, const Tensor& b, Tensor& out, const std::string& op) {
-  ElementwiseParams p = unary_params(a, out, op);
-  check_row_operand(b, op + ": b");
-  if (!is_suffix_shape(a.shape(), b.shape()))
-    fail(ErrorCode::ShapeMismatch, op, ": b: expected a's shape ", a.shape_string(), " or a suffix of it but got ",
-         b.shape_string());
-  // b is read with row-major broadcasting, so it must be contiguous (a bias-like operand, rarely a view).
-  if (a.numel() > 0) check_contiguous(b, (op + ": b").c_str());
+ElementwiseParams binary_params(const Tensor& a, const Tensor& b, Tensor& out, const BinaryShape& s,
+                                const std::string& op) {
+  ElementwiseParams p = unary_params(a, out, RowShape{s.rows, s.cols}, op);
   p.b = f32_in(b);
-  p.b_scalar = b.dim() == 0;
-  p.b_rows = dense_rows(p.b_scalar || p.cols == 0 ? 1 : b.numel() / p.cols, p.cols);
+  p.b_scalar = s.b_scalar;
+  p.b_rows = dense_rows(s.b_rows, s.cols);
   return p;
 }
 
-// row_group [R] I32: validated on the host when it lives there (then uploaded into *holder), used as is on the device.
-const int32_t* device_row_groups(CudaBackend& backend, const Tensor& row_group, int64_t R, int64_t G,
-                                 const std::string& op, Tensor* holder) {
-  const std::string what = op + ": row_group";
-  check_dtype(row_group, DType::I32, what.c_str());
-  check_shape(row_group, {R}, what.c_str());
-  check_contiguous(row_group, what.c_str());
+// A checked row_group [R] I32 (check_modulate_args / check_gated_residual_args): used as is on the device, uploaded
+// into *holder from the host.
+const int32_t* device_row_groups(CudaBackend& backend, const Tensor& row_group, Tensor* holder) {
   if (row_group.device() == Device::Cuda) return static_cast<const int32_t*>(row_group.device_raw());
-  const int32_t* g = row_group.data<int32_t>();
-  for (int64_t r = 0; r < R; ++r)
-    if (g[r] < -1 || g[r] >= G)
-      fail(ErrorCode::InvalidArgument, what, ": value ", g[r], " at row ", r, " is outside [-1, ", G, ")");
   *holder = backend.to_device(row_group);
   return static_cast<const int32_t*>(holder->device_raw());
-}
-
-// An [R, C] F32 operand with contiguous rows (adaLN x, out, h, y) or a [G, C] condition.
-void check_matrix(const Tensor& t, int64_t R, int64_t C, const std::string& what) {
-  check_row_operand(t, what);
-  check_dim(t, 2, what.c_str());
-  if ((R >= 0 && t.size(0) != R) || t.size(1) != C)
-    fail(ErrorCode::ShapeMismatch, what, ": expected shape [", R >= 0 ? std::to_string(R) : std::string("G"), ", ",
-         C, "] but got ", t.shape_string());
 }
 
 }  // namespace
@@ -166,19 +106,22 @@ void check_matrix(const Tensor& t, int64_t R, int64_t C, const std::string& what
 // ---- normalisations -------------------------------------------------------------------------------------------------
 
 void CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
-  NormParams p = row_norm_params(x, out, "rms_norm");
-  check_eps(eps, "rms_norm");
-  check_param(weight, p.cols, "rms_norm: weight");
+  require_device_operands({{&x, "rms_norm: x"}, {&weight, "rms_norm: weight"}, {&out, "rms_norm: out"}});
+  const RowShape s = check_rms_norm_args(x, weight, eps, out);
+  check_param_contiguous(weight, "rms_norm: weight");
+  NormParams p = norm_params(x, out, s, "rms_norm");
   set_weight(p, weight);
   p.eps = eps;
   launch_rms_norm(p, stream());
 }
 
 void CudaBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& out) {
-  NormParams p = row_norm_params(x, out, "layer_norm");
-  check_eps(eps, "layer_norm");
-  check_param(weight, p.cols, "layer_norm: weight");
-  check_param(bias, p.cols, "layer_norm: bias");
+  require_device_operands({{&x, "layer_norm: x"}, {&weight, "layer_norm: weight"}, {&bias, "layer_norm: bias"},
+                           {&out, "layer_norm: out"}});
+  const RowShape s = check_layer_norm_args(x, weight, bias, eps, out);
+  check_param_contiguous(weight, "layer_norm: weight");
+  check_param_contiguous(bias, "layer_norm: bias");
+  NormParams p = norm_params(x, out, s, "layer_norm");
   set_weight(p, weight);
   if (bias.defined()) {
     p.bias = bias.device_raw();
@@ -189,30 +132,22 @@ void CudaBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor
 }
 
 void CudaBackend::softmax(const Tensor& x, Tensor& out) {
-  const NormParams p = row_norm_params(x, out, "softmax");
+  require_device_operands({{&x, "softmax: x"}, {&out, "softmax: out"}});
+  const NormParams p = norm_params(x, out, check_softmax_args(x, out), "softmax");
   launch_softmax(p, stream());
 }
 
 void CudaBackend::channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out) {
-  check_device(x, Device::Cuda, "channel_rms_norm: x");
-  check_dtype(x, DType::F32, "channel_rms_norm: x");
-  check_device(out, Device::Cuda, "channel_rms_norm: out");
-  check_dtype(out, DType::F32, "channel_rms_norm: out");
-  if (x.dim() < 2)
-    fail(ErrorCode::ShapeMismatch, "channel_rms_norm: x: expected [N, C, ...] but got ", x.shape_string());
-  check_contiguous(x, "channel_rms_norm: x");
-  check_contiguous(out, "channel_rms_norm: out");
-  check_writable(out, "channel_rms_norm: out");
-  check_shape(out, x.shape(), "channel_rms_norm: out");
-  const int64_t N = x.size(0), C = x.size(1);
-  if (!gamma.defined()) fail(ErrorCode::InvalidArgument, "channel_rms_norm: gamma: expected a [", C, "] tensor");
-  check_param(gamma, C, "channel_rms_norm: gamma");
+  require_device_operands(
+      {{&x, "channel_rms_norm: x"}, {&gamma, "channel_rms_norm: gamma"}, {&out, "channel_rms_norm: out"}});
+  const ChannelNormShape s = check_channel_rms_norm_args(x, gamma, out);
+  check_param_contiguous(gamma, "channel_rms_norm: gamma");
   NormParams p;
   p.x = f32_in(x);
   p.out = f32_out(out);
-  p.rows = N;
-  p.cols = C;
-  p.positions = N * C == 0 ? 0 : x.numel() / (N * C);
+  p.rows = s.N;
+  p.cols = s.C;
+  p.positions = s.S;
   set_weight(p, gamma);
   launch_channel_rms_norm(p, stream());
 }
@@ -220,33 +155,16 @@ void CudaBackend::channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor&
 // ---- RoPE -----------------------------------------------------------------------------------------------------------
 
 void CudaBackend::rope(Tensor& x, const RopeTable& table, int64_t position_offset) {
-  check_device(x, Device::Cuda, "rope: x");
-  check_dtype(x, DType::F32, "rope: x");
-  check_dim(x, 4, "rope: x");
-  check_last_dim_contiguous(x, "rope: x");
-  check_writable(x, "rope: x");
-  const int64_t L = x.size(1), D = x.size(3);
-  if (D % 2 != 0) fail(ErrorCode::ShapeMismatch, "rope: x: head_dim (last dimension) must be even but got ", D);
-  if (table.head_dim != D)
-    fail(ErrorCode::ShapeMismatch, "rope: table: built for head_dim ", table.head_dim, " but x has head_dim ", D);
-  const int64_t half = D / 2;
-  check_dtype(table.cos, DType::F32, "rope: table.cos");
-  check_dtype(table.sin, DType::F32, "rope: table.sin");
-  check_shape(table.cos, {table.max_positions, half}, "rope: table.cos");
-  check_shape(table.sin, {table.max_positions, half}, "rope: table.sin");
-  check_contiguous(table.cos, "rope: table.cos");
-  check_contiguous(table.sin, "rope: table.sin");
-  if (position_offset < 0 || position_offset > table.max_positions - L)
-    fail(ErrorCode::InvalidArgument, "rope: position_offset: positions [", position_offset, ", ",
-         position_offset + L, ") are outside the table's [0, ", table.max_positions, ")");
+  require_device_operands({{&x, "rope: x"}});  // the table may be on either side (see the top of this file)
+  const RopeShape s = check_rope_args(x, table, position_offset);
   if (x.numel() == 0) return;
 
   RopeParams p;
   p.x = f32_out(x);
-  p.batch = x.size(0);
-  p.seq_len = L;
-  p.heads = x.size(2);
-  p.head_dim = D;
+  p.batch = s.B;
+  p.seq_len = s.L;
+  p.heads = s.H;
+  p.head_dim = s.D;
   p.stride_b = x.stride(0);
   p.stride_l = x.stride(1);
   p.stride_h = x.stride(2);
@@ -259,11 +177,11 @@ void CudaBackend::rope(Tensor& x, const RopeTable& table, int64_t position_offse
     p.table_positions = table.max_positions;
     p.position_offset = position_offset;
   } else {
-    cos_rows = to_device(table.cos.slice(0, position_offset, position_offset + L).contiguous());
-    sin_rows = to_device(table.sin.slice(0, position_offset, position_offset + L).contiguous());
+    cos_rows = to_device(table.cos.slice(0, position_offset, position_offset + s.L).contiguous());
+    sin_rows = to_device(table.sin.slice(0, position_offset, position_offset + s.L).contiguous());
     p.cos = f32_in(cos_rows);
     p.sin = f32_in(sin_rows);
-    p.table_positions = L;
+    p.table_positions = s.L;
     p.position_offset = 0;
   }
   launch_rope(p, stream());
@@ -272,13 +190,15 @@ void CudaBackend::rope(Tensor& x, const RopeTable& table, int64_t position_offse
 // ---- activations ----------------------------------------------------------------------------------------------------
 
 void CudaBackend::silu(const Tensor& x, Tensor& out) {
-  ActivationParams p = activation_params(x, out, "silu");
+  require_device_operands({{&x, "silu: x"}, {&out, "silu: out"}});
+  ActivationParams p = activation_params(x, out, check_activation_args(x, out, "silu"), "silu");
   p.kind = ActivationKind::Silu;
   launch_activation(p, stream());
 }
 
 void CudaBackend::gelu(const Tensor& x, GeluApproximation approximation, Tensor& out) {
-  ActivationParams p = activation_params(x, out, "gelu");
+  require_device_operands({{&x, "gelu: x"}, {&out, "gelu: out"}});
+  ActivationParams p = activation_params(x, out, check_activation_args(x, out, "gelu"), "gelu");
   switch (approximation) {
     case GeluApproximation::None: p.kind = ActivationKind::GeluErf; break;
     case GeluApproximation::Tanh: p.kind = ActivationKind::GeluTanh; break;
@@ -288,9 +208,8 @@ void CudaBackend::gelu(const Tensor& x, GeluApproximation approximation, Tensor&
 }
 
 void CudaBackend::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
-  ActivationParams p = activation_params(gate, out, "swiglu");
-  check_row_operand(up, "swiglu: up");
-  check_shape(up, gate.shape(), "swiglu: up");
+  require_device_operands({{&gate, "swiglu: gate"}, {&up, "swiglu: up"}, {&out, "swiglu: out"}});
+  ActivationParams p = activation_params(gate, out, check_swiglu_args(gate, up, out), "swiglu");
   p.up = f32_in(up);
   p.up_rows = rows_of(up, "swiglu: up");
   launch_swiglu(p, stream());
@@ -299,21 +218,9 @@ void CudaBackend::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
 // ---- embedding ------------------------------------------------------------------------------------------------------
 
 void CudaBackend::embedding(const Tensor& ids, const Tensor& table, Tensor& out) {
-  if (!ids.defined()) fail(ErrorCode::InvalidArgument, "embedding: ids: tensor is undefined");
-  if (ids.dtype() != DType::I32 && ids.dtype() != DType::I64)
-    fail(ErrorCode::UnsupportedDtype, "embedding: ids: expected I32 or I64 but got ", dtype_name(ids.dtype()));
-  check_contiguous(ids, "embedding: ids");
-  check_device(table, Device::Cuda, "embedding: table");
-  check_float(table, "embedding: table");
-  check_dim(table, 2, "embedding: table");
-  check_last_dim_contiguous(table, "embedding: table");
-  check_row_operand(out, "embedding: out");
-  check_writable(out, "embedding: out");
-  const int64_t vocab = table.size(0), C = table.size(1);
-  Shape expected = ids.shape();
-  expected.push_back(C);
-  check_shape(out, expected, "embedding: out");
-  const int64_t n = ids.numel();
+  require_device_operands({{&table, "embedding: table"}, {&out, "embedding: out"}});  // ids: either side
+  const EmbeddingShape s = check_embedding_args(ids, table, out);
+  const int64_t n = s.num_ids, vocab = s.vocab, C = s.cols;
   if (n == 0 || C == 0) return;
 
   EmbeddingParams p;
@@ -328,8 +235,8 @@ void CudaBackend::embedding(const Tensor& ids, const Tensor& table, Tensor& out)
   p.cols = C;
 
   if (ids.device() == Device::Cpu) {
-    // Host ids (prompt tokens): the CPU's check and message, then one small upload.
-    check_embedding_ids_on_host(ids.raw(), ids.dtype(), n, vocab);
+    // Host ids (prompt tokens): the contract's check and message, then one small upload.
+    check_embedding_ids(ids.raw(), ids.dtype(), n, vocab);
     const Tensor device_ids = to_device(ids);
     p.ids = device_ids.device_raw();
     launch_embedding(p, stream());
@@ -357,25 +264,28 @@ void CudaBackend::embedding(const Tensor& ids, const Tensor& table, Tensor& out)
                                  cudaMemcpyDeviceToHost));
     id = id32;
   }
-  report_bad_embedding_id(position, id, vocab);
+  fail_embedding_id(position, id, vocab);
 }
 
 // ---- elementwise ----------------------------------------------------------------------------------------------------
 
 void CudaBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
-  ElementwiseParams p = binary_params(a, b, out, "add");
+  require_device_operands({{&a, "add: a"}, {&b, "add: b"}, {&out, "add: out"}});
+  ElementwiseParams p = binary_params(a, b, out, check_binary_args(a, b, out, "add"), "add");
   p.op = ElementwiseOp::Add;
   launch_elementwise(p, stream());
 }
 
 void CudaBackend::mul(const Tensor& a, const Tensor& b, Tensor& out) {
-  ElementwiseParams p = binary_params(a, b, out, "mul");
+  require_device_operands({{&a, "mul: a"}, {&b, "mul: b"}, {&out, "mul: out"}});
+  ElementwiseParams p = binary_params(a, b, out, check_binary_args(a, b, out, "mul"), "mul");
   p.op = ElementwiseOp::Mul;
   launch_elementwise(p, stream());
 }
 
 void CudaBackend::scale(const Tensor& x, float alpha, float beta, Tensor& out) {
-  ElementwiseParams p = unary_params(x, out, "scale");
+  require_device_operands({{&x, "scale: x"}, {&out, "scale: out"}});
+  ElementwiseParams p = unary_params(x, out, check_unary_args(x, out, "scale"), "scale");
   p.op = ElementwiseOp::Scale;
   p.alpha = alpha;
   p.beta = beta;
@@ -383,8 +293,8 @@ void CudaBackend::scale(const Tensor& x, float alpha, float beta, Tensor& out) {
 }
 
 void CudaBackend::clamp(const Tensor& x, float lo, float hi, Tensor& out) {
-  if (!(lo <= hi)) fail(ErrorCode::InvalidArgument, "clamp: expected lo <= hi but got lo=", lo, " hi=", hi);
-  ElementwiseParams p = unary_params(x, out, "clamp");
+  require_device_operands({{&x, "clamp: x"}, {&out, "clamp: out"}});
+  ElementwiseParams p = unary_params(x, out, check_clamp_args(x, lo, hi, out), "clamp");
   p.op = ElementwiseOp::Clamp;
   p.lo = lo;
   p.hi = hi;
@@ -394,13 +304,8 @@ void CudaBackend::clamp(const Tensor& x, float lo, float hi, Tensor& out) {
 // ---- layout ---------------------------------------------------------------------------------------------------------
 
 void CudaBackend::copy(const Tensor& src, Tensor& dst) {
-  check_device(src, Device::Cuda, "copy: src");
-  check_device(dst, Device::Cuda, "copy: dst");
-  check_dtype(src, DType::F32, "copy: src");
-  check_dtype(dst, DType::F32, "copy: dst");
-  check_writable(dst, "copy: dst");
-  check_shape(dst, src.shape(), "copy: dst");
-  if (src.numel() == 0) return;
+  require_device_operands({{&src, "copy: src"}, {&dst, "copy: dst"}});
+  if (!check_copy_args(src, dst)) return;  // empty, or src and dst are the same view
   // Size-1 dims carry no layout; the launcher folds the rest further.
   LayoutParams p;
   for (int64_t d = 0; d < src.dim(); ++d) {
@@ -419,20 +324,8 @@ void CudaBackend::copy(const Tensor& src, Tensor& dst) {
 }
 
 void CudaBackend::upsample_nearest2x(const Tensor& x, Tensor& out) {
-  check_device(x, Device::Cuda, "upsample_nearest2x: x");
-  check_device(out, Device::Cuda, "upsample_nearest2x: out");
-  check_dtype(x, DType::F32, "upsample_nearest2x: x");
-  check_dtype(out, DType::F32, "upsample_nearest2x: out");
-  if (x.dim() != 4 && x.dim() != 5)
-    fail(ErrorCode::ShapeMismatch, "upsample_nearest2x: x: expected [N, C, H, W] or [N, C, T, H, W] but got ",
-         x.shape_string());
-  check_contiguous(x, "upsample_nearest2x: x");
-  check_contiguous(out, "upsample_nearest2x: out");
-  check_writable(out, "upsample_nearest2x: out");
-  Shape expected = x.shape();
-  expected[expected.size() - 2] *= 2;
-  expected[expected.size() - 1] *= 2;
-  check_shape(out, expected, "upsample_nearest2x: out");
+  require_device_operands({{&x, "upsample_nearest2x: x"}, {&out, "upsample_nearest2x: out"}});
+  check_upsample_nearest2x_args(x, out);
   if (x.numel() == 0) return;
   LayoutParams p;
   p.src = f32_in(x);
@@ -447,24 +340,18 @@ void CudaBackend::upsample_nearest2x(const Tensor& x, Tensor& out) {
 
 void CudaBackend::modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, const Tensor& row_group,
                            Tensor& out) {
-  check_row_operand(x, "modulate: x");
-  check_dim(x, 2, "modulate: x");
-  const int64_t R = x.size(0), C = x.size(1);
-  check_matrix(out, R, C, "modulate: out");
-  check_writable(out, "modulate: out");
-  check_matrix(shift, -1, C, "modulate: shift");
-  check_matrix(scale, -1, C, "modulate: scale");
-  if (shift.size(0) != scale.size(0))
-    fail(ErrorCode::ShapeMismatch, "modulate: shift ", shift.shape_string(), " and scale ", scale.shape_string(),
-         " have different numbers of groups");
+  // row_group may be on either side (see the top of this file).
+  require_device_operands(
+      {{&x, "modulate: x"}, {&shift, "modulate: shift"}, {&scale, "modulate: scale"}, {&out, "modulate: out"}});
+  const AdaLNShape s = check_modulate_args(x, shift, scale, row_group, out);
   Tensor uploaded_groups;
-  const int32_t* groups = device_row_groups(*this, row_group, R, shift.size(0), "modulate", &uploaded_groups);
-  if (R == 0 || C == 0) return;
+  const int32_t* groups = device_row_groups(*this, row_group, &uploaded_groups);
+  if (s.R == 0 || s.C == 0) return;
   AdaLNParams p;
-  p.rows = R;
-  p.cols = C;
+  p.rows = s.R;
+  p.cols = s.C;
   p.row_group = groups;
-  p.groups = shift.size(0);
+  p.groups = s.G;
   p.x = f32_in(x);
   p.x_row_stride = x.stride(0);
   p.out = f32_out(out);
@@ -477,20 +364,16 @@ void CudaBackend::modulate(const Tensor& x, const Tensor& shift, const Tensor& s
 }
 
 void CudaBackend::gated_residual(Tensor& h, const Tensor& y, const Tensor& gate, const Tensor& row_group) {
-  check_row_operand(h, "gated_residual: h");
-  check_dim(h, 2, "gated_residual: h");
-  const int64_t R = h.size(0), C = h.size(1);
-  check_writable(h, "gated_residual: h");
-  check_matrix(y, R, C, "gated_residual: y");
-  check_matrix(gate, -1, C, "gated_residual: gate");
+  require_device_operands({{&h, "gated_residual: h"}, {&y, "gated_residual: y"}, {&gate, "gated_residual: gate"}});
+  const AdaLNShape s = check_gated_residual_args(h, y, gate, row_group);
   Tensor uploaded_groups;
-  const int32_t* groups = device_row_groups(*this, row_group, R, gate.size(0), "gated_residual", &uploaded_groups);
-  if (R == 0 || C == 0) return;
+  const int32_t* groups = device_row_groups(*this, row_group, &uploaded_groups);
+  if (s.R == 0 || s.C == 0) return;
   AdaLNParams p;
-  p.rows = R;
-  p.cols = C;
+  p.rows = s.R;
+  p.cols = s.C;
   p.row_group = groups;
-  p.groups = gate.size(0);
+  p.groups = s.G;
   p.x = f32_in(y);
   p.x_row_stride = y.stride(0);
   p.out = f32_out(h);
@@ -502,25 +385,14 @@ void CudaBackend::gated_residual(Tensor& h, const Tensor& y, const Tensor& gate,
 
 void CudaBackend::flow_euler_update(Tensor& x, const Tensor& v_cond, const Tensor& v_uncond, float guidance,
                                     float dt) {
-  check_device(x, Device::Cuda, "flow_euler_update: x");
-  check_dtype(x, DType::F32, "flow_euler_update: x");
-  check_contiguous(x, "flow_euler_update: x");
-  check_writable(x, "flow_euler_update: x");
-  check_device(v_cond, Device::Cuda, "flow_euler_update: v_cond");
-  check_dtype(v_cond, DType::F32, "flow_euler_update: v_cond");
-  check_contiguous(v_cond, "flow_euler_update: v_cond");
-  check_shape(v_cond, x.shape(), "flow_euler_update: v_cond");
-  FlowOdeParams p;
-  if (v_uncond.defined()) {
-    check_device(v_uncond, Device::Cuda, "flow_euler_update: v_uncond");
-    check_dtype(v_uncond, DType::F32, "flow_euler_update: v_uncond");
-    check_contiguous(v_uncond, "flow_euler_update: v_uncond");
-    check_shape(v_uncond, x.shape(), "flow_euler_update: v_uncond");
-    p.v_uncond = f32_in(v_uncond);
-  }
+  require_device_operands({{&x, "flow_euler_update: x"}, {&v_cond, "flow_euler_update: v_cond"},
+                           {&v_uncond, "flow_euler_update: v_uncond"}});
+  check_flow_euler_update_args(x, v_cond, v_uncond);
   if (x.numel() == 0) return;
+  FlowOdeParams p;
   p.x = f32_out(x);
   p.v_cond = f32_in(v_cond);
+  if (v_uncond.defined()) p.v_uncond = f32_in(v_uncond);
   p.n = x.numel();
   p.guidance = guidance;
   p.dt = dt;

@@ -81,19 +81,6 @@ __global__ void __launch_bounds__(kEmbeddingBlock) embedding_kernel(const Embedd
 
 // ================================================= launchers ========================================================
 
-void check_embedding_ids_on_host(const void* ids, DType ids_dtype, int64_t num_ids, int64_t vocab) {
-  for (int64_t i = 0; i < num_ids; ++i) {
-    const int64_t id = ids_dtype == DType::I64 ? static_cast<const int64_t*>(ids)[i]
-                                               : static_cast<int64_t>(static_cast<const int32_t*>(ids)[i]);
-    if (id < 0 || id >= vocab) report_bad_embedding_id(i, id, vocab);
-  }
-}
-
-void report_bad_embedding_id(int64_t position, int64_t id, int64_t vocab) {
-  fail(ErrorCode::InvalidArgument, "embedding: ids: id ", id, " at position ", position, " is outside the table's [0, ",
-       vocab, ")");
-}
-
 void launch_embedding(const EmbeddingParams& p, cudaStream_t stream) {
   if (p.ids_dtype != DType::I32 && p.ids_dtype != DType::I64)
     fail(ErrorCode::UnsupportedDtype, "embedding: ids: expected I32 or I64 but got ", dtype_name(p.ids_dtype));

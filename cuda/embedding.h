@@ -4,12 +4,12 @@
 //
 // Out-of-range ids (the contract's ERR_INVALID_ARGUMENT naming the position and value) are caught in two places:
 //   * ids that live on the host (prompt tokens from the tokenizer) are validated on the host before upload, by
-//     check_embedding_ids_on_host, with the CPU's exact message;
+//     check_embedding_ids (backend_checks.h), with the CPU's exact message;
 //   * ids produced on the device (a sampled token fed back in a device-side decode loop) cannot be read without a
 //     synchronisation, so the kernel never reads outside the table: it writes zeros for such a row and records the
 //     lowest bad position in `bad_position` (when given). The caller reads the record back when it next
 //     synchronises (the backend glue does so right away; a captured decode loop can defer it to the end of the
-//     loop) and then throws via report_bad_embedding_id.
+//     loop) and then throws via fail_embedding_id (backend_checks.h).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -40,12 +40,5 @@ constexpr unsigned long long kNoBadPosition = ~0ull;
 
 // out[i, :] = table[ids[i], :] (zeros, and a record in bad_position, for an id outside [0, vocab)).
 void launch_embedding(const EmbeddingParams& p, cudaStream_t stream);
-
-// Host-side validation of host ids: throws ERR_INVALID_ARGUMENT naming the first bad position and value.
-void check_embedding_ids_on_host(const void* ids, DType ids_dtype, int64_t num_ids, int64_t vocab);
-
-// Throws the contract's ERR_INVALID_ARGUMENT for a bad id found on the device (position from the record, value read
-// back by the caller).
-[[noreturn]] void report_bad_embedding_id(int64_t position, int64_t id, int64_t vocab);
 
 }  // namespace showo2::cuda

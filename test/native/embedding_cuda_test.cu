@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../../cuda/embedding.h"
+#include "backend_checks.h"
 #include "cpu/cpu_backend.h"
 #include "cuda_test_util.h"
 #include "tensor.h"
@@ -104,9 +105,9 @@ SHOWO2_TEST(embedding_records_the_first_bad_device_id) {
 SHOWO2_TEST(embedding_host_ids_are_checked_with_the_cpu_message) {
   // Runs without a device: host ids are validated before anything is uploaded.
   Tensor ids = make_ids({0, 4, 12}, DType::I32);
-  CHECK_THROWS_CODE(cuda::check_embedding_ids_on_host(ids.raw(), DType::I32, 3, 12), InvalidArgument);
+  CHECK_THROWS_CODE(check_embedding_ids(ids.raw(), DType::I32, 3, 12), InvalidArgument);
   try {
-    cuda::check_embedding_ids_on_host(ids.raw(), DType::I32, 3, 12);
+    check_embedding_ids(ids.raw(), DType::I32, 3, 12);
     CHECK(false);
   } catch (const Error& e) {
     CHECK_EQ(std::string(e.what()), std::string("embedding: ids: id 12 at position 2 is outside the table's [0, 12)"));

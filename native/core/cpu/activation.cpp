@@ -12,8 +12,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <string>
 
+#include "../backend_checks.h"
 #include "activation_internal.h"
 #include "cpu_features.h"
 #include "ops.h"
@@ -80,16 +80,8 @@ ActivationKernel default_kernel() {
   return cpu_features().use_avx2 ? ActivationKernel::Avx2 : ActivationKernel::Portable;
 }
 
-void run_rows(const Tensor& x, Tensor& out, ThreadPool* pool, const char* op,
-              void (*row_kernel)(const float*, float*, int64_t)) {
-  const std::string name = op;
-  check_dtype(x, DType::F32, (name + ": x").c_str());
-  check_row_rank(x, (name + ": x").c_str());
-  check_last_dim_contiguous(x, (name + ": x").c_str());
-  check_dtype(out, DType::F32, (name + ": out").c_str());
-  check_last_dim_contiguous(out, (name + ": out").c_str());
-  check_writable(out, (name + ": out").c_str());
-  check_shape(out, x.shape(), (name + ": out").c_str());
+// Applies row_kernel to every row of x (x/out checked by the caller).
+void run_rows(const Tensor& x, Tensor& out, ThreadPool* pool, void (*row_kernel)(const float*, float*, int64_t)) {
   if (x.numel() == 0) return;
   RowLayout x_rows(x), out_rows(out);
   const float* px = x.data<float>();
@@ -114,22 +106,31 @@ bool activation_kernel_available(ActivationKernel kernel) {
 }
 
 void silu_with_kernel(const Tensor& x, Tensor& out, ThreadPool* pool, ActivationKernel kernel) {
-  run_rows(x, out, pool, "silu", kernels_for(kernel).silu);
+  const ActivationKernels& k = kernels_for(kernel);
+  check_activation_args(x, out, "silu");
+  run_rows(x, out, pool, k.silu);
 }
 
 void gelu_with_kernel(const Tensor& x, GeluApproximation approximation, Tensor& out, ThreadPool* pool,
                       ActivationKernel kernel) {
   const ActivationKernels& k = kernels_for(kernel);
   switch (approximation) {
-    case GeluApproximation::None: run_rows(x, out, pool, "gelu", k.gelu_erf); return;
-    case GeluApproximation::Tanh: run_rows(x, out, pool, "gelu", k.gelu_tanh); return;
+    case GeluApproximation::None:
+      check_activation_args(x, out, "gelu");
+      run_rows(x, out, pool, k.gelu_erf);
+      return;
+    case GeluApproximation::Tanh:
+      check_activation_args(x, out, "gelu");
+      run_rows(x, out, pool, k.gelu_tanh);
+      return;
   }
   fail(ErrorCode::InvalidArgument, "gelu: approximation: unknown value ", static_cast<int>(approximation));
 }
 
 void softmax_with_kernel(const Tensor& x, Tensor& out, ThreadPool* pool, ActivationKernel kernel) {
-  if (x.defined() && x.dim() == 0) fail(ErrorCode::ShapeMismatch, "softmax: x: expected at least one dimension");
-  run_rows(x, out, pool, "softmax", kernels_for(kernel).softmax);
+  const ActivationKernels& k = kernels_for(kernel);
+  check_softmax_args(x, out);
+  run_rows(x, out, pool, k.softmax);
 }
 
 void silu(const Tensor& x, Tensor& out, ThreadPool* pool) { silu_with_kernel(x, out, pool, default_kernel()); }
@@ -143,16 +144,7 @@ void softmax(const Tensor& x, Tensor& out, ThreadPool* pool) {
 }
 
 void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, ThreadPool* pool) {
-  check_dtype(gate, DType::F32, "swiglu: gate");
-  check_row_rank(gate, "swiglu: gate");
-  check_last_dim_contiguous(gate, "swiglu: gate");
-  check_dtype(up, DType::F32, "swiglu: up");
-  check_last_dim_contiguous(up, "swiglu: up");
-  check_shape(up, gate.shape(), "swiglu: up");
-  check_dtype(out, DType::F32, "swiglu: out");
-  check_last_dim_contiguous(out, "swiglu: out");
-  check_writable(out, "swiglu: out");
-  check_shape(out, gate.shape(), "swiglu: out");
+  check_swiglu_args(gate, up, out);
   if (gate.numel() == 0) return;
   // silu through the same row kernel as cpu::silu (AVX2 where available), so swiglu equals silu-then-mul bit for
   // bit. It goes through a stack block rather than `out` because out may alias up: each element is read from gate

@@ -9,59 +9,18 @@
 // reference's `x * (1 + scale) + shift` and `h + gate * y` bit for bit. Memory-bound plain loops: the compiler
 // vectorises them at the baseline ISA, so there is no AVX2 variant (as elementwise.cpp).
 #include <cstdint>
-#include <string>
 
+#include "../backend_checks.h"
 #include "ops.h"
 #include "rows.h"
 
 namespace showo2::cpu {
 
-namespace {
-
-void check_rows(const Tensor& t, int64_t R, int64_t C, const std::string& what) {
-  check_dtype(t, DType::F32, what.c_str());
-  check_dim(t, 2, what.c_str());
-  check_last_dim_contiguous(t, what.c_str());
-  if (t.size(0) != R || t.size(1) != C)
-    fail(ErrorCode::ShapeMismatch, what, ": expected shape [", R, ", ", C, "] but got ", t.shape_string());
-}
-
-void check_condition(const Tensor& t, int64_t C, const std::string& what) {
-  check_dtype(t, DType::F32, what.c_str());
-  check_dim(t, 2, what.c_str());
-  check_last_dim_contiguous(t, what.c_str());
-  if (t.size(1) != C) fail(ErrorCode::ShapeMismatch, what, ": expected [G, ", C, "] but got ", t.shape_string());
-}
-
-// Checks row_group [R] I32 and every value in [-1, G); returns its data.
-const int32_t* checked_groups(const Tensor& row_group, int64_t R, int64_t G, const std::string& op) {
-  const std::string what = op + ": row_group";
-  check_dtype(row_group, DType::I32, what.c_str());
-  check_shape(row_group, {R}, what.c_str());
-  check_contiguous(row_group, what.c_str());
-  const int32_t* g = row_group.data<int32_t>();
-  for (int64_t r = 0; r < R; ++r)
-    if (g[r] < -1 || g[r] >= G)
-      fail(ErrorCode::InvalidArgument, what, ": value ", g[r], " at row ", r, " is outside [-1, ", G, ")");
-  return g;
-}
-
-}  // namespace
-
 void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, const Tensor& row_group, Tensor& out,
               ThreadPool* pool) {
-  check_dtype(x, DType::F32, "modulate: x");
-  check_dim(x, 2, "modulate: x");
-  const int64_t R = x.size(0), C = x.size(1);
-  check_rows(x, R, C, "modulate: x");
-  check_rows(out, R, C, "modulate: out");
-  check_writable(out, "modulate: out");
-  check_condition(shift, C, "modulate: shift");
-  check_condition(scale, C, "modulate: scale");
-  if (shift.size(0) != scale.size(0))
-    fail(ErrorCode::ShapeMismatch, "modulate: shift ", shift.shape_string(), " and scale ", scale.shape_string(),
-         " have different numbers of groups");
-  const int32_t* groups = checked_groups(row_group, R, shift.size(0), "modulate");
+  const AdaLNShape s = check_modulate_args(x, shift, scale, row_group, out);
+  const int64_t R = s.R, C = s.C;
+  const int32_t* groups = row_group.data<int32_t>();
   if (R == 0 || C == 0) return;
   const float* px = x.data<float>();
   const float* psh = shift.data<float>();
@@ -90,14 +49,9 @@ void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, const T
 }
 
 void gated_residual(Tensor& h, const Tensor& y, const Tensor& gate, const Tensor& row_group, ThreadPool* pool) {
-  check_dtype(h, DType::F32, "gated_residual: h");
-  check_dim(h, 2, "gated_residual: h");
-  const int64_t R = h.size(0), C = h.size(1);
-  check_rows(h, R, C, "gated_residual: h");
-  check_writable(h, "gated_residual: h");
-  check_rows(y, R, C, "gated_residual: y");
-  check_condition(gate, C, "gated_residual: gate");
-  const int32_t* groups = checked_groups(row_group, R, gate.size(0), "gated_residual");
+  const AdaLNShape s = check_gated_residual_args(h, y, gate, row_group);
+  const int64_t R = s.R, C = s.C;
+  const int32_t* groups = row_group.data<int32_t>();
   if (R == 0 || C == 0) return;
   float* ph = h.mutable_data<float>();
   const float* py = y.data<float>();

@@ -25,6 +25,7 @@
 #include <memory>
 #include <vector>
 
+#include "../backend_checks.h"
 #include "attention_internal.h"
 #include "cpu_features.h"
 #include "ops.h"
@@ -57,66 +58,17 @@ struct AttentionParams {
   const OmniMask* mask = nullptr;
 };
 
-// Whether two tensors share memory: same storage and overlapping spans from their first to their last element.
-bool storage_ranges_overlap(const Tensor& a, const Tensor& b) {
-  if (a.storage() != b.storage() || a.numel() == 0 || b.numel() == 0) return false;
-  auto extent_bytes = [](const Tensor& t) {
-    int64_t last = 0;
-    for (int64_t d = 0; d < t.dim(); ++d) last += (t.size(d) - 1) * t.stride(d);
-    return static_cast<size_t>(last + 1) * dtype_size(t.dtype());
-  };
-  size_t a0 = a.byte_offset(), a1 = a0 + extent_bytes(a);
-  size_t b0 = b.byte_offset(), b1 = b0 + extent_bytes(b);
-  return a0 < b1 && b0 < a1;
-}
-
 AttentionParams validate(const Tensor& q, const Tensor& k, const Tensor& v, const OmniMask& mask, float scale,
                          Tensor& out) {
-  check_dtype(q, DType::F32, "attention: q");
-  check_dtype(k, DType::F32, "attention: k");
-  check_dtype(v, DType::F32, "attention: v");
-  check_dtype(out, DType::F32, "attention: out");
-  check_dim(q, 4, "attention: q");
-  check_dim(k, 4, "attention: k");
-  check_dim(v, 4, "attention: v");
-  check_dim(out, 4, "attention: out");
-  check_last_dim_contiguous(q, "attention: q");
-  check_last_dim_contiguous(k, "attention: k");
-  check_last_dim_contiguous(v, "attention: v");
-  check_last_dim_contiguous(out, "attention: out");
-  check_writable(out, "attention: out");
-
-  const int64_t B = q.size(0), Lq = q.size(1), Hq = q.size(2), D = q.size(3);
-  const int64_t Lk = k.size(1), Hkv = k.size(2), Dv = v.size(3);
-  SHOWO2_CHECK(k.size(0) == B, ShapeMismatch, "attention: k has batch size ", k.size(0), " but q has ", B,
-               " (q ", q.shape_string(), ", k ", k.shape_string(), ")");
-  SHOWO2_CHECK(k.size(3) == D, ShapeMismatch, "attention: k head dim ", k.size(3), " must equal q head dim ", D,
-               " (q ", q.shape_string(), ", k ", k.shape_string(), ")");
-  SHOWO2_CHECK(v.size(0) == B && v.size(1) == Lk && v.size(2) == Hkv, ShapeMismatch, "attention: v has shape ",
-               v.shape_string(), " but must be [B, Lk, Hkv, Dv] = [", B, ", ", Lk, ", ", Hkv, ", Dv] to match k ",
-               k.shape_string());
-  SHOWO2_CHECK(Hkv > 0 && Hq % Hkv == 0, ShapeMismatch, "attention: q has ", Hq,
-               " heads, which is not a multiple of k's ", Hkv,
-               " kv heads (grouped-query attention needs Hq % Hkv == 0)");
-  SHOWO2_CHECK(D > 0, ShapeMismatch, "attention: q head dim must be positive but q has shape ", q.shape_string());
-  check_shape(out, {B, Lq, Hq, Dv}, "attention: out");
-  mask.validate(B);
-  SHOWO2_CHECK(mask.query_offset() >= 0, InvalidArgument, "attention: mask query_offset must be >= 0 but is ",
-               mask.query_offset());
-  SHOWO2_CHECK(std::isfinite(scale), InvalidArgument, "attention: scale must be finite but is ", scale);
-  // Tasks write their output rows while other tasks still read q/k/v, so out may not share memory with them.
-  SHOWO2_CHECK(!storage_ranges_overlap(out, q), InvalidArgument, "attention: out overlaps q in memory");
-  SHOWO2_CHECK(!storage_ranges_overlap(out, k), InvalidArgument, "attention: out overlaps k in memory");
-  SHOWO2_CHECK(!storage_ranges_overlap(out, v), InvalidArgument, "attention: out overlaps v in memory");
-
+  const AttentionShape s = check_attention_args(q, k, v, mask, scale, out);
   AttentionParams p;
-  p.batch = B;
-  p.num_queries = Lq;
-  p.num_keys = Lk;
-  p.num_heads = Hq;
-  p.num_kv_heads = Hkv;
-  p.head_dim = D;
-  p.value_dim = Dv;
+  p.batch = s.B;
+  p.num_queries = s.Lq;
+  p.num_keys = s.Lk;
+  p.num_heads = s.Hq;
+  p.num_kv_heads = s.Hkv;
+  p.head_dim = s.D;
+  p.value_dim = s.Dv;
   p.scale = scale;
   p.mask = &mask;
   if (q.numel() == 0 || out.numel() == 0) return p;  // nothing to read or write; the pointers stay null

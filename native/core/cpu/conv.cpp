@@ -33,9 +33,9 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
-#include <string>
 #include <vector>
 
+#include "../backend_checks.h"
 #include "conv_internal.h"
 #include "ops.h"
 #include "thread_pool.h"
@@ -59,12 +59,9 @@ struct ConvTraits {
   static_assert(kDefaultTilePixels > 0 && kWindowMinChannels > 0 && kGatherTargetK > 0, "positive tiling constants");
 };
 
-// The geometry of one convolution; conv2d is T = KT = 1 with no time padding.
-struct ConvShape {
-  int64_t N = 0, C = 0, T = 0, H = 0, W = 0;  // input
-  int64_t O = 0, KT = 0, KH = 0, KW = 0;      // weight
-  int64_t To = 0, Ho = 0, Wo = 0;             // output
-  Conv3dParams p;
+// The geometry of one convolution (backend_checks.h), with what the tiling derives from it.
+struct ConvGeometry : ConvShape {
+  explicit ConvGeometry(const ConvShape& s) : ConvShape(s) {}
 
   int64_t taps() const { return KT * KH * KW; }
   int64_t out_frame() const { return Ho * Wo; }       // output pixels per frame (and per channel)
@@ -88,79 +85,6 @@ struct ConvTile {
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }  // b > 0
 int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }                       // b > 0
 
-// ---- validation --------------------------------------------------------------------------------------------------------
-
-int64_t output_size(int64_t in, int64_t pad_a, int64_t pad_b, int64_t k, int64_t stride, const char* op,
-                    const char* axis) {
-  const int64_t padded = in + pad_a + pad_b;
-  if (padded < k)
-    fail(ErrorCode::ShapeMismatch, op, ": x: padded ", axis, " size ", padded, " is smaller than the kernel's ", k);
-  return (padded - k) / stride + 1;
-}
-
-bool byte_ranges_overlap(const Tensor& a, const Tensor& b) {
-  if (a.storage() != b.storage()) return false;
-  const size_t a0 = a.byte_offset(), a1 = a0 + a.nbytes();
-  const size_t b0 = b.byte_offset(), b1 = b0 + b.nbytes();
-  return a0 < b1 && b0 < a1;
-}
-
-ConvShape validate(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv3dParams& p,
-                   const Tensor& out, int spatial_dims, const char* op) {
-  const std::string name = op;
-  const int64_t rank = spatial_dims + 2;
-  check_dtype(x, DType::F32, (name + ": x").c_str());
-  check_dim(x, rank, (name + ": x").c_str());
-  check_contiguous(x, (name + ": x").c_str());
-  check_float(weight, (name + ": weight").c_str());
-  check_dim(weight, rank, (name + ": weight").c_str());
-  check_contiguous(weight, (name + ": weight").c_str());
-
-  const int64_t strides[3] = {p.stride_t, p.stride_h, p.stride_w};
-  const char* stride_names[3] = {"stride_t", "stride_h", "stride_w"};
-  for (int i = 3 - spatial_dims; i < 3; ++i)
-    if (strides[i] < 1) fail(ErrorCode::InvalidArgument, op, ": params.", stride_names[i], ": expected >= 1 but got ",
-                             strides[i]);
-  const int64_t pads[6] = {p.pad_front, p.pad_back, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right};
-  const char* pad_names[6] = {"pad_front", "pad_back", "pad_top", "pad_bottom", "pad_left", "pad_right"};
-  for (int i = 0; i < 6; ++i)
-    if (pads[i] < 0) fail(ErrorCode::InvalidArgument, op, ": params.", pad_names[i], ": expected >= 0 but got ",
-                          pads[i]);
-
-  ConvShape s;
-  s.p = p;
-  s.N = x.size(0);
-  s.C = x.size(1);
-  s.T = spatial_dims == 3 ? x.size(2) : 1;
-  s.H = x.size(-2);
-  s.W = x.size(-1);
-  s.O = weight.size(0);
-  s.KT = spatial_dims == 3 ? weight.size(2) : 1;
-  s.KH = weight.size(-2);
-  s.KW = weight.size(-1);
-  if (weight.size(1) != s.C)
-    fail(ErrorCode::ShapeMismatch, op, ": weight: expected ", s.C, " input channels (x ", x.shape_string(),
-         ") but weight ", weight.shape_string(), " has ", weight.size(1));
-  if (s.O < 1 || s.KT < 1 || s.KH < 1 || s.KW < 1 || s.C < 1)
-    fail(ErrorCode::ShapeMismatch, op, ": weight: every dimension must be >= 1 but got ", weight.shape_string());
-  if (bias.defined()) {
-    check_float(bias, (name + ": bias").c_str());
-    check_shape(bias, {s.O}, (name + ": bias").c_str());
-    check_contiguous(bias, (name + ": bias").c_str());
-  }
-  s.To = output_size(s.T, p.pad_front, p.pad_back, s.KT, p.stride_t, op, "time");
-  s.Ho = output_size(s.H, p.pad_top, p.pad_bottom, s.KH, p.stride_h, op, "height");
-  s.Wo = output_size(s.W, p.pad_left, p.pad_right, s.KW, p.stride_w, op, "width");
-
-  check_dtype(out, DType::F32, (name + ": out").c_str());
-  Shape expected = spatial_dims == 3 ? Shape{s.N, s.O, s.To, s.Ho, s.Wo} : Shape{s.N, s.O, s.Ho, s.Wo};
-  check_shape(out, expected, (name + ": out").c_str());
-  check_contiguous(out, (name + ": out").c_str());
-  check_writable(out, (name + ": out").c_str());
-  if (byte_ranges_overlap(out, x)) fail(ErrorCode::InvalidArgument, op, ": out: must not overlap x");
-  return s;
-}
-
 // ---- weights ------------------------------------------------------------------------------------------------------------
 
 // Widens one weight element to f32.
@@ -173,7 +97,7 @@ float weight_at(const void* w, DType dtype, int64_t i) {
 }
 
 // w_r[o][tap][c] = weight[o][c][tap] in f32 (see the lowering notes).
-void rearrange_weight(const Tensor& weight, const ConvShape& s, float* w_r, ThreadPool* pool) {
+void rearrange_weight(const Tensor& weight, const ConvGeometry& s, float* w_r, ThreadPool* pool) {
   const int64_t taps = s.taps(), C = s.C;
   const void* w = weight.raw();
   const DType dtype = weight.dtype();
@@ -216,7 +140,7 @@ thread_local ScratchBuffer t_acc_scratch;     // Window with KW > 1: the accumul
 // ---- per-tile lowerings ---------------------------------------------------------------------------------------------------
 
 struct ConvRun {
-  const ConvShape& s;
+  const ConvGeometry& s;
   const float* x;
   const float* w_r;    // [O][taps][C]
   const float* bias;   // [O] or null
@@ -385,7 +309,7 @@ int64_t tile_extent(int64_t per_frame, int64_t frames, int64_t target, int threa
   return ceil_div(per_frame, per_frame_tiles);
 }
 
-void run_conv(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvShape& s, Tensor& out,
+void run_conv(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvGeometry& s, Tensor& out,
               ThreadPool* pool, const ConvOptions& options, const char* op) {
   const bool unit_stride = s.p.stride_h == 1 && s.p.stride_w == 1;
   ConvLowering lowering = options.lowering;
@@ -465,20 +389,13 @@ void run_conv(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
 
 void conv3d_with_options(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv3dParams& p,
                          Tensor& out, ThreadPool* pool, const ConvOptions& options) {
-  ConvShape s = validate(x, weight, bias, p, out, 3, "conv3d");
+  const ConvGeometry s(check_conv3d_args(x, weight, bias, p, out));
   run_conv(x, weight, bias, s, out, pool, options, "conv3d");
 }
 
 void conv2d_with_options(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p2,
                          Tensor& out, ThreadPool* pool, const ConvOptions& options) {
-  Conv3dParams p;
-  p.stride_h = p2.stride_h;
-  p.stride_w = p2.stride_w;
-  p.pad_top = p2.pad_top;
-  p.pad_bottom = p2.pad_bottom;
-  p.pad_left = p2.pad_left;
-  p.pad_right = p2.pad_right;
-  ConvShape s = validate(x, weight, bias, p, out, 2, "conv2d");
+  const ConvGeometry s(check_conv2d_args(x, weight, bias, p2, out));
   run_conv(x, weight, bias, s, out, pool, options, "conv2d");
 }
 

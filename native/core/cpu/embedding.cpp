@@ -7,24 +7,14 @@
 // offending position and value. BF16/F16 rows are widened exactly (both fit in F32).
 #include <cstdint>
 #include <cstring>
-#include <string>
 
+#include "../backend_checks.h"
 #include "ops.h"
 #include "rows.h"
 
 namespace showo2::cpu {
 
 namespace {
-
-template <typename Id>
-void check_ids_in_range(const Id* ids, int64_t n, int64_t vocab) {
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t id = static_cast<int64_t>(ids[i]);
-    if (id < 0 || id >= vocab)
-      fail(ErrorCode::InvalidArgument, "embedding: ids: id ", id, " at position ", i, " is outside the table's [0, ",
-           vocab, ")");
-  }
-}
 
 int64_t id_at(const Tensor& ids, int64_t i) {
   return ids.dtype() == DType::I64 ? ids.data<int64_t>()[i] : static_cast<int64_t>(ids.data<int32_t>()[i]);
@@ -33,28 +23,10 @@ int64_t id_at(const Tensor& ids, int64_t i) {
 }  // namespace
 
 void embedding(const Tensor& ids, const Tensor& table, Tensor& out, ThreadPool* pool) {
-  if (!ids.defined()) fail(ErrorCode::InvalidArgument, "embedding: ids: tensor is undefined");
-  if (ids.dtype() != DType::I32 && ids.dtype() != DType::I64)
-    fail(ErrorCode::UnsupportedDtype, "embedding: ids: expected I32 or I64 but got ", dtype_name(ids.dtype()));
-  check_contiguous(ids, "embedding: ids");
-  check_float(table, "embedding: table");
-  check_dim(table, 2, "embedding: table");
-  check_last_dim_contiguous(table, "embedding: table");
-  check_dtype(out, DType::F32, "embedding: out");
-  check_row_rank(out, "embedding: out");
-  check_last_dim_contiguous(out, "embedding: out");
-  check_writable(out, "embedding: out");
-  const int64_t vocab = table.size(0), C = table.size(1);
-  Shape expected = ids.shape();
-  expected.push_back(C);
-  check_shape(out, expected, "embedding: out");
-
-  const int64_t n = ids.numel();
+  const EmbeddingShape s = check_embedding_args(ids, table, out);
+  const int64_t n = s.num_ids, C = s.cols;
   if (n == 0 || C == 0) return;
-  if (ids.dtype() == DType::I64)
-    check_ids_in_range(ids.data<int64_t>(), n, vocab);
-  else
-    check_ids_in_range(ids.data<int32_t>(), n, vocab);
+  check_embedding_ids(ids.raw(), ids.dtype(), n, s.vocab);
 
   RowLayout out_rows(out);
   const int64_t table_row_stride = table.stride(0);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "../backend_checks.h"
 #include "ops.h"
 #include "rows.h"
 
@@ -16,18 +17,8 @@ namespace showo2::cpu {
 
 void flow_euler_update(Tensor& x, const Tensor& v_cond, const Tensor& v_uncond, float guidance, float dt,
                        ThreadPool* pool) {
-  check_dtype(x, DType::F32, "flow_euler_update: x");
-  check_contiguous(x, "flow_euler_update: x");
-  check_writable(x, "flow_euler_update: x");
-  check_dtype(v_cond, DType::F32, "flow_euler_update: v_cond");
-  check_contiguous(v_cond, "flow_euler_update: v_cond");
-  check_shape(v_cond, x.shape(), "flow_euler_update: v_cond");
+  check_flow_euler_update_args(x, v_cond, v_uncond);
   const bool guided = v_uncond.defined();
-  if (guided) {
-    check_dtype(v_uncond, DType::F32, "flow_euler_update: v_uncond");
-    check_contiguous(v_uncond, "flow_euler_update: v_uncond");
-    check_shape(v_uncond, x.shape(), "flow_euler_update: v_uncond");
-  }
   const int64_t n = x.numel();
   if (n == 0) return;
   float* px = x.mutable_data<float>();

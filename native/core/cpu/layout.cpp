@@ -8,44 +8,14 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../backend_checks.h"
 #include "ops.h"
 #include "rows.h"
 
 namespace showo2::cpu {
 
-namespace {
-
-// The element range [lowest, highest] a view addresses, for the overlap check.
-void address_range(const Tensor& t, const uint8_t** lo, const uint8_t** hi) {
-  const uint8_t* base = static_cast<const uint8_t*>(t.raw());
-  int64_t last = 0;
-  for (int64_t d = 0; d < t.dim(); ++d) last += (t.size(d) - 1) * t.stride(d);
-  *lo = base;
-  *hi = base + last * static_cast<int64_t>(dtype_size(t.dtype()));
-}
-
-}  // namespace
-
 void copy(const Tensor& src, Tensor& dst, ThreadPool* pool) {
-  check_dtype(src, DType::F32, "copy: src");
-  check_dtype(dst, DType::F32, "copy: dst");
-  check_row_rank(src, "copy: src");
-  check_row_rank(dst, "copy: dst");
-  check_writable(dst, "copy: dst");
-  check_shape(dst, src.shape(), "copy: dst");
-  if (src.numel() == 0) return;
-  const bool same_view = src.storage() == dst.storage() && src.byte_offset() == dst.byte_offset() &&
-                         src.strides() == dst.strides();
-  if (same_view) return;
-  if (src.storage() == dst.storage()) {
-    const uint8_t *slo, *shi, *dlo, *dhi;
-    address_range(src, &slo, &shi);
-    address_range(dst, &dlo, &dhi);
-    // A conservative test on the address hulls: interleaved views (e.g. even and odd frames) are rejected too,
-    // which no caller needs.
-    if (!(shi < dlo || dhi < slo))
-      fail(ErrorCode::InvalidArgument, "copy: src and dst overlap in memory (", src.shape_string(), ")");
-  }
+  if (!check_copy_args(src, dst)) return;  // empty, or src and dst are the same view
 
   // Rows along the last dimension; leading dims via RowLayout (its offsets ignore the last stride), the last dim
   // with its own stride on each side.
@@ -69,18 +39,7 @@ void copy(const Tensor& src, Tensor& dst, ThreadPool* pool) {
 }
 
 void upsample_nearest2x(const Tensor& x, Tensor& out, ThreadPool* pool) {
-  check_dtype(x, DType::F32, "upsample_nearest2x: x");
-  check_dtype(out, DType::F32, "upsample_nearest2x: out");
-  if (x.dim() != 4 && x.dim() != 5)
-    fail(ErrorCode::ShapeMismatch, "upsample_nearest2x: x: expected [N, C, H, W] or [N, C, T, H, W] but got ",
-         x.shape_string());
-  check_contiguous(x, "upsample_nearest2x: x");
-  check_contiguous(out, "upsample_nearest2x: out");
-  check_writable(out, "upsample_nearest2x: out");
-  Shape expected = x.shape();
-  expected[expected.size() - 2] *= 2;
-  expected[expected.size() - 1] *= 2;
-  check_shape(out, expected, "upsample_nearest2x: out");
+  check_upsample_nearest2x_args(x, out);
   if (x.numel() == 0) return;
   const int64_t H = x.size(-2), W = x.size(-1);
   const int64_t planes = x.numel() / (H * W);

@@ -16,9 +16,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <string>
 #include <vector>
 
+#include "../backend_checks.h"
 #include "ops.h"
 #include "rows.h"
 
@@ -67,33 +67,14 @@ double sum_of_squared_deviations(const float* x, int64_t n, float mean) {
   return total;
 }
 
-// An optional [C] parameter widened to F32 (empty when undefined).
-std::vector<float> load_param(const Tensor& t, int64_t C, const std::string& what) {
-  if (!t.defined()) return {};
-  check_float(t, what.c_str());
-  check_shape(t, {C}, what.c_str());
-  return t.to_f32_vector();
-}
-
-void check_norm_io(const Tensor& x, const Tensor& out, float eps, const std::string& op) {
-  check_dtype(x, DType::F32, (op + ": x").c_str());
-  check_row_rank(x, (op + ": x").c_str());
-  check_last_dim_contiguous(x, (op + ": x").c_str());
-  check_dtype(out, DType::F32, (op + ": out").c_str());
-  check_last_dim_contiguous(out, (op + ": out").c_str());
-  check_writable(out, (op + ": out").c_str());
-  check_shape(out, x.shape(), (op + ": out").c_str());
-  if (x.dim() == 0) fail(ErrorCode::ShapeMismatch, op, ": x: expected at least one dimension");
-  if (!(eps >= 0.0f) || !std::isfinite(eps))
-    fail(ErrorCode::InvalidArgument, op, ": eps: expected a finite value >= 0 but got ", eps);
-}
+// An optional [C] parameter widened to F32 (empty when undefined); its dtype and shape are checked already.
+std::vector<float> load_param(const Tensor& t) { return t.defined() ? t.to_f32_vector() : std::vector<float>{}; }
 
 }  // namespace
 
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out, ThreadPool* pool) {
-  check_norm_io(x, out, eps, "rms_norm");
-  const int64_t C = x.size(-1);
-  std::vector<float> w = load_param(weight, C, "rms_norm: weight");
+  const int64_t C = check_rms_norm_args(x, weight, eps, out).cols;
+  std::vector<float> w = load_param(weight);
   if (x.numel() == 0) return;
   RowLayout x_rows(x), out_rows(out);
   const float* px = x.data<float>();
@@ -114,10 +95,9 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out, Thr
 }
 
 void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& out, ThreadPool* pool) {
-  check_norm_io(x, out, eps, "layer_norm");
-  const int64_t C = x.size(-1);
-  std::vector<float> w = load_param(weight, C, "layer_norm: weight");
-  std::vector<float> b = load_param(bias, C, "layer_norm: bias");
+  const int64_t C = check_layer_norm_args(x, weight, bias, eps, out).cols;
+  std::vector<float> w = load_param(weight);
+  std::vector<float> b = load_param(bias);
   if (x.numel() == 0) return;
   RowLayout x_rows(x), out_rows(out);
   const float* px = x.data<float>();
@@ -143,19 +123,10 @@ void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float
 }
 
 void channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out, ThreadPool* pool) {
-  check_dtype(x, DType::F32, "channel_rms_norm: x");
-  check_dtype(out, DType::F32, "channel_rms_norm: out");
-  if (x.dim() < 2)
-    fail(ErrorCode::ShapeMismatch, "channel_rms_norm: x: expected [N, C, ...] but got ", x.shape_string());
-  check_contiguous(x, "channel_rms_norm: x");
-  check_contiguous(out, "channel_rms_norm: out");
-  check_writable(out, "channel_rms_norm: out");
-  check_shape(out, x.shape(), "channel_rms_norm: out");
-  const int64_t N = x.size(0), C = x.size(1);
-  std::vector<float> g = load_param(gamma, C, "channel_rms_norm: gamma");
-  if (!gamma.defined()) fail(ErrorCode::InvalidArgument, "channel_rms_norm: gamma: expected a [", C, "] tensor");
+  const ChannelNormShape shape = check_channel_rms_norm_args(x, gamma, out);
+  const int64_t N = shape.N, C = shape.C, S = shape.S;
+  std::vector<float> g = load_param(gamma);
   if (x.numel() == 0) return;
-  const int64_t S = x.numel() / (N * C);
   const float scale = static_cast<float>(std::sqrt(static_cast<double>(C)));
   const float* px = x.data<float>();
   float* po = out.mutable_data<float>();

@@ -8,30 +8,15 @@
 // loop vectorises at the baseline ISA and is memory-bound, so there is no AVX2 variant.
 #include <cstdint>
 
+#include "../backend_checks.h"
 #include "ops.h"
 #include "rows.h"
 
 namespace showo2::cpu {
 
 void rope(Tensor& x, const RopeTable& table, int64_t position_offset, ThreadPool* pool) {
-  check_dtype(x, DType::F32, "rope: x");
-  check_dim(x, 4, "rope: x");
-  check_last_dim_contiguous(x, "rope: x");
-  check_writable(x, "rope: x");
-  const int64_t B = x.size(0), L = x.size(1), H = x.size(2), D = x.size(3);
-  if (D % 2 != 0) fail(ErrorCode::ShapeMismatch, "rope: x: head_dim (last dimension) must be even but got ", D);
-  if (table.head_dim != D)
-    fail(ErrorCode::ShapeMismatch, "rope: table: built for head_dim ", table.head_dim, " but x has head_dim ", D);
-  const int64_t half = D / 2;
-  check_dtype(table.cos, DType::F32, "rope: table.cos");
-  check_dtype(table.sin, DType::F32, "rope: table.sin");
-  check_shape(table.cos, {table.max_positions, half}, "rope: table.cos");
-  check_shape(table.sin, {table.max_positions, half}, "rope: table.sin");
-  check_contiguous(table.cos, "rope: table.cos");
-  check_contiguous(table.sin, "rope: table.sin");
-  if (position_offset < 0 || position_offset > table.max_positions - L)
-    fail(ErrorCode::InvalidArgument, "rope: position_offset: positions [", position_offset, ", ",
-         position_offset + L, ") are outside the table's [0, ", table.max_positions, ")");
+  const RopeShape s = check_rope_args(x, table, position_offset);
+  const int64_t B = s.B, L = s.L, H = s.H, D = s.D, half = D / 2;
   if (x.numel() == 0) return;
 
   const int64_t sb = x.stride(0), sl = x.stride(1), sh = x.stride(2);

@@ -58,18 +58,13 @@ class RowLayout {
   }
 
  private:
-  static constexpr int kMaxRank = 16;
+  static constexpr int kMaxRank = 16;  // the argument checks (backend_checks.cpp) reject deeper tensors
   int64_t sizes_[kMaxRank] = {};
   int64_t strides_[kMaxRank] = {};
   int64_t num_leading_ = 0;
   int64_t rows_ = 1;
   int64_t row_length_ = 1;
 };
-
-// Throws unless every tensor the row kernels touch has a rank RowLayout can hold.
-inline void check_row_rank(const Tensor& t, const char* what) {
-  if (t.dim() > 16) fail(ErrorCode::ShapeMismatch, what, ": at most 16 dimensions are supported, got ", t.dim());
-}
 
 // Runs fn(begin, end) over row ranges, on the pool when there is enough work to be worth waking it: a chunk should
 // carry at least ~16K elements, or the hand-off costs more than the arithmetic.
