@@ -2,7 +2,8 @@
  * Errors: every failure that showo2 reports is a {@link ShowO2Error} with a stable `code`.
  *
  * The codes of the native core (native/core/error.h) pass through unchanged; the Node layer adds its own
- * (`ERR_DISPOSED`, `ERR_NATIVE_LOAD`, `ERR_INVALID_IMAGE`). Branch on `code`, never on the message: messages explain, codes are API.
+ * (`ERR_DISPOSED`, `ERR_NATIVE_LOAD`, `ERR_INVALID_IMAGE`, and lib/hub.ts's `ERR_MODEL_NOT_FOUND`, `ERR_UNAUTHORIZED`,
+ * `ERR_DOWNLOAD`, `ERR_OFFLINE`). Branch on `code`, never on the message: messages explain, codes are API.
  *
  * @module
  */
@@ -24,6 +25,14 @@
  * - `ERR_NATIVE_LOAD`: the native addon could not be loaded (the message lists possible solutions).
  * - `ERR_INVALID_IMAGE`: bytes that are not a complete PNG or JPEG, or an image too large to decode (the message
  *   says which).
+ * - `ERR_MODEL_NOT_FOUND`: no such model directory, Hugging Face repo, revision or file in the repo (the message names
+ *   which).
+ * - `ERR_UNAUTHORIZED`: the Hugging Face Hub refused the request (401/403: a private or gated repo, or a bad
+ *   token); set `HF_TOKEN` to a token that can read the repo.
+ * - `ERR_DOWNLOAD`: a download failed (network, server error, or a file whose size or hash does not match what the Hub
+ *   announced; a mismatching file is deleted).
+ * - `ERR_OFFLINE`: offline (`HF_HUB_OFFLINE=1` or `offline: true`) and a needed file is not in the cache (the message
+ *   names it).
  */
 export type ErrorCode =
   | 'ERR_INVALID_ARGUMENT'
@@ -41,7 +50,11 @@ export type ErrorCode =
   | 'ERR_INTERNAL'
   | 'ERR_DISPOSED'
   | 'ERR_NATIVE_LOAD'
-  | 'ERR_INVALID_IMAGE';
+  | 'ERR_INVALID_IMAGE'
+  | 'ERR_MODEL_NOT_FOUND'
+  | 'ERR_UNAUTHORIZED'
+  | 'ERR_DOWNLOAD'
+  | 'ERR_OFFLINE';
 
 const knownCodes: ReadonlySet<string> = new Set<ErrorCode>([
   'ERR_INVALID_ARGUMENT',
@@ -60,6 +73,10 @@ const knownCodes: ReadonlySet<string> = new Set<ErrorCode>([
   'ERR_DISPOSED',
   'ERR_NATIVE_LOAD',
   'ERR_INVALID_IMAGE',
+  'ERR_MODEL_NOT_FOUND',
+  'ERR_UNAUTHORIZED',
+  'ERR_DOWNLOAD',
+  'ERR_OFFLINE',
 ]);
 
 /**

@@ -83,3 +83,5 @@ export type {
   VideoGenerationOptions,
   VideoGenerationResult,
 } from './index.js';
+export { resolveModel, VAE_FILE, VAE_REPO } from './index.js';
+export type { DownloadProgress, ResolvedModel, ResolveOptions } from './index.js';

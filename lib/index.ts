@@ -79,3 +79,4 @@ export {
   type VideoGenerationResult,
 } from './visual-generation.js';
 export { encodeAnimatedPng, type AnimatedPngOptions } from './animation.js';
+export { resolveModel, VAE_FILE, VAE_REPO, type DownloadProgress, type ResolvedModel, type ResolveOptions } from './hub.js';

@@ -29,6 +29,7 @@ import {
   type VideoGenerationResult,
 } from './visual-generation.js';
 import { defaultDevice, DEVICES, WEIGHT_DTYPES, type Device, type WeightDtype } from './runtime.js';
+import { resolveModel, type DownloadProgress } from './hub.js';
 import { ShowO2Tokenizer } from './tokenizer.js';
 import { isDefined, isNonEmptyString, isOneOf, isPlainObject, isPositiveInteger, isString } from './validate.js';
 
@@ -90,6 +91,23 @@ export interface ShowO2LoadOptions {
   device?: Device;
   /** The dtype of the weight matrices on a CUDA device: `'bf16'` or `'fp16'`. Ignored on the CPU. Defaults to `'bf16'`. */
   weightDtype?: WeightDtype;
+  /**
+   * Hugging Face cache directory for models loaded by repo id (Python's layout, shared with `huggingface_hub`).
+   * Defaults to `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
+   */
+  cacheDir?: string;
+  /** Use only cached files (no network). Defaults to `HF_HUB_OFFLINE=1` in the environment, else false. */
+  offline?: boolean;
+  /** Hugging Face access token for gated or private repos. Defaults to `$HF_TOKEN`, else the saved login token. */
+  token?: string;
+  /** Hub endpoint. Defaults to `$HF_ENDPOINT`, else `https://huggingface.co`. */
+  endpoint?: string;
+  /** Revision (branch, tag or commit) of the model repo. Defaults to `'main'`. */
+  revision?: string;
+  /** Download progress, per file, while a repo id is resolved. */
+  onProgress?: (progress: DownloadProgress) => void;
+  /** Aborts downloading (partial files are kept and resumed next time); rejects with `ERR_CANCELLED`. */
+  signal?: AbortSignal;
 }
 
 /** The resolved model configuration: config.json fields plus derived sizes. */
@@ -139,6 +157,18 @@ export interface ChatOptions {
 
 const ANSWER_KEYS = ['question', 'image', 'video', 'systemPrompt', 'layout', ...generationOptionKeys];
 const CHAT_TURN_KEYS = ['question', 'image', 'video', ...generationOptionKeys];
+
+/** `org/name` as the Hub spells repo ids. */
+const REPO_ID = /^[\w.-]+\/[\w.-]+$/;
+
+async function pathExists(file: string): Promise<boolean> {
+  try {
+    await fs.stat(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 async function fileExists(file: string): Promise<boolean> {
   try {
@@ -255,10 +285,12 @@ export class ShowO2Model implements AsyncDisposable {
    * the weights are memory-mapped.
    *
    * Rejects with a {@link ShowO2Error}: `ERR_FILE_NOT_FOUND` for a missing directory, config.json, checkpoint or VAE;
+   * `ERR_MODEL_NOT_FOUND`, `ERR_UNAUTHORIZED`, `ERR_DOWNLOAD`, `ERR_OFFLINE` or `ERR_CANCELLED` while resolving a repo id;
    * `ERR_INVALID_ARGUMENT` for a bad config.json field (named) or a checkpoint that does not match it (the message
    * lists every missing, unexpected and misshapen tensor); the `WeightFile.open` errors for unreadable files.
    *
-   * @param modelPath - the model directory.
+   * @param source - the model directory, or a Hugging Face repo id (`'showlab/show-o2-1.5B'`): the model, the Qwen2.5
+   *   tokenizer of its base LLM and `Wan2.1_VAE.pth` are then downloaded into (or found in) the Hugging Face cache.
    * @param options - where the other files are; see {@link ShowO2LoadOptions}.
    *
    * @example
@@ -266,10 +298,15 @@ export class ShowO2Model implements AsyncDisposable {
    * const model = await ShowO2Model.load('./show-o2-1.5B', { vaePath: './Wan2.1_VAE.pth' });
    * ```
    */
-  static async load(modelPath: string, options: ShowO2LoadOptions = {}): Promise<ShowO2Model> {
-    if (!isNonEmptyString(modelPath)) throw invalidParameterError('modelPath', 'a model directory path', modelPath);
+  static async load(source: string, options: ShowO2LoadOptions = {}): Promise<ShowO2Model> {
+    let modelPath = source;
+    if (!isNonEmptyString(modelPath)) throw invalidParameterError('source', 'a model directory or a Hugging Face repo id', modelPath);
     if (!isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
-    checkKeys(options, ['vaePath', 'tokenizerPath', 'threads', 'device', 'weightDtype'], 'options');
+    checkKeys(
+      options,
+      ['vaePath', 'tokenizerPath', 'threads', 'device', 'weightDtype', 'cacheDir', 'offline', 'token', 'endpoint', 'revision', 'onProgress', 'signal'],
+      'options',
+    );
     if (isDefined(options.device) && !isOneOf(options.device, DEVICES)) {
       throw invalidParameterError('options.device', "one of 'cpu', 'cuda', 'auto'", options.device);
     }
@@ -284,6 +321,21 @@ export class ShowO2Model implements AsyncDisposable {
     }
     if (isDefined(options.threads) && !isPositiveInteger(options.threads)) {
       throw invalidParameterError('options.threads', 'a positive integer', options.threads);
+    }
+    // A Hub repo id ('showlab/show-o2-1.5B') when no such local path exists: download (or find in the cache) the
+    // model, its base LLM's tokenizer and the Wan VAE (lib/hub.ts).
+    let vaeOption = options.vaePath;
+    let tokenizerPath = options.tokenizerPath;
+    if (!(await pathExists(modelPath)) && REPO_ID.test(modelPath)) {
+      const { vaePath: _v, tokenizerPath: _t, threads: _n, device: _d, weightDtype: _w, ...hub } = options;
+      const resolved = await resolveModel(modelPath, {
+        ...hub,
+        ...(isDefined(vaeOption) ? { vaePath: vaeOption } : {}),
+        ...(isDefined(tokenizerPath) ? { tokenizerPath } : {}),
+      });
+      modelPath = resolved.modelDir;
+      vaeOption = resolved.vaePath;
+      tokenizerPath = resolved.tokenizerPath ?? tokenizerPath;
     }
     let stat;
     try {
@@ -305,8 +357,7 @@ export class ShowO2Model implements AsyncDisposable {
       );
     }
     const weightsPath = await findWeights(modelPath);
-    const vaePath = await findVae(modelPath, options.vaePath);
-    let tokenizerPath = options.tokenizerPath;
+    const vaePath = await findVae(modelPath, vaeOption);
     if (!isDefined(tokenizerPath) && (await fileExists(path.join(modelPath, 'tokenizer.json')))) tokenizerPath = modelPath;
 
     const native = await callNative(() =>
