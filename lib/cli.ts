@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 /**
- * The `showo2` command line:
+ * The `showo2` command line (the package's bin). Commands live in lib/cli/: generate and video in generate.ts, ask
+ * and chat in understand.ts, pull in pull.ts, info and doctor in info.ts, convert and inspect in files.ts; finding and loading the
+ * model (a directory or a Hub repo id) in load-model.ts, progress in progress.ts, the rest they share in common.ts.
+ * This file parses the arguments, runs one command, and turns what happened into output and an exit code.
  *
- *   showo2 convert <src> <dst> [--dtype f32|bf16|f16]   checkpoint -> safetensors
- *   showo2 inspect <weights> [--json]                    list a checkpoint's tensors
- *   showo2 info [--json]                                 runtime information
- *
- * Exit codes: 0 success, 1 the operation failed, 2 bad usage. Failures print one line to stderr,
- * `error ERR_CODE: message`, so scripts can match the code.
+ * Exit codes: 0 success, 1 the operation failed, 2 bad usage, 130 interrupted (Ctrl-C). Failures print
+ * `error ERR_CODE: message` on stderr, then a `hint:` line saying what to do; usage errors print the usage line.
+ * With `--json` a failure is also one `{"error":{...}}` object on stdout.
  *
  * @module
  * @internal
@@ -16,182 +16,197 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { convertToSafetensors } from './convert.js';
-import { FLOAT_DTYPES, type FloatDType } from './dtype.js';
-import { invalidParameterError, ShowO2Error } from './errors.js';
-import { runtimeInfo, type RuntimeInfo } from './runtime.js';
-import { isOneOf } from './validate.js';
-import { WeightFile } from './weights.js';
+import { ShowO2Error } from './errors.js';
+import {
+  COMMON_OPTIONS,
+  EXIT_FAILURE,
+  EXIT_INTERRUPTED,
+  EXIT_OK,
+  EXIT_USAGE,
+  hintFor,
+  printJson,
+  processIo,
+  UsageError,
+  type CliIo,
+  type Command,
+  type OptionSpec,
+  type OptionValues,
+} from './cli/common.js';
+import { convert, inspect } from './cli/files.js';
+import { generate, video } from './cli/generate.js';
+import { doctor, info } from './cli/info.js';
+import { Progress } from './cli/progress.js';
+import { pull } from './cli/pull.js';
+import { ask, chat } from './cli/understand.js';
 
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
+export { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, type CliIo };
 
-const USAGE = `Usage: showo2 <command> [options]
+/** Every command, in the order `showo2 --help` lists them. */
+export const commands: Record<string, Command> = { generate, video, ask, chat, pull, doctor, info, convert, inspect };
 
-Commands:
-  convert <src> <dst> [--dtype f32|bf16|f16]  Convert a checkpoint (.bin, .pth, .safetensors, *.index.json)
-                                              into one safetensors file; --dtype casts float tensors
-  inspect <weights> [--json]                  List a checkpoint's format, metadata and tensors
-  info [--json]                               Show the version, native binary, CPU features and CUDA status
-
-Options:
-  -h, --help     Show this help
-  -v, --version  Show the version
-
-Exit codes: 0 success, 1 failure, 2 bad usage. Errors print as "error ERR_CODE: message".`;
-
-/** Where the CLI writes; injectable so it can run in-process. */
-export interface CliIo {
-  out(line: string): void;
-  err(line: string): void;
+function overview(): string {
+  const width = Math.max(...Object.keys(commands).map((n) => n.length));
+  return [
+    'Usage: showo2 <command> [options]',
+    '',
+    'Commands:',
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Options:',
+    '  -h, --help     Show this help ("showo2 help <command>" for a command\'s options)',
+    '  -v, --version  Show the version',
+    '',
+    'Every command takes --json (machine-readable output on stdout) and --quiet (no progress on stderr).',
+    'Exit codes: 0 success, 1 failure, 2 bad usage, 130 interrupted. Errors print as "error ERR_CODE: message".',
+  ].join('\n');
 }
 
-const processIo: CliIo = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
-};
-
-class UsageError extends Error {}
-
-interface Command {
-  positionals: string[]; // names, for the usage error when the count is wrong
-  options: Record<string, { type: 'string' | 'boolean' }>;
-  run(args: string[], values: Record<string, string | boolean | undefined>, io: CliIo): Promise<void>;
+function optionLines(options: Record<string, OptionSpec>): string[] {
+  const heads = Object.entries(options).map(([name, o]) => {
+    const flag = `${o.short ? `-${o.short}, ` : '    '}--${name}${o.value ? ` ${o.value}` : ''}`;
+    return [flag, o.description] as const;
+  });
+  const width = Math.max(...heads.map(([flag]) => flag.length));
+  return heads.map(([flag, description]) => `  ${flag.padEnd(width)}  ${description}`);
 }
 
-function parseDtype(value: string | boolean | undefined): FloatDType | undefined {
-  if (value === undefined) return undefined;
-  const upper = String(value).toUpperCase();
-  if (!isOneOf(upper, FLOAT_DTYPES)) throw invalidParameterError('--dtype', 'one of f32, bf16, f16', value);
-  return upper;
+/** `showo2 help <command>`: the usage line, every flag with its default, details and examples. */
+export function commandHelp(name: string): string {
+  const command = commands[name]!;
+  const lines = [`Usage: showo2 ${command.usage}`, '', command.summary + '.'];
+  if (Object.keys(command.options).length > 0) lines.push('', 'Options:', ...optionLines(command.options));
+  lines.push('', 'Common options:', ...optionLines(COMMON_OPTIONS));
+  if (command.details) lines.push('', command.details);
+  return lines.join('\n');
 }
-
-function formatBytes(n: number): string {
-  return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : `${(n / 2 ** 20).toFixed(0)} MiB`;
-}
-
-function printInfo(info: RuntimeInfo, io: CliIo): void {
-  const { cuda } = info;
-  io.out(`showo2 ${info.version} (${info.platform}, Node.js ${process.versions.node})`);
-  io.out(`addon:        ${info.addonPath}`);
-  io.out(`cpu features: ${info.cpuFeatures}`);
-  io.out(`threads:      ${info.defaultThreadCount}`);
-  if (!cuda.built) {
-    io.out('cuda:         not built');
-  } else {
-    io.out(`cuda:         runtime ${cuda.runtimeVersion}, driver ${cuda.driverVersion ?? 'none'}`);
-    for (const d of cuda.devices) {
-      io.out(
-        `  device ${d.index}: ${d.name}, compute ${d.computeCapability}, ${formatBytes(d.totalMemoryBytes)}, ` +
-          `${d.multiprocessors} SMs${d.supported ? '' : ' (unsupported)'}`,
-      );
-    }
-  }
-  io.out(`gpu:          ${cuda.unavailableReason ? `unavailable: ${cuda.unavailableReason}` : 'available'}`);
-}
-
-const commands: Record<string, Command> = {
-  convert: {
-    positionals: ['src', 'dst'],
-    options: { dtype: { type: 'string' } },
-    async run([src, dst], values, io) {
-      const dtype = parseDtype(values.dtype);
-      const written = await convertToSafetensors(src!, dst!, dtype ? { dtype } : {});
-      io.out(`wrote ${written} tensors to ${dst}`);
-    },
-  },
-  inspect: {
-    positionals: ['weights'],
-    options: { json: { type: 'boolean' } },
-    async run([file], values, io) {
-      const weights = await WeightFile.open(file!);
-      try {
-        if (values.json) {
-          const { path, format, metadata, tensors } = weights;
-          io.out(JSON.stringify({ path, format, metadata, tensors }, null, 2));
-          return;
-        }
-        io.out(`${weights.path}: ${weights.format}, ${weights.tensors.length} tensors`);
-        for (const [key, value] of Object.entries(weights.metadata)) io.out(`metadata ${key}: ${value}`);
-        const width = Math.max(0, ...weights.tensors.map((t) => t.name.length));
-        for (const t of weights.tensors) io.out(`${t.name.padEnd(width)}  ${t.dtype.padEnd(4)}  [${t.shape.join(', ')}]`);
-      } finally {
-        weights.dispose();
-      }
-    },
-  },
-  info: {
-    positionals: [],
-    options: { json: { type: 'boolean' } },
-    async run(_args, values, io) {
-      const info = await runtimeInfo();
-      if (values.json) io.out(JSON.stringify(info, null, 2));
-      else printInfo(info, io);
-    },
-  },
-};
 
 // Read from package.json rather than the addon, so `showo2 --version` works even when the addon does not load.
 function readVersion(): string {
   return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
 }
 
+/** Parses a command's arguments; positionals right after a `greedy` flag are more values of it. */
+function parseCommandArgs(command: Command, args: string[]): { positionals: string[]; values: OptionValues } {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
+  for (const [name, o] of Object.entries({ ...command.options, ...COMMON_OPTIONS })) {
+    options[name] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple || o.greedy ? { multiple: true } : {}) };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true, tokens: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const values = parsed.values as OptionValues;
+  const positionals: string[] = [];
+  let greedy: string | undefined;
+  for (const token of parsed.tokens) {
+    if (token.kind === 'option') {
+      greedy = command.options[token.name]?.greedy ? token.name : undefined;
+    } else if (token.kind === 'option-terminator') {
+      greedy = undefined;
+    } else if (greedy !== undefined) {
+      (values[greedy] as string[]).push(token.value);
+    } else {
+      positionals.push(token.value);
+    }
+  }
+  return { positionals, values };
+}
+
+/** Whether the command now running stops cleanly on Ctrl-C (otherwise Ctrl-C ends the process at once). */
+let runningCancellable = false;
+
 /**
- * Runs the CLI with `argv` (without `node` and the script) and resolves with the exit code.
+ * Runs the CLI with `argv` (without `node` and the script) and resolves with the exit code. `signal` is what Ctrl-C
+ * aborts: the running generation stops through it and the command resolves with 130.
  * @internal
  */
-export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
-  try {
-    const [name, ...rest] = argv;
-    if (name === undefined || name === 'help' || name === '-h' || name === '--help') {
-      io.out(USAGE);
-      return name === undefined ? EXIT_USAGE : EXIT_OK;
-    }
-    if (name === '-v' || name === '--version') {
-      io.out(readVersion());
-      return EXIT_OK;
-    }
-    const command = commands[name];
-    if (!command) throw new UsageError(`Unknown command ${JSON.stringify(name)}`);
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: rest,
-        options: { ...command.options, help: { type: 'boolean', short: 'h' } },
-        allowPositionals: true,
-        strict: true,
-      });
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-    if (parsed.values.help) {
-      io.out(USAGE);
-      return EXIT_OK;
-    }
-    if (parsed.positionals.length !== command.positionals.length) {
-      const expected = command.positionals.map((p) => `<${p}>`).join(' ');
-      throw new UsageError(`${name} takes ${expected || 'no arguments'} (got ${parsed.positionals.length} arguments)`);
-    }
-    await command.run(parsed.positionals, parsed.values, io);
+export async function main(argv: string[], io: CliIo = processIo, signal: AbortSignal = new AbortController().signal): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '-h' || name === '--help') {
+    io.out(overview());
+    return name === undefined ? EXIT_USAGE : EXIT_OK;
+  }
+  if (name === '-v' || name === '--version') {
+    io.out(readVersion());
     return EXIT_OK;
+  }
+  if (name === 'help') {
+    const topic = rest[0];
+    if (topic === undefined) {
+      io.out(overview());
+      return EXIT_OK;
+    }
+    if (!Object.hasOwn(commands, topic)) return usageFailure(io, `Unknown command ${JSON.stringify(topic)}`, undefined, false);
+    io.out(commandHelp(topic));
+    return EXIT_OK;
+  }
+  if (!Object.hasOwn(commands, name)) return usageFailure(io, `Unknown command ${JSON.stringify(name)}`, undefined, rest.includes('--json'));
+  const command = commands[name]!;
+  let json = rest.includes('--json');
+  let progress: Progress | undefined;
+  try {
+    const { positionals, values } = parseCommandArgs(command, rest);
+    json = values.json === true;
+    if (values.help) {
+      io.out(commandHelp(name));
+      return EXIT_OK;
+    }
+    if (positionals.length !== command.positionals.length) {
+      const expected = command.positionals.map((p) => `<${p}>`).join(' ');
+      throw new UsageError(`${name} takes ${expected || 'no arguments'} (got ${positionals.length} arguments)`);
+    }
+    progress = new Progress(io, values.quiet ? 'off' : io.errIsTTY ? 'tty' : 'lines');
+    runningCancellable = command.cancellable === true;
+    const code = (await command.run({ io, json, progress, signal }, positionals, values)) ?? EXIT_OK;
+    if (signal.aborted) return interrupted(io, json, progress);
+    return code;
   } catch (err) {
-    if (err instanceof UsageError) {
-      io.err(`error ERR_INVALID_ARGUMENT: ${err.message}`);
-      io.err('Run "showo2 --help" for usage.');
-      return EXIT_USAGE;
-    }
-    if (err instanceof ShowO2Error) {
-      io.err(`error ${err.code}: ${err.message}`);
-      return err.code === 'ERR_INVALID_ARGUMENT' ? EXIT_USAGE : EXIT_FAILURE;
-    }
-    io.err(`error ERR_INTERNAL: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    progress?.interrupt();
+    if (signal.aborted) return interrupted(io, json, progress);
+    if (err instanceof UsageError) return usageFailure(io, err.message, name, json);
+    const error = err instanceof ShowO2Error ? err : new ShowO2Error('ERR_INTERNAL', err instanceof Error ? (err.stack ?? err.message) : String(err));
+    const hint = hintFor(error);
+    io.err(`error ${error.code}: ${error.message}`);
+    if (hint) io.err(`hint: ${hint}`);
+    if (json) printJson(io, { error: { code: error.code, message: error.message, ...(hint ? { hint } : {}) } });
     return EXIT_FAILURE;
+  } finally {
+    runningCancellable = false;
   }
 }
 
+function usageFailure(io: CliIo, message: string, command: string | undefined, json: boolean): number {
+  io.err(`error ERR_INVALID_ARGUMENT: ${message}`);
+  if (command) {
+    io.err(`Usage: showo2 ${commands[command]!.usage}`);
+    io.err(`Run "showo2 help ${command}" for all options.`);
+  } else {
+    io.err('Run "showo2 --help" for usage.');
+  }
+  if (json) printJson(io, { error: { code: 'ERR_INVALID_ARGUMENT', message } });
+  return EXIT_USAGE;
+}
+
+function interrupted(io: CliIo, json: boolean, progress: Progress | undefined): number {
+  progress?.interrupt();
+  io.err('error ERR_CANCELLED: Interrupted (Ctrl-C)');
+  if (json) printJson(io, { error: { code: 'ERR_CANCELLED', message: 'Interrupted (Ctrl-C)' } });
+  return EXIT_INTERRUPTED;
+}
+
 if (require.main === module) {
-  main(process.argv.slice(2)).then((code) => {
+  const controller = new AbortController();
+  // The first Ctrl-C stops a cancellable command through its AbortSignal (it then exits 130 after cleaning up);
+  // a second one, or one during a command that cannot stop part-way, ends the process at once.
+  process.on('SIGINT', () => {
+    if (!runningCancellable || controller.signal.aborted) process.exit(EXIT_INTERRUPTED);
+    controller.abort();
+  });
+  main(process.argv.slice(2), processIo, controller.signal).then((code) => {
+    // A model load still running after Ctrl-C would keep the process alive until it finished.
+    if (code === EXIT_INTERRUPTED) process.exit(code);
     process.exitCode = code;
   });
 }

@@ -41,7 +41,11 @@ test('usage errors exit 2 with "error ERR_INVALID_ARGUMENT: ..."', async (t) => 
   t.regex(badOption.stderr, /^error ERR_INVALID_ARGUMENT: Unknown option '--bogus'/);
   const badDtype = await runCli(['convert', src, path.join(dir, 'x.safetensors'), '--dtype', 'q4']);
   t.is(badDtype.code, 2);
-  t.is(badDtype.stderr.trim(), 'error ERR_INVALID_ARGUMENT: Expected one of f32, bf16, f16 for --dtype but received "q4" (string)');
+  t.deepEqual(badDtype.stderr.trim().split('\n'), [
+    'error ERR_INVALID_ARGUMENT: Expected one of f32, bf16, f16 for --dtype but received "q4" (string)',
+    'Usage: showo2 convert <src> <dst> [--dtype f32|bf16|f16]',
+    'Run "showo2 help convert" for all options.',
+  ]);
 });
 
 test('info prints the runtime, --json as JSON', async (t) => {

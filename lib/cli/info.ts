@@ -1,0 +1,176 @@
+/**
+ * `showo2 info` (the runtime in a few lines) and `showo2 doctor` (what this machine offers, and what to do about
+ * what it lacks).
+ *
+ * @module
+ * @internal
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { ShowO2Error } from '../errors.js';
+import { currentEnvironment, packageRoot } from '../native.js';
+import { defaultDevice, runtimeInfo, type CudaInfo, type RuntimeInfo } from '../runtime.js';
+import { EXIT_FAILURE, printJson, type CliIo, type Command } from './common.js';
+import { formatBytes } from './progress.js';
+
+function printCuda(cuda: CudaInfo, io: CliIo, indent: string): void {
+  if (!cuda.built) {
+    io.out(`${indent}cuda:         not built`);
+  } else {
+    io.out(`${indent}cuda:         runtime ${cuda.runtimeVersion}, driver ${cuda.driverVersion ?? 'none'}`);
+    for (const d of cuda.devices) {
+      io.out(
+        `${indent}  device ${d.index}: ${d.name}, compute ${d.computeCapability}, ${formatBytes(d.totalMemoryBytes)}, ` +
+          `${d.multiprocessors} SMs${d.supported ? '' : ' (unsupported)'}`,
+      );
+    }
+  }
+  io.out(`${indent}gpu:          ${cuda.unavailableReason ? `unavailable: ${cuda.unavailableReason}` : 'available'}`);
+}
+
+function printInfo(info: RuntimeInfo, io: CliIo): void {
+  io.out(`showo2 ${info.version} (${info.platform}, Node.js ${process.versions.node})`);
+  io.out(`addon:        ${info.addonPath}`);
+  io.out(`cpu features: ${info.cpuFeatures}`);
+  io.out(`threads:      ${info.defaultThreadCount}`);
+  printCuda(info.cuda, io, '');
+}
+
+export const info: Command = {
+  summary: 'Show the version, native binary, CPU features and CUDA status',
+  usage: 'info [--json]',
+  positionals: [],
+  options: {},
+  async run(ctx) {
+    const runtime = await runtimeInfo();
+    if (ctx.json) printJson(ctx.io, runtime);
+    else printInfo(runtime, ctx.io);
+  },
+};
+
+/** Where the loaded binary came from, in the terms of the loader's candidate list (lib/native.ts). */
+function binarySource(file: string): string {
+  const relative = path.relative(packageRoot, file);
+  if (relative === path.join('build', 'Release', 'showo2.node')) return 'from-source build';
+  if (relative.startsWith(`prebuilds${path.sep}`)) return 'prebuilt binary shipped in the package';
+  return 'found by node-gyp-build (SHOWO2_PREBUILD or next to the node binary)';
+}
+
+/** Whether an NVIDIA driver is installed, for a binary built without CUDA (Linux: the kernel module's proc file). */
+function nvidiaDriverPresent(): boolean {
+  return process.platform === 'linux' && fs.existsSync('/proc/driver/nvidia/version');
+}
+
+/** Everything `doctor` reports (its `--json` output). */
+export interface DoctorReport {
+  node: { version: string; platform: string; arch: string; libc: string | null; abi: string; napi: string; supported: boolean };
+  addon: { loaded: boolean; path: string | null; source: string | null; error: { code: string; message: string } | null };
+  cpu: { model: string; logicalCores: number; features: string | null; defaultThreads: number | null; memoryBytes: number };
+  cuda: CudaInfo | null;
+  device: { default: string; fromEnvironment: string | null };
+  suggestions: string[];
+}
+
+export async function doctorReport(): Promise<DoctorReport> {
+  const env = currentEnvironment();
+  const nodeMajor = Number(env.nodeVersion.split('.')[0]);
+  const report: DoctorReport = {
+    node: {
+      version: env.nodeVersion,
+      platform: env.platform,
+      arch: env.arch,
+      libc: env.libc,
+      abi: env.abi,
+      napi: env.napiVersion,
+      supported: nodeMajor >= 20,
+    },
+    addon: { loaded: false, path: null, source: null, error: null },
+    cpu: {
+      model: os.cpus()[0]?.model.trim() ?? 'unknown',
+      logicalCores: os.availableParallelism(),
+      features: null,
+      defaultThreads: null,
+      memoryBytes: os.totalmem(),
+    },
+    cuda: null,
+    device: { default: defaultDevice(), fromEnvironment: process.env.SHOWO2_DEVICE ?? null },
+    suggestions: [],
+  };
+  const suggest = (s: string) => report.suggestions.push(s);
+  if (!report.node.supported) suggest(`Node.js ${env.nodeVersion} is older than showo2 supports: install Node.js 20 or newer.`);
+  try {
+    const runtime = await runtimeInfo();
+    report.addon = { loaded: true, path: runtime.addonPath, source: binarySource(runtime.addonPath), error: null };
+    report.cpu.features = runtime.cpuFeatures;
+    report.cpu.defaultThreads = runtime.defaultThreadCount;
+    report.cuda = runtime.cuda;
+  } catch (err) {
+    const error = err instanceof ShowO2Error ? err : new ShowO2Error('ERR_INTERNAL', String(err));
+    report.addon.error = { code: error.code, message: error.message };
+    suggest('The native addon does not load: rebuild it with "npm rebuild showo2 --build-from-source" (see the error above).');
+    return report;
+  }
+  if (env.arch === 'x64' && !/using avx2/.test(report.cpu.features ?? '')) {
+    suggest('This CPU lacks AVX2/FMA, so the portable CPU kernels run: expect generation to be several times slower.');
+  }
+  const cuda = report.cuda!;
+  const usable = cuda.devices.find((d) => d.supported);
+  if (!cuda.built) {
+    if (nvidiaDriverPresent()) {
+      suggest('An NVIDIA driver is installed but this binary has no CUDA backend: rebuild with "SHOWO2_CUDA=ON npm rebuild showo2 --build-from-source" (needs the CUDA toolkit).');
+    } else {
+      suggest('Models run on the CPU. For a GPU, install the NVIDIA driver and rebuild with "SHOWO2_CUDA=ON npm rebuild showo2 --build-from-source".');
+    }
+  } else if (cuda.unavailableReason) {
+    suggest(`The GPU cannot be used: ${cuda.unavailableReason}. Models run on the CPU; "--device cuda" fails until that is fixed.`);
+  } else if (usable && report.device.default === 'cpu') {
+    suggest(`${usable.name} is ready: pass "--device cuda" (or auto), or set SHOWO2_DEVICE=auto, to run on it; the default is the CPU.`);
+  }
+  if (report.device.fromEnvironment !== null && report.device.default !== report.device.fromEnvironment) {
+    suggest(`SHOWO2_DEVICE="${report.device.fromEnvironment}" is not one of cpu, cuda, auto and is ignored.`);
+  }
+  if (report.suggestions.length === 0) suggest('Nothing to fix: showo2 can use everything this machine offers.');
+  return report;
+}
+
+function printDoctor(r: DoctorReport, io: CliIo): void {
+  io.out('Node.js');
+  io.out(`  version:      ${r.node.version} (ABI ${r.node.abi}, N-API ${r.node.napi})${r.node.supported ? '' : ' - too old'}`);
+  io.out(`  platform:     ${r.node.platform}-${r.node.arch}${r.node.libc ? ` (${r.node.libc})` : ''}`);
+  io.out('Native binary');
+  if (r.addon.loaded) {
+    io.out(`  loaded:       ${r.addon.path}`);
+    io.out(`  from:         ${r.addon.source}`);
+  } else {
+    io.out(`  not loaded:   ${r.addon.error!.code}`);
+    for (const line of r.addon.error!.message.split('\n')) io.out(`    ${line}`);
+  }
+  io.out('CPU');
+  io.out(`  model:        ${r.cpu.model}`);
+  io.out(`  cores:        ${r.cpu.logicalCores} logical`);
+  if (r.cpu.features !== null) io.out(`  features:     ${r.cpu.features}`);
+  if (r.cpu.defaultThreads !== null) io.out(`  threads:      ${r.cpu.defaultThreads} by default (--threads N changes it)`);
+  io.out(`  memory:       ${formatBytes(r.cpu.memoryBytes)}`);
+  io.out('CUDA');
+  if (r.cuda) printCuda(r.cuda, io, '  ');
+  else io.out('  unknown (the native binary did not load)');
+  io.out(`  default:      --device ${r.device.default}${r.device.fromEnvironment !== null ? ` (SHOWO2_DEVICE=${r.device.fromEnvironment})` : ''}`);
+  io.out('Suggestions');
+  for (const s of r.suggestions) io.out(`  - ${s}`);
+}
+
+export const doctor: Command = {
+  summary: 'Check what this machine offers: Node.js, the native binary, CPU features, CUDA, and what to fix',
+  usage: 'doctor [--json]',
+  positionals: [],
+  options: {},
+  details: 'Exits 1 when the native binary does not load (nothing can run), else 0.',
+  async run(ctx) {
+    const report = await doctorReport();
+    if (ctx.json) printJson(ctx.io, report);
+    else printDoctor(report, ctx.io);
+    return report.addon.loaded ? undefined : EXIT_FAILURE;
+  },
+};

@@ -1,0 +1,161 @@
+/**
+ * Finding and loading the model a command names: the model flags, a Hub repo id resolved through lib/hub.ts, and
+ * the load itself, with progress.
+ *
+ * @module
+ * @internal
+ */
+import * as fs from 'node:fs';
+
+import type { ShowO2Error } from '../errors.js';
+import { resolveModel } from '../hub.js';
+import { ShowO2Model, type ShowO2LoadOptions } from '../model.js';
+import { DEVICES, WEIGHT_DTYPES, type Device, type WeightDtype } from '../runtime.js';
+import {
+  abortable,
+  asFlagError,
+  choiceValue,
+  intValue,
+  stringValue,
+  UsageError,
+  withHint,
+  type CommandContext,
+  type OptionSpec,
+  type OptionValues,
+} from './common.js';
+import { formatBytes, type ProgressTask } from './progress.js';
+
+/** The flags of every command that loads a model. */
+export const LOAD_OPTIONS: Record<string, OptionSpec> = {
+  revision: {
+    type: 'string',
+    value: 'REV',
+    description: 'With a Hugging Face repo id as the model: the branch, tag or commit. Defaults to main.',
+  },
+  vae: {
+    type: 'string',
+    value: 'PATH',
+    description:
+      'The Wan2.1 VAE checkpoint (Wan2.1_VAE.pth). Defaults to Wan2.1_VAE.pth in the model directory or its vae/ folder; ' +
+      'for a repo id, the one from Wan-AI/Wan2.1-T2V-14B (downloaded once into the Hugging Face cache).',
+  },
+  tokenizer: {
+    type: 'string',
+    value: 'PATH',
+    description:
+      "A tokenizer.json or a directory holding one. Defaults to the model's (for a repo id, its base LLM's), else the bundled Qwen2.5 tokenizer.",
+  },
+  device: {
+    type: 'string',
+    value: 'cpu|cuda|auto',
+    description: 'Where the model runs; auto picks a supported GPU when there is one. Defaults to $SHOWO2_DEVICE, else cpu.',
+  },
+  threads: { type: 'string', value: 'N', description: 'CPU threads. Defaults to one per available core.' },
+  'weight-dtype': {
+    type: 'string',
+    value: 'bf16|fp16',
+    description: 'The dtype of the weight matrices on a GPU (ignored on the CPU). Defaults to bf16.',
+  },
+};
+
+/** The model flags: the load options plus the Hub revision. */
+export type ModelOptions = ShowO2LoadOptions & { revision?: string };
+
+/** The `--revision`, `--vae`, `--tokenizer`, `--device`, `--threads`, `--weight-dtype` flags as load options. */
+export function loadOptions(values: OptionValues): ModelOptions {
+  const options: ModelOptions = {};
+  const revision = stringValue(values, 'revision');
+  if (revision !== undefined) options.revision = revision;
+  const vae = stringValue(values, 'vae');
+  if (vae !== undefined) options.vaePath = vae;
+  const tokenizer = stringValue(values, 'tokenizer');
+  if (tokenizer !== undefined) options.tokenizerPath = tokenizer;
+  const device = choiceValue<Device>(values, 'device', DEVICES);
+  if (device !== undefined) options.device = device;
+  const threads = intValue(values, 'threads', 1, 4096);
+  if (threads !== undefined) options.threads = threads;
+  const weightDtype = choiceValue<WeightDtype>(values, 'weight-dtype', WEIGHT_DTYPES);
+  if (weightDtype !== undefined) options.weightDtype = weightDtype;
+  return options;
+}
+
+/** The hint for a model that did not load. */
+export function modelLoadHint(err: ShowO2Error): string | undefined {
+  if (err.code === 'ERR_FILE_NOT_FOUND') {
+    return (
+      'A model directory holds config.json and pytorch_model.bin or model.safetensors (e.g. a download of ' +
+      'showlab/show-o2-1.5B); the VAE is Wan2.1_VAE.pth from Wan-AI/Wan2.1-T2V-14B, passed with --vae PATH.'
+    );
+  }
+  if (err.code === 'ERR_DOWNLOAD' || err.code === 'ERR_OFFLINE') {
+    return 'Check the network and run the command again (downloads resume), or pass local files with --vae PATH and --tokenizer PATH.';
+  }
+  if (err.code === 'ERR_INVALID_ARGUMENT') return 'The model directory does not hold a Show-o2 model that showo2 supports.';
+  return undefined;
+}
+
+/**
+ * Whether `source` names a Hub repo rather than a local path: `org/name`, not an existing path and not written as one
+ * (absolute, `./`, `../`, `~`). A missing local directory then fails as ERR_FILE_NOT_FOUND, not as a Hub lookup.
+ */
+function isHubSource(source: string): boolean {
+  return /^[\w.-]+\/[\w.-]+$/.test(source) && !/^\.{1,2}\//.test(source) && !fs.existsSync(source);
+}
+
+function isDirectory(source: string): boolean {
+  try {
+    return fs.statSync(source).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Finds the model's files with lib/hub.ts (a Hub repo id is downloaded into the Hugging Face cache, as Python's
+ * huggingface_hub lays it out), then loads it, with progress for each download and for the load.
+ */
+export async function loadModel(ctx: CommandContext, source: string, options: ModelOptions): Promise<ShowO2Model> {
+  const { revision, ...load } = options;
+  const hub = isHubSource(source);
+  if (revision !== undefined && !hub) throw new UsageError(`--revision applies to a Hugging Face repo id, and ${source} is not one`);
+  let modelDir = source;
+  if (hub || isDirectory(source)) {
+    const downloads = new Map<string, ProgressTask>();
+    const resolved = await withHint(
+      resolveModel(source, {
+        ...(revision !== undefined ? { revision } : {}),
+        ...(load.vaePath !== undefined ? { vaePath: load.vaePath } : {}),
+        ...(load.tokenizerPath !== undefined ? { tokenizerPath: load.tokenizerPath } : {}),
+        signal: ctx.signal,
+        onProgress: ({ repo, file, loadedBytes, totalBytes }) => {
+          const key = `${repo}/${file}`;
+          let task = downloads.get(key);
+          if (!task) downloads.set(key, (task = ctx.progress.start(`downloading ${key}`, formatBytes)));
+          task.update(loadedBytes, totalBytes);
+          if (totalBytes !== undefined && loadedBytes >= totalBytes) task.done();
+        },
+      }).catch((err: unknown) => {
+        throw asFlagError(err);
+      }),
+      modelLoadHint,
+    );
+    modelDir = resolved.modelDir;
+    load.vaePath = resolved.vaePath;
+    if (resolved.tokenizerPath !== undefined) load.tokenizerPath = resolved.tokenizerPath;
+  }
+  const task = ctx.progress.start(`loading ${source}`);
+  const loading = ShowO2Model.load(modelDir, load);
+  // Loading cannot be stopped part-way; on Ctrl-C the command ends at once and the model is released once loaded.
+  const release = () => void loading.then((m) => m.dispose(), () => undefined);
+  ctx.signal.addEventListener('abort', release, { once: true });
+  let model: ShowO2Model;
+  try {
+    model = await withHint(abortable(loading, ctx.signal), modelLoadHint);
+  } catch (err) {
+    throw asFlagError(err);
+  } finally {
+    if (!ctx.signal.aborted) ctx.signal.removeEventListener('abort', release);
+  }
+  task.done(`on ${model.device}`);
+  return model;
+}
