@@ -77,6 +77,7 @@ export { encodeAnimatedPng } from './index.js';
 export type {
   AnimatedPngOptions,
   GenerationProgress,
+  GenerationTimings,
   ImageGenerationOptions,
   ImageGenerationResult,
   LatentTensor,

@@ -73,6 +73,7 @@ export {
 export {
   type GenerationProgress,
   type ImageGenerationOptions,
+  type GenerationTimings,
   type ImageGenerationResult,
   type LatentTensor,
   type VideoGenerationOptions,

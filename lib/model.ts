@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
-import type { AddonSequenceChunk, AddonShowo2Config, AddonShowo2Model, AddonUnderstandingSession } from '../typings/addon.js';
+import type { AddonSequenceChunk, AddonShowo2Model, AddonUnderstandingSession } from '../typings/addon.js';
 import { callNative, disposedError, invalidParameterError, ShowO2Error } from './errors.js';
 import {
   generationOptionKeys,
@@ -111,7 +111,40 @@ export interface ShowO2LoadOptions {
 }
 
 /** The resolved model configuration: config.json fields plus derived sizes. */
-export type ShowO2Config = Readonly<AddonShowo2Config>;
+export interface ShowO2Config {
+  /** `_class_name` of config.json (`'Showo2Qwen2_5'`). */
+  readonly _class_name: string;
+  /** The base LLM (`'Qwen/Qwen2.5-1.5B-Instruct'`); it names the LLM preset and the tokenizer's repo. */
+  readonly llm_model_path: string;
+  /** LLM width (1536 for the 1.5B, 3584 for the 7B). */
+  readonly hidden_size: number;
+  /** Vocabulary rows (151669). */
+  readonly llm_vocab_size: number;
+  /** VAE latent channels (16). */
+  readonly image_latent_dim: number;
+  /** Latent pixels per token side (2). */
+  readonly patch_size: number;
+  /** The position table's token grid height (27). */
+  readonly image_latent_height: number;
+  /** The position table's token grid width (27). */
+  readonly image_latent_width: number;
+  /** Semantic-layer width (1152). */
+  readonly clip_latent_dim: number;
+  /** Flow-head blocks (10). */
+  readonly num_diffusion_layers: number;
+  /** The LLM's context in positions. */
+  readonly max_position_embeddings: number;
+  /** LLM layers. */
+  readonly num_hidden_layers: number;
+  /** Whether lm_head shares the embedding table. */
+  readonly tie_word_embeddings: boolean;
+  /** VAE compression in space (8). */
+  readonly vae_spatial_stride: number;
+  /** VAE compression in time (4). */
+  readonly vae_temporal_stride: number;
+  /** The square image side the model was trained at (432): token grid x patch x VAE stride. */
+  readonly image_resolution: number;
+}
 
 /**
  * What to answer: a question, optionally about an image or a video, plus the generation options.

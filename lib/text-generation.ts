@@ -74,6 +74,7 @@ export interface GenerationResult {
    * is full); `'abort'`: the signal.
    */
   finishReason: FinishReason;
+  /** How many positions the answer used. */
   usage: {
     /** Positions the prompt added to the sequence (text, TIME and visual tokens). */
     promptTokens: number;

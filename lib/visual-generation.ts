@@ -39,13 +39,30 @@ export interface GenerationProgress {
    * With `preview: true`: the latent the model currently predicts as the final one (`x + (1 - t) v`), shape
    * `[B, 16, T, h, w]`; decode it with the VAE for a picture of the progress. Costs only a copy per step.
    */
-  preview?: { data: Float32Array; shape: readonly number[] };
+  preview?: {
+    /** The latent's values, row-major. */
+    data: Float32Array;
+    /** `[B, 16, T, h, w]`. */
+    shape: readonly number[];
+  };
 }
 
 /** A latent tensor `[B, 16, T, h, w]` (normalised, as the VAE's encoder produces and its decoder takes). */
 export interface LatentTensor {
+  /** The values, row-major. */
   data: Float32Array;
+  /** `[B, 16, T, h, w]`: batch, latent channels, latent frames, height / 8, width / 8. */
   shape: readonly number[];
+}
+
+/** Where a generation's time went, in milliseconds. */
+export interface GenerationTimings {
+  /** The ODE (every model evaluation). */
+  denoiseMs: number;
+  /** The VAE decode (0 with `output: 'latent'`). */
+  decodeMs: number;
+  /** Everything, from the call to the result. */
+  totalMs: number;
 }
 
 /**
@@ -131,7 +148,7 @@ export interface ImageGenerationResult {
   /** The seed the noise came from (the given or the drawn one; meaningless with explicit `latents`). */
   seed: number;
   /** Milliseconds spent: the ODE, the VAE decode and in all. */
-  timings: { denoiseMs: number; decodeMs: number; totalMs: number };
+  timings: GenerationTimings;
 }
 
 /** The result of {@link ShowO2Model.generateVideo}. */
@@ -140,8 +157,10 @@ export interface VideoGenerationResult {
   videos: RgbImage[][];
   /** The final latent `[B, 16, T, h, w]`. */
   latents: LatentTensor;
+  /** The seed the noise came from (the given or the drawn one; meaningless with explicit `latents`). */
   seed: number;
-  timings: { denoiseMs: number; decodeMs: number; totalMs: number };
+  /** Milliseconds spent: the ODE, the VAE decode and in all. */
+  timings: GenerationTimings;
 }
 
 /** What the generation needs from its model. @internal */
