@@ -4,6 +4,7 @@
 #include <cmath>
 #include <utility>
 
+#include "model_ops.h"
 #include "error.h"
 
 namespace showo2 {
@@ -122,22 +123,6 @@ void FlowHeadWeights::bind_weights(WeightBinder& b) {
 using namespace flow_head;
 
 namespace {
-
-Tensor new_f32(Backend& b, const Shape& shape) { return b.empty(shape, DType::F32); }
-
-Tensor linear(Backend& b, const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  Shape shape = x.shape();
-  shape.back() = weight.size(0);
-  Tensor out = new_f32(b, shape);  // [..., N]
-  b.linear(x, weight, bias, out);
-  return out;
-}
-
-Tensor rms_norm(Backend& b, const Tensor& x, const Tensor& weight, double eps) {
-  Tensor out = new_f32(b, x.shape());
-  b.rms_norm(x, weight, static_cast<float>(eps), out);
-  return out;
-}
 
 // Chunk i of width H of an adaLN output [Rc, k*H] (torch's .chunk(k, dim=-1)): [Rc, H], rows k*H apart.
 Tensor ada_chunk(const Tensor& ada, int64_t i, int64_t H) { return ada.slice(1, i * H, (i + 1) * H); }

@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "model_ops.h"
 #include "error.h"
 #include "flow_head.h"
 #include "kv_cache.h"
@@ -116,7 +117,6 @@ Plan validate_request(const Showo2Model& model, const GenerationRequest& r) {
   return p;
 }
 
-Tensor new_f32(Backend& b, const Shape& shape) { return b.empty(shape, DType::F32); }
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "model_ops.h"
 #include "weight_binder.h"
 #include "weights/json.h"
 
@@ -193,26 +194,6 @@ void Qwen2Model::ensure_rope_table(int64_t positions) {
 }
 
 // ---- forward pieces ------------------------------------------------------------------------------------------------
-
-namespace {
-
-Tensor new_f32(Backend& b, const Shape& shape) { return b.empty(shape, DType::F32); }
-
-Tensor linear(Backend& b, const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  Shape shape = x.shape();
-  shape.back() = weight.size(0);
-  Tensor out = new_f32(b, shape);  // [..., N]
-  b.linear(x, weight, bias, out);
-  return out;
-}
-
-Tensor rms_norm(Backend& b, const Tensor& x, const Tensor& weight, double eps) {
-  Tensor out = new_f32(b, x.shape());  // [B, L, H]
-  b.rms_norm(x, weight, static_cast<float>(eps), out);
-  return out;
-}
-
-}  // namespace
 
 // A CacheRows group with its omni mask built for the group's query offset (the cache length at entry).
 struct Qwen2Model::RowGroup {

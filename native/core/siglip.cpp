@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "model_ops.h"
 #include "error.h"
 
 namespace showo2 {
@@ -94,7 +95,6 @@ void SiglipEncoder::bind_weights(WeightBinder& binder, const std::string& prefix
 
 namespace {
 
-Tensor new_f32(Backend& b, const Shape& shape) { return b.empty(shape, DType::F32); }
 
 Tensor linear(Backend& b, const Tensor& x, const Linear& m) {
   Shape shape = x.shape();

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "model_ops.h"
 #include "config_json.h"
 #include "weight_binder.h"
 #include "weights/json.h"
@@ -247,7 +248,6 @@ class ChunkCaches {
 
 // ---- forward pieces ------------------------------------------------------------------------------------------------
 
-Tensor new_f32(Backend& b, const Shape& shape) { return b.empty(shape, DType::F32); }
 
 // Frames [first, first + count) of x as a new contiguous tensor.
 Tensor frames_of(Backend& b, const Tensor& x, int64_t first, int64_t count) {
