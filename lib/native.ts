@@ -49,7 +49,7 @@ export function currentEnvironment(): LoadEnvironment {
  * The prebuilt binaries in prebuilds/<platform>-<arch>/ that node-gyp-build would accept for this runtime, in its
  * order of preference: ABI-tagged before N-API-tagged, then the most tags (e.g. `node.napi.glibc.node` before
  * `node.napi.node`). File names are dot-separated tags ending in `.node`; `npm run prebuild` writes
- * `showo2.napi.node`.
+ * `showo2.napi.glibc.node` (`.musl` on Alpine, no libc tag off Linux).
  */
 export function prebuiltBinaries(root: string, env: LoadEnvironment = currentEnvironment()): string[] {
   const dir = path.join(root, 'prebuilds', `${env.platform}-${env.arch}`);

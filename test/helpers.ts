@@ -74,8 +74,13 @@ export interface RunOptions {
 
 /** Runs `node <args>` and collects its output. */
 export function runNode(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return runCommand(process.execPath, args, options);
+}
+
+/** Runs a program (found on the PATH of `options.env`, else of this process) and collects its output. */
+export function runCommand(file: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, {
+    const child = spawn(file, args, {
       cwd: options.cwd ?? repoRoot,
       env: options.env ?? process.env,
       stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
