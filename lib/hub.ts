@@ -13,6 +13,11 @@
  *   blobs/<etag>.incomplete           a partial download (resumed with an HTTP Range request)
  *   refs/main                         the commit `main` pointed to when last resolved
  *   snapshots/<commit>/config.json -> ../../blobs/<etag>
+ * <cacheDir>/.locks/models--showlab--show-o2-1.5B/<etag>.showo2.lock
+ *                                     held while a Node process downloads that blob (lib/file-lock.ts): another
+ *                                     process waits for it, then finds the blob in place. Python's own lock is a
+ *                                     flock() on <etag>.lock, which Node cannot take, so a Python download and a Node
+ *                                     download of the same file at the same moment are not serialised.
  * ```
  *
  * What comes from `@huggingface/hub`: the cache location (`getHFHubCachePath`, which reads HF_HUB_CACHE, HF_HOME and
@@ -34,6 +39,7 @@ import * as path from 'node:path';
 import { getHFHubCachePath, getRepoFolderName, HubApiError, pathsInfo } from '@huggingface/hub';
 
 import { invalidParameterError, ShowO2Error } from './errors.js';
+import { withFileLock } from './file-lock.js';
 import { isDefined, isNonEmptyString, isPlainObject, isString } from './validate.js';
 
 /** The repo holding the Wan2.1 VAE that every Show-o2 model uses (spec §9). */
@@ -388,9 +394,19 @@ async function resolveFile(ref: FileRef, settings: Settings): Promise<ResolvedFi
   if (await isFile(pointer)) return { path: pointer, commit: metadata.commit };
   if (!(await isFile(blob))) {
     // Two resolutions in this process that need the same blob share one download (one writer per partial file).
+    // Two processes (two services, or a service and `showo2 pull`) take turns through a lock file; the second finds
+    // the blob in place when its turn comes.
     let download = downloadsInFlight.get(blob);
     if (!download) {
-      download = downloadBlob(metadata, blob, ref, settings).finally(() => downloadsInFlight.delete(blob));
+      const lock = path.join(settings.cacheDir, '.locks', path.basename(storage), `${metadata.etag}.showo2.lock`);
+      download = withFileLock(lock, { signal: settings.signal, onWait: () => reportPartial(`${blob}.incomplete`, metadata, ref, settings) }, async () => {
+        if (!(await isFile(blob))) await downloadBlob(metadata, blob, ref, settings);
+      })
+        .catch((err: unknown) => {
+          if (settings.signal?.aborted) throw cancelledError(ref, settings.signal);
+          throw err;
+        })
+        .finally(() => downloadsInFlight.delete(blob));
       downloadsInFlight.set(blob, download);
     }
     await download;
@@ -400,6 +416,18 @@ async function resolveFile(ref: FileRef, settings: Settings): Promise<ResolvedFi
 }
 
 const downloadsInFlight = new Map<string, Promise<void>>();
+
+/** While another process downloads a blob, progress is the size of its partial file. */
+function reportPartial(partial: string, metadata: FileMetadata, ref: FileRef, settings: Settings): void {
+  if (!settings.onProgress) return;
+  fs.stat(partial).then(
+    (stat) => {
+      const total = isDefined(metadata.size) ? { totalBytes: metadata.size } : {};
+      settings.onProgress?.({ file: ref.file, repo: ref.repo, loadedBytes: stat.size, ...total });
+    },
+    () => undefined,
+  );
+}
 
 /** The cached snapshot path of a file, by `refs/<revision>` (or the commit itself), if the cache has it. */
 async function findCached(ref: FileRef, settings: Settings): Promise<ResolvedFile | undefined> {

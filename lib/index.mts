@@ -66,6 +66,8 @@ export type {
   PromptLayout,
   ShowO2Config,
   ShowO2LoadOptions,
+  ShowO2ModelInfo,
+  ShowO2ParameterCounts,
   ShowO2SpecialTokens,
   TextGenerationOptions,
   TokenizerFromJSONOptions,

@@ -58,6 +58,8 @@ export {
   type ImageInput,
   type ShowO2Config,
   type ShowO2LoadOptions,
+  type ShowO2ModelInfo,
+  type ShowO2ParameterCounts,
   type VideoInput,
 } from './model.js';
 export type { FinishReason, GenerationResult, TextGenerationOptions } from './text-generation.js';

@@ -31,6 +31,7 @@ import {
 import { defaultDevice, DEVICES, WEIGHT_DTYPES, type Device, type WeightDtype } from './runtime.js';
 import { resolveModel, type DownloadProgress } from './hub.js';
 import { ShowO2Tokenizer } from './tokenizer.js';
+import { WanVae } from './vae.js';
 import { isDefined, isNonEmptyString, isOneOf, isPlainObject, isPositiveInteger, isString } from './validate.js';
 
 /**
@@ -144,6 +145,68 @@ export interface ShowO2Config {
   readonly vae_temporal_stride: number;
   /** The square image side the model was trained at (432): token grid x patch x VAE stride. */
   readonly image_resolution: number;
+}
+
+/** Parameters per component of a loaded model, counted from its checkpoints' tensor shapes. */
+export interface ShowO2ParameterCounts {
+  /** The Qwen2.5 language model (`showo.*`): embedding, layers, final norm, and lm_head when it is not tied. */
+  readonly llm: number;
+  /** The understanding path: the semantic (SigLIP) layers, their position table and patch embedding. */
+  readonly semantic: number;
+  /** The flow head's blocks (`diffusion_head_a.*`, `diffusion_head_b.*`). */
+  readonly flowHead: number;
+  /** The glue: generation patch embedding, fusion, time embedding and the projections between LLM and flow head. */
+  readonly projections: number;
+  /** Any other tensor of the checkpoint (0 for the published ones). */
+  readonly other: number;
+  /** The VAE (its own file). */
+  readonly vae: number;
+  /** All of the above. */
+  readonly total: number;
+}
+
+/**
+ * What a loaded model is and where it came from: for logs, `showo2 info`, and tools built on the SDK.
+ *
+ * @example
+ * ```ts
+ * const { parameters, files, device } = model.info;
+ * console.log(`${(parameters.total / 1e9).toFixed(2)} B parameters on ${device}, from ${files.weights}`);
+ * ```
+ */
+export interface ShowO2ModelInfo {
+  /** What was passed to {@link ShowO2Model.load}: a directory or a Hugging Face repo id. */
+  readonly source: string;
+  /** The files that were loaded (absolute paths). */
+  readonly files: {
+    /** The model directory (for a repo id: its snapshot in the Hugging Face cache). */
+    readonly modelDir: string;
+    /** config.json. */
+    readonly config: string;
+    /** The checkpoint (a `*.index.json` for sharded ones). */
+    readonly weights: string;
+    /** The VAE checkpoint. */
+    readonly vae: string;
+    /** The tokenizer.json, or `null` for the Qwen2.5 tokenizer bundled with showo2. */
+    readonly tokenizer: string | null;
+  };
+  /** Where the model runs. */
+  readonly device: 'cpu' | 'cuda';
+  /**
+   * The dtype of the weight matrices as they are used: `'bf16'`/`'fp16'` on a CUDA device (the `weightDtype`
+   * option); `'stored'` on the CPU, which computes in float32 from the checkpoint's own dtype.
+   */
+  readonly weightDtype: WeightDtype | 'stored';
+  /** Parameters per component. */
+  readonly parameters: ShowO2ParameterCounts;
+  /** The square image side the model was trained at, in pixels (432 for the published models). */
+  readonly imageResolution: number;
+  /** Visual tokens per image at `imageResolution` (729 for the published models). */
+  readonly tokensPerImage: number;
+  /** The LLM's context, in tokens (prompt, visual tokens and answer together). */
+  readonly contextLength: number;
+  /** The tokenizer's vocabulary size. */
+  readonly vocabSize: number;
 }
 
 /**
@@ -270,6 +333,12 @@ function checkKeys(options: Record<string, unknown>, allowed: readonly string[],
   }
 }
 
+/** The tokenizer.json a tokenizerPath names (the file itself, or the one in the directory), absolute. */
+async function tokenizerJsonPath(target: string): Promise<string> {
+  const stat = await fs.stat(target).catch(() => null);
+  return path.resolve(stat?.isDirectory() ? path.join(target, 'tokenizer.json') : target);
+}
+
 /** Serialises native calls of one model: a step waits for the previous one (tokens of two chats interleave fairly). */
 class CallQueue {
   #tail: Promise<unknown> = Promise.resolve();
@@ -303,12 +372,15 @@ export class ShowO2Model implements AsyncDisposable {
   readonly #tokenizer: ShowO2Tokenizer;
   readonly #queue = new CallQueue();
   readonly #chats = new Set<ChatSession>();
+  readonly #info: ShowO2ModelInfo;
+  #vae: WanVae | null = null;
 
-  private constructor(native: AddonShowo2Model, tokenizer: ShowO2Tokenizer) {
+  private constructor(native: AddonShowo2Model, tokenizer: ShowO2Tokenizer, info: Omit<ShowO2ModelInfo, 'parameters'>) {
     this.#native = native;
     this.#config = Object.freeze({ ...native.config });
     this.#device = native.device;
     this.#tokenizer = tokenizer;
+    this.#info = Object.freeze({ ...info, files: Object.freeze({ ...info.files }), parameters: Object.freeze({ ...native.parameterCounts }) });
   }
 
   /**
@@ -409,7 +481,25 @@ export class ShowO2Model implements AsyncDisposable {
         ...(isDefined(tokenizerPath) ? { path: tokenizerPath } : {}),
         vocabSize: native.config.llm_vocab_size,
       });
-      return new ShowO2Model(native, tokenizer);
+      const tokenizerFile = isDefined(tokenizerPath) ? await tokenizerJsonPath(tokenizerPath) : null;
+      const c = native.config;
+      const grid = c.image_resolution / (c.patch_size * c.vae_spatial_stride);
+      return new ShowO2Model(native, tokenizer, {
+        source,
+        files: {
+          modelDir: path.resolve(modelPath),
+          config: path.resolve(configPath),
+          weights: path.resolve(weightsPath),
+          vae: path.resolve(vaePath),
+          tokenizer: tokenizerFile,
+        },
+        device: native.device,
+        weightDtype: native.device === 'cuda' ? ((options.weightDtype as WeightDtype | undefined) ?? 'bf16') : 'stored',
+        imageResolution: c.image_resolution,
+        tokensPerImage: grid * grid,
+        contextLength: c.max_position_embeddings,
+        vocabSize: tokenizer.vocabSize,
+      });
     } catch (err) {
       native.dispose();
       throw err;
@@ -436,6 +526,33 @@ export class ShowO2Model implements AsyncDisposable {
   /** The text tokenizer (Qwen2.5 BPE with Show-o2's added tokens). */
   get tokenizer(): ShowO2Tokenizer {
     return this.#tokenizer;
+  }
+
+  /** What the model is and where it came from: files, device, parameter counts, sizes. Readable after dispose(). */
+  get info(): ShowO2ModelInfo {
+    return this.#info;
+  }
+
+  /**
+   * The model's own VAE, for tools that work with latents: `encode` images or videos to the latents the model
+   * generates, `decode` latents to pixels (see {@link WanVae}). It shares the model's weights (no second copy) and its
+   * call queue (its calls run in order with the model's). Disposing the model disposes it; disposing it releases only
+   * this handle (the next read of `model.vae` gives a new one).
+   *
+   * @throws ShowO2Error `ERR_DISPOSED` after the model's dispose().
+   *
+   * @example
+   * ```ts
+   * const { latents } = await model.generateImages({ prompt: 'a red circle' });
+   * const { frames } = await model.vae.decode(latents);
+   * ```
+   */
+  get vae(): WanVae {
+    const native = this.#nativeOrThrow('get the VAE');
+    if (this.#vae === null || this.#vae.disposed) {
+      this.#vae = WanVae.fromModel(native.vae(), (call) => this.#queue.run(call));
+    }
+    return this.#vae;
   }
 
   /** Whether {@link ShowO2Model.dispose} has been called. */
@@ -594,6 +711,8 @@ export class ShowO2Model implements AsyncDisposable {
    */
   dispose(): void {
     for (const chat of [...this.#chats]) chat.dispose();
+    this.#vae?.dispose();
+    this.#vae = null;
     this.#native?.dispose();
     this.#native = null;
   }

@@ -229,9 +229,12 @@ export class WanVae implements AsyncDisposable {
   readonly #temporalStride: number;
   /** The tail of the call queue: each call starts after the previous one settles. */
   #queue: Promise<unknown> = Promise.resolve();
+  /** For a model's VAE ({@link ShowO2Model.vae}): the model's own call queue, so its calls run in order with the model's. */
+  readonly #runOnOwner: (<T>(call: () => Promise<T>) => Promise<T>) | undefined;
 
-  private constructor(native: AddonWanVae) {
+  private constructor(native: AddonWanVae, runOnOwner?: <T>(call: () => Promise<T>) => Promise<T>) {
     this.#native = native;
+    this.#runOnOwner = runOnOwner;
     const c = native.config;
     this.#config = Object.freeze({
       dim: c.dim,
@@ -279,6 +282,15 @@ export class WanVae implements AsyncDisposable {
     const backend = { device: options?.device ?? defaultDevice(), weightDtype: options?.weightDtype ?? 'bf16' } as const;
     const native = await callNative(() => addon().WanVae.load(path, json, backend));
     return new WanVae(native);
+  }
+
+  /**
+   * Wraps a loaded model's own VAE (the addon's `Showo2Model.vae()`), for {@link ShowO2Model.vae}. Its calls run on
+   * the model's call queue; disposing the model disposes it.
+   * @internal
+   */
+  static fromModel(native: AddonWanVae, runOnOwner: <T>(call: () => Promise<T>) => Promise<T>): WanVae {
+    return new WanVae(native, runOnOwner);
   }
 
   /**
@@ -454,7 +466,9 @@ export class WanVae implements AsyncDisposable {
   #enqueue(call: () => Promise<AddonFloatTensor>): Promise<AddonFloatTensor> {
     const stackHolder = new Error();
     Error.captureStackTrace(stackHolder, this.#enqueue);
-    const run = this.#queue.then(call).catch((err: unknown) => {
+    const owner = this.#runOnOwner;
+    const queued = owner ? () => owner(call) : call;
+    const run = this.#queue.then(queued).catch((err: unknown) => {
       throw fromNativeError(err, stackHolder);
     });
     this.#queue = run.catch(() => undefined);

@@ -186,7 +186,22 @@ export interface AddonShowo2Model {
   ): Promise<AddonFloatTensor>;
   encodeImages(pixels: AddonFloatTensor): Promise<AddonFloatTensor>;
   decodeLatents(latents: AddonFloatTensor, options?: { tiling?: 'auto' | 'on' | 'off' }): Promise<AddonFloatTensor>;
+  /** Parameters per component, from the checkpoints' shapes (a tied lm_head counted once). */
+  readonly parameterCounts: AddonParameterCounts;
+  /** A WanVae over this model's own VAE (shares its weights and its mutex; keeps the model alive until disposed). */
+  vae(): AddonWanVae;
   dispose(): void;
+}
+
+/** native/core/showo2.h Showo2ParameterCounts. */
+export interface AddonParameterCounts {
+  llm: number;
+  semantic: number;
+  flowHead: number;
+  projections: number;
+  other: number;
+  vae: number;
+  total: number;
 }
 
 export interface AddonShowo2ModelClass {

@@ -12,7 +12,9 @@ import * as path from 'node:path';
 import { ShowO2Error } from '../errors.js';
 import { currentEnvironment, packageRoot } from '../native.js';
 import { defaultDevice, runtimeInfo, type CudaInfo, type RuntimeInfo } from '../runtime.js';
-import { EXIT_FAILURE, printJson, type CliIo, type Command } from './common.js';
+import type { ShowO2ModelInfo } from '../model.js';
+import { EXIT_FAILURE, printJson, stringValue, type CliIo, type Command } from './common.js';
+import { LOAD_OPTIONS, loadModel, loadOptions } from './load-model.js';
 import { formatBytes } from './progress.js';
 
 function printCuda(cuda: CudaInfo, io: CliIo, indent: string): void {
@@ -38,15 +40,50 @@ function printInfo(info: RuntimeInfo, io: CliIo): void {
   printCuda(info.cuda, io, '');
 }
 
+function printModelInfo(m: ShowO2ModelInfo, io: CliIo): void {
+  const billions = (n: number) => (n >= 1e8 ? `${(n / 1e9).toFixed(3)} B` : `${(n / 1e6).toFixed(2)} M`);
+  const p = m.parameters;
+  io.out(`model:        ${m.source}`);
+  io.out(`  directory:  ${m.files.modelDir}`);
+  io.out(`  weights:    ${m.files.weights}`);
+  io.out(`  vae:        ${m.files.vae}`);
+  io.out(`  tokenizer:  ${m.files.tokenizer ?? 'bundled Qwen2.5'}`);
+  io.out(`  device:     ${m.device} (weights: ${m.weightDtype})`);
+  io.out(
+    `  parameters: ${billions(p.total)} (LLM ${billions(p.llm)}, semantic ${billions(p.semantic)}, flow head ` +
+      `${billions(p.flowHead)}, projections ${billions(p.projections)}, VAE ${billions(p.vae)})`,
+  );
+  io.out(`  images:     ${m.imageResolution}x${m.imageResolution} px, ${m.tokensPerImage} tokens each`);
+  io.out(`  context:    ${m.contextLength} tokens, vocabulary ${m.vocabSize}`);
+}
+
 export const info: Command = {
-  summary: 'Show the version, native binary, CPU features and CUDA status',
-  usage: 'info [--json]',
+  summary: 'Show the version, native binary, CPU features and CUDA status; with --model, the model too',
+  usage: 'info [--model DIR|REPO] [--json]',
   positionals: [],
-  options: {},
-  async run(ctx) {
+  options: {
+    model: {
+      type: 'string',
+      value: 'DIR|REPO',
+      description: 'Also load this model (a directory or a Hugging Face repo id) and show its files, parameters and sizes. Defaults to none (the runtime only).',
+    },
+    ...LOAD_OPTIONS,
+  },
+  async run(ctx, _positionals, values) {
     const runtime = await runtimeInfo();
-    if (ctx.json) printJson(ctx.io, runtime);
-    else printInfo(runtime, ctx.io);
+    const source = stringValue(values, 'model');
+    let modelInfo: ShowO2ModelInfo | undefined;
+    if (source !== undefined) {
+      const model = await loadModel(ctx, source, loadOptions(values));
+      modelInfo = model.info;
+      model.dispose();
+    }
+    if (ctx.json) {
+      printJson(ctx.io, modelInfo ? { ...runtime, model: modelInfo } : runtime);
+    } else {
+      printInfo(runtime, ctx.io);
+      if (modelInfo) printModelInfo(modelInfo, ctx.io);
+    }
   },
 };
 

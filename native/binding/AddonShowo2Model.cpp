@@ -16,6 +16,7 @@
 #include "AddonPromiseWorker.h"
 #include "AddonTensor.h"
 #include "AddonUnderstandingSession.h"
+#include "AddonWanVae.h"
 #include "AddonBackend.h"
 #include "error.h"
 #include "generation.h"
@@ -52,6 +53,7 @@ class LoadWorker : public AddonPromiseWorker {
     handle->backend = CreateBackend(args_.backend);
     // Loaded tensors keep their file mappings alive, so the WeightFiles can go when this returns.
     handle->model = std::make_unique<Showo2Model>(config, *weights, *vae, *handle->backend);
+    handle->parameter_counts = count_parameters(config, weights->tensors(), vae->tensors());
     handle_ = std::move(handle);
   }
   Napi::Value Result(Napi::Env env) override { return AddonShowo2Model::Wrap(env, std::move(handle_)); }
@@ -289,6 +291,8 @@ Napi::Function AddonShowo2Model::Init(Napi::Env env) {
                                                InstanceMethod<&AddonShowo2Model::Generate>("generate"),
                                                InstanceMethod<&AddonShowo2Model::EncodeImages>("encodeImages"),
                                                InstanceMethod<&AddonShowo2Model::DecodeLatents>("decodeLatents"),
+                                               InstanceAccessor<&AddonShowo2Model::GetParameterCounts>("parameterCounts"),
+                                               InstanceMethod<&AddonShowo2Model::Vae>("vae"),
                                                InstanceMethod<&AddonShowo2Model::Dispose>("dispose"),
                                            });
   addon_data(env).showo2_model_constructor = Napi::Persistent(constructor);
@@ -459,6 +463,31 @@ Napi::Value AddonShowo2Model::DecodeLatents(const Napi::CallbackInfo& info) {
     }
   }
   return AddonPromiseWorker::Start(new DecodeLatentsWorker(env, std::move(handle), std::move(latents), options));
+}
+
+Napi::Value AddonShowo2Model::GetParameterCounts(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Showo2ParameterCounts& n = Handle(env, "read parameterCounts")->parameter_counts;
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("llm", Num(env, n.llm));
+  out.Set("semantic", Num(env, n.semantic));
+  out.Set("flowHead", Num(env, n.flow_head));
+  out.Set("projections", Num(env, n.projections));
+  out.Set("other", Num(env, n.other));
+  out.Set("vae", Num(env, n.vae));
+  out.Set("total", Num(env, n.total()));
+  return out;
+}
+
+Napi::Value AddonShowo2Model::Vae(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<Showo2ModelHandle> handle = Handle(env, "get the VAE");
+  auto view = std::make_shared<WanVaeModel>();
+  view->vae = &handle->model->vae();
+  view->mutex = &handle->mutex;
+  view->backend = handle->backend.get();
+  view->owner = std::move(handle);
+  return AddonWanVae::Wrap(env, std::move(view));
 }
 
 Napi::Value AddonShowo2Model::Dispose(const Napi::CallbackInfo& info) {

@@ -9,6 +9,10 @@
 //                               latent [B, z, T, h, w]; onStep(info) is called on the JS thread after each step
 //   .encodeImages({data, shape: [N, 3, 1, H, W]}) -> Promise<{data, shape}>    VAE posterior mean (normalised)
 //   .decodeLatents({data, shape: [N, z, T, h, w]}, {tiling?}) -> Promise<{data, shape}>   pixels in [-1, 1]
+//   .parameterCounts            {llm, semantic, flowHead, projections, other, vae, total} from the checkpoints' shapes
+//   .vae()                      a WanVae object (AddonWanVae.h) over this model's own VAE: no second copy of the
+//                               weights; its calls take the model's mutex; it keeps the model's memory alive until
+//                               it is disposed too (lib/model.ts disposes it with the model)
 //   .dispose()                  idempotent; later use throws ERR_DISPOSED. Sessions keep the weights alive until
 //                               they are disposed too (lib/model.ts disposes them with the model).
 //
@@ -21,10 +25,7 @@
 #include <memory>
 #include <mutex>
 
-namespace showo2 {
-class Showo2Model;
-class Backend;
-}  // namespace showo2
+#include "showo2.h"  // Showo2ParameterCounts
 
 namespace showo2::binding {
 
@@ -33,6 +34,7 @@ struct Showo2ModelHandle {
   std::unique_ptr<Backend> backend;  // CPU or CUDA (AddonBackend.h)
   std::unique_ptr<Showo2Model> model;
   std::mutex mutex;
+  Showo2ParameterCounts parameter_counts;
   ~Showo2ModelHandle();
 };
 
@@ -51,6 +53,8 @@ class AddonShowo2Model : public Napi::ObjectWrap<AddonShowo2Model> {
   Napi::Value Generate(const Napi::CallbackInfo& info);
   Napi::Value EncodeImages(const Napi::CallbackInfo& info);
   Napi::Value DecodeLatents(const Napi::CallbackInfo& info);
+  Napi::Value GetParameterCounts(const Napi::CallbackInfo& info);
+  Napi::Value Vae(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
   const std::shared_ptr<Showo2ModelHandle>& Handle(Napi::Env env, const char* operation) const;

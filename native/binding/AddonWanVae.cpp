@@ -20,14 +20,15 @@
 
 namespace showo2::binding {
 
-// Member order matters: the WanVae keeps a pointer to the backend, so the backend is declared first (destroyed last).
-struct WanVaeModel {
+namespace {
+
+// A VAE loaded on its own (WanVae.load). Member order matters: the WanVae keeps a pointer to the backend, so the
+// backend is declared first (destroyed last).
+struct StandaloneVae {
   std::unique_ptr<Backend> backend;  // CPU or CUDA (AddonBackend.h)
   std::unique_ptr<WanVae> vae;
-  std::mutex mutex;  // one encode/decode at a time: the backend's thread pool and scratch are not reentrant
+  std::mutex mutex;
 };
-
-namespace {
 
 // ---- arguments ---------------------------------------------------------------------------------------------------
 
@@ -68,10 +69,15 @@ class LoadWorker : public AddonPromiseWorker {
     WanVaeConfig config = has_config_ ? WanVaeConfig::from_json(config_json_, "config") : WanVaeConfig{};
     config.validate();
     std::unique_ptr<weights::WeightFile> file = weights::open_weight_file(path_);
-    auto model = std::make_shared<WanVaeModel>();
-    model->backend = CreateBackend(backend_);
+    auto owned = std::make_shared<StandaloneVae>();
+    owned->backend = CreateBackend(backend_);
     // The loaded tensors keep the file's mapping alive, so the WeightFile itself can go when this returns.
-    model->vae = std::make_unique<WanVae>(*file, config, *model->backend);
+    owned->vae = std::make_unique<WanVae>(*file, config, *owned->backend);
+    auto model = std::make_shared<WanVaeModel>();
+    model->vae = owned->vae.get();
+    model->mutex = &owned->mutex;
+    model->backend = owned->backend.get();
+    model->owner = std::move(owned);
     model_ = std::move(model);
   }
   Napi::Value Result(Napi::Env env) override { return AddonWanVae::Wrap(env, std::move(model_)); }
@@ -97,7 +103,7 @@ class EncodeWorker : public AddonPromiseWorker {
   void Run() override {
     Tensor video = CopyFloatInput(input_);
     {
-      std::lock_guard<std::mutex> lock(model_->mutex);
+      std::lock_guard<std::mutex> lock(*model_->mutex);
       Tensor latent = sample_ ? model_->vae->encode_sample(video, seed_) : model_->vae->encode(video);
       result_ = CopyTensorBytes(latent.dtype() == DType::F32 ? latent : latent.to(DType::F32));
     }
@@ -125,7 +131,7 @@ class DecodeWorker : public AddonPromiseWorker {
   void Run() override {
     Tensor latent = CopyFloatInput(input_);
     {
-      std::lock_guard<std::mutex> lock(model_->mutex);
+      std::lock_guard<std::mutex> lock(*model_->mutex);
       Tensor frames = model_->vae->decode(latent, options_);
       result_ = CopyTensorBytes(frames.dtype() == DType::F32 ? frames : frames.to(DType::F32));
     }

@@ -1,4 +1,6 @@
-// The raw `WanVae` class of the addon (wrapped by lib/vae.ts): the Wan2.1 VAE on the CPU backend.
+// The raw `WanVae` class of the addon (wrapped by lib/vae.ts): the Wan2.1 VAE on the CPU or CUDA backend. An object
+// of this class is either a standalone VAE (WanVae.load) or a view of a loaded Show-o2 model's own VAE (the model's
+// `vae` accessor, AddonShowo2Model.h): both run through the same workers.
 //
 //   WanVae.load(weightsPath, configJson?) -> Promise<WanVae>   opens the checkpoint and builds the model off-thread
 //   .config                                                    the resolved WanVaeConfig (plain object)
@@ -16,10 +18,24 @@
 #include "AddonNapi.h"
 
 #include <memory>
+#include <mutex>
+
+namespace showo2 {
+class Backend;
+class WanVae;
+}  // namespace showo2
 
 namespace showo2::binding {
 
-struct WanVaeModel;  // the backend, the WanVae and the mutex that serialises calls (AddonWanVae.cpp)
+// What the workers need: the VAE, the mutex that serialises calls on it (the backend's thread pool and scratch are
+// not reentrant), its backend, and the owner that keeps all three alive: the standalone VAE's own storage, or the
+// Show-o2 model handle whose VAE it is (so a view keeps the model's memory alive only while the view is alive).
+struct WanVaeModel {
+  std::shared_ptr<void> owner;
+  WanVae* vae = nullptr;
+  std::mutex* mutex = nullptr;
+  const Backend* backend = nullptr;
+};
 
 class AddonWanVae : public Napi::ObjectWrap<AddonWanVae> {
  public:

@@ -158,4 +158,31 @@ Tensor Showo2Model::time_tokens(const std::vector<float>& t) {
   return out;
 }
 
+// ---- parameter counts ----------------------------------------------------------------------------------------------
+
+Showo2ParameterCounts count_parameters(const Showo2Config& config, const std::vector<weights::TensorRecord>& weights,
+                                       const std::vector<weights::TensorRecord>& vae_weights) {
+  auto numel = [](const weights::TensorRecord& r) {
+    int64_t n = 1;
+    for (int64_t d : r.shape) n *= d;
+    return n;
+  };
+  auto starts_with = [](const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; };
+  Showo2ParameterCounts counts;
+  for (const weights::TensorRecord& r : weights) {
+    const std::string& k = r.name;
+    if (k == "showo.lm_head.weight" && config.llm.tie_word_embeddings) continue;  // the embedding, counted already
+    if (starts_with(k, "showo.")) counts.llm += numel(r);
+    else if (starts_with(k, "und_trans.") || starts_with(k, "position_embedding.") || starts_with(k, "image_embedder_und."))
+      counts.semantic += numel(r);
+    else if (starts_with(k, "diffusion_head_a.") || starts_with(k, "diffusion_head_b.")) counts.flow_head += numel(r);
+    else if (starts_with(k, "image_embedder_gen.") || starts_with(k, "fusion_proj.") || starts_with(k, "time_embed.") ||
+             starts_with(k, "time_embed_proj.") || starts_with(k, "diff_proj."))
+      counts.projections += numel(r);
+    else counts.other += numel(r);
+  }
+  for (const weights::TensorRecord& r : vae_weights) counts.vae += numel(r);
+  return counts;
+}
+
 }  // namespace showo2

@@ -62,6 +62,21 @@ struct Showo2Config {
   int64_t pixels_per_token() const { return patch_size * vae.spatial_stride(); }
 };
 
+// Parameters per component, counted from the checkpoints' tensor shapes (what `model.info` reports). A tied lm_head
+// stored anyway (some exports do) is counted once, with the embedding.
+struct Showo2ParameterCounts {
+  int64_t llm = 0;          // showo.*: the Qwen2.5 embedding, layers, final norm, and an untied lm_head
+  int64_t semantic = 0;     // und_trans.*, position_embedding, image_embedder_und (the understanding path)
+  int64_t flow_head = 0;    // diffusion_head_a.*, diffusion_head_b.*
+  int64_t projections = 0;  // image_embedder_gen, fusion_proj, time_embed, time_embed_proj, diff_proj
+  int64_t other = 0;        // any other tensor of the Show-o2 checkpoint (none in the published ones)
+  int64_t vae = 0;          // every tensor of the VAE file
+  int64_t total() const { return llm + semantic + flow_head + projections + other + vae; }
+};
+
+Showo2ParameterCounts count_parameters(const Showo2Config& config, const std::vector<weights::TensorRecord>& weights,
+                                       const std::vector<weights::TensorRecord>& vae_weights);
+
 class Showo2Model {
  public:
   // Checks every key of `weights` (the Show-o2 checkpoint) and of `vae_weights` (the Wan VAE) against `config` and

@@ -2,7 +2,10 @@
 // §3.4 and §6.2; explicit sub-configs describe any other size; every inconsistency is a typed error naming the field.
 #include <string>
 
+#include <cmath>
+
 #include "showo2.h"
+#include "showo2_random_model.h"
 #include "test_util.h"
 
 using namespace showo2;
@@ -112,6 +115,26 @@ SHOWO2_TEST(inconsistent_or_wrong_fields_are_typed_errors_naming_the_field) {
   CHECK(contains(m, "patch_size: expected a positive integer"));
   m = error_message(R"({"und_trans_config": {"hidden_act": "relu"}})");
   CHECK(contains(m, "hidden_act"));
+}
+
+// The parameter table of spec §9.1 (computed there from the published shapes): LLM 1.543 B (tied embedding counted
+// once), semantic layers 0.396 B, flow head 10 x 86.0 M, total about 2.83 B.
+SHOWO2_TEST(parameter_counts_match_the_spec_table_for_1_5b) {
+  const Showo2Config c = Showo2Config::from_json(kPublished15B, "config.json");
+  std::vector<weights::TensorRecord> records;
+  for (const test::KeySpec& k : test::showo2_checkpoint_keys(c)) records.push_back({k.name, DType::BF16, k.shape, ""});
+  // Some exports store the tied lm_head anyway: it must not be counted twice.
+  records.push_back({"showo.lm_head.weight", DType::BF16, {c.llm.vocab_size, c.llm.hidden_size}, ""});
+  const std::vector<weights::TensorRecord> vae = {{"decoder.head.2.weight", DType::F32, {3, 96, 3, 3, 3}, ""}};
+  const Showo2ParameterCounts n = count_parameters(c, records, vae);
+  auto near = [](int64_t value, double expected, double rel) { return std::fabs(value - expected) <= rel * expected; };
+  CHECK(near(n.llm, 1.543e9, 0.001));
+  CHECK(near(n.semantic, 0.396e9, 0.003));
+  CHECK(near(n.flow_head - 4096 * 2048 - 4096 - 64 * 2048 - 64 - 2048, 10 * 86.0e6, 0.001));  // minus diffusion_head_b
+  CHECK(near(n.total() - n.vae, 2.83e9, 0.002));
+  CHECK_EQ(n.other, 0);
+  CHECK_EQ(n.vae, 3 * 96 * 27);
+  CHECK(n.projections > 10e6 && n.projections < 30e6);
 }
 
 SHOWO2_TEST_MAIN()

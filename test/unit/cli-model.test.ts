@@ -362,3 +362,18 @@ test('a Hugging Face repo id works where a model directory goes (resolved from t
   t.is(notCached.code, 1);
   t.regex(notCached.stderr, /^error ERR_OFFLINE: /);
 });
+
+test('info --model prints model.info (text and --json)', async (t) => {
+  const model = await modelPromise;
+  const json = await runCli(['info', '--model', modelDir, '--vae', vaePath, '--json', '-q']);
+  t.is(json.code, 0, json.stderr);
+  const parsed = JSON.parse(json.stdout) as { version: string; model: unknown };
+  t.is(typeof parsed.version, 'string', 'the runtime fields are still there');
+  t.deepEqual(parsed.model, JSON.parse(JSON.stringify(model.info)));
+
+  const text = await runCli(['info', '--model', modelDir, '--vae', vaePath, '-q']);
+  t.is(text.code, 0, text.stderr);
+  t.regex(text.stdout, new RegExp(`^model: +${modelDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+  t.regex(text.stdout, /^ {2}parameters: [\d.]+ M \(LLM [\d.]+ M, semantic [\d.]+ M, flow head [\d.]+ M, projections [\d.]+ M, VAE [\d.]+ M\)$/m);
+  t.regex(text.stdout, /^ {2}images: +64x64 px, 16 tokens each$/m);
+});

@@ -9,10 +9,12 @@
 //   POST /api/models/{org}/{name}/paths-info/{revision}   which of the asked paths exist (@huggingface/hub's pathsInfo)
 // The model is the committed tiny random-weight Show-o2 (pytorch_model.bin, gunzipped here), the tokenizer is the
 // bundled Qwen vocabulary, and the VAE is the tiny VAE fixture.
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 
@@ -707,5 +709,116 @@ test('ShowO2Model.load takes a Hub repo id directly (download once, then offline
       instanceOf: ShowO2Error,
       code: 'ERR_OFFLINE',
     });
+  });
+});
+
+// ---- the cross-process download lock (lib/file-lock.ts) ----
+
+const lockPath = (cache: string, repo: string, etag: string) =>
+  path.join(cache, '.locks', `models--${repo.replace('/', '--')}`, `${etag}.showo2.lock`);
+
+/** A child process that only sleeps: a live pid to hold a lock with. */
+function sleeper(): import('node:child_process').ChildProcess {
+  return spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+}
+
+test('a blob locked by a live process is waited for, then taken from the cache without downloading it', async (t) => {
+  await withHub(async (hub) => {
+    const cache = newCache();
+    const etag = sha256(checkpointBytes);
+    const lock = lockPath(cache, MODEL_REPO, etag);
+    const holder = sleeper();
+    try {
+      fs.mkdirSync(path.dirname(lock), { recursive: true });
+      fs.writeFileSync(lock, JSON.stringify({ pid: holder.pid, host: os.hostname(), token: 'other' }));
+      // "The other process" is downloading: its partial file exists; the blob lands and the lock goes later.
+      const blobs = path.join(folder(cache, MODEL_REPO), 'blobs');
+      fs.mkdirSync(blobs, { recursive: true });
+      fs.writeFileSync(path.join(blobs, `${etag}.incomplete`), checkpointBytes.subarray(0, 1000));
+      const progress: DownloadProgress[] = [];
+      const pending = resolveModel(MODEL_REPO, options(hub, cache, { onProgress: (p) => progress.push(p) }));
+      const waiting = () => progress.some((p) => p.file === 'pytorch_model.bin' && p.loadedBytes === 1000);
+      for (let i = 0; i < 400 && !waiting(); i++) await new Promise((r) => setTimeout(r, 50));
+      t.true(waiting(), `the other process's progress is reported: ${JSON.stringify(progress)}`);
+      await new Promise((r) => setTimeout(r, 300));
+      t.false(hub.downloads().some((r) => r.url === `/cdn/${etag}`), 'no download while the lock is held');
+      fs.writeFileSync(path.join(blobs, etag), checkpointBytes);
+      fs.rmSync(path.join(blobs, `${etag}.incomplete`));
+      fs.rmSync(lock);
+      const resolved = await pending;
+      t.true(fs.readFileSync(path.join(resolved.modelDir, 'pytorch_model.bin')).equals(checkpointBytes));
+      t.false(hub.downloads().some((r) => r.url === `/cdn/${etag}`), 'the waiter did not download the blob');
+      t.false(fs.existsSync(lock));
+    } finally {
+      holder.kill();
+    }
+  });
+});
+
+test('a lock left by a dead process is taken over', async (t) => {
+  await withHub(async (hub) => {
+    const cache = newCache();
+    const etag = sha256(checkpointBytes);
+    const lock = lockPath(cache, MODEL_REPO, etag);
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    fs.mkdirSync(path.dirname(lock), { recursive: true });
+    fs.writeFileSync(lock, JSON.stringify({ pid: Number(dead.stdout), host: os.hostname(), token: 'dead' }));
+    // Dated an hour ahead, the lock never goes stale by age: only its dead pid can free it.
+    const future = new Date(Date.now() + 3600_000);
+    fs.utimesSync(lock, future, future);
+    const resolved = await resolveModel(MODEL_REPO, options(hub, cache));
+    t.true(fs.readFileSync(path.join(resolved.modelDir, 'pytorch_model.bin')).equals(checkpointBytes));
+    t.is(hub.downloads().filter((r) => r.url === `/cdn/${etag}`).length, 1);
+    t.false(fs.existsSync(lock), 'the lock is removed after the download');
+  });
+});
+
+test('abort while waiting for a lock is ERR_CANCELLED', async (t) => {
+  await withHub(async (hub) => {
+    const cache = newCache();
+    const lock = lockPath(cache, MODEL_REPO, sha256(checkpointBytes));
+    const holder = sleeper();
+    try {
+      fs.mkdirSync(path.dirname(lock), { recursive: true });
+      fs.writeFileSync(lock, JSON.stringify({ pid: holder.pid, host: os.hostname(), token: 'other' }));
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 300);
+      const error = await t.throwsAsync(resolveModel(MODEL_REPO, options(hub, cache, { signal: controller.signal })), {
+        instanceOf: ShowO2Error,
+      });
+      t.is(error?.code, 'ERR_CANCELLED');
+      t.true(fs.existsSync(lock), "another process's lock is left alone");
+    } finally {
+      holder.kill();
+    }
+  });
+});
+
+test('two processes resolving the same repo at once download each file once', async (t) => {
+  await withHub(async (hub) => {
+    const cache = newCache();
+    const etag = sha256(checkpointBytes);
+    hub.slow.set(etag, 15); // long enough that the two runs overlap
+    const hubModule = path.join(repoRoot, 'dist', 'hub.js');
+    const script =
+      `const { resolveModel } = require(${JSON.stringify(hubModule)});` +
+      `resolveModel(${JSON.stringify(MODEL_REPO)}, { endpoint: ${JSON.stringify(hub.endpoint)}, cacheDir: ${JSON.stringify(cache)} })` +
+      '.then((r) => console.log(JSON.stringify(r)), (e) => { console.error(e.code, e.message); process.exit(1); });';
+    const run = () =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+    const [a, b] = await Promise.all([run(), run()]);
+    t.is(a.code, 0, a.stderr);
+    t.is(b.code, 0, b.stderr);
+    t.deepEqual(JSON.parse(a.stdout), JSON.parse(b.stdout));
+    t.is(hub.downloads().filter((r) => r.url === `/cdn/${etag}`).length, 1, 'the checkpoint was downloaded once');
+    const { modelDir } = JSON.parse(a.stdout) as { modelDir: string };
+    t.true(fs.readFileSync(path.join(modelDir, 'pytorch_model.bin')).equals(checkpointBytes));
   });
 });
