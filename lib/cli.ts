@@ -153,13 +153,18 @@ export async function main(argv: string[], io: CliIo = processIo, signal: AbortS
       io.out(commandHelp(name));
       return EXIT_OK;
     }
-    if (positionals.length !== command.positionals.length) {
-      const expected = command.positionals.map((p) => `<${p}>`).join(' ');
+    const optional = command.optionalPositionals ?? [];
+    const most = command.variadic ? Infinity : command.positionals.length + optional.length;
+    if (positionals.length < command.positionals.length || positionals.length > most) {
+      const expected = [
+        ...command.positionals.map((p) => `<${p}>`),
+        ...optional.map((p, i) => `[${p}${command.variadic && i === optional.length - 1 ? '...' : ''}]`),
+      ].join(' ');
       throw new UsageError(`${name} takes ${expected || 'no arguments'} (got ${positionals.length} arguments)`);
     }
     progress = new Progress(io, values.quiet ? 'off' : io.errIsTTY ? 'tty' : 'lines');
     runningCancellable = command.cancellable === true;
-    const code = (await command.run({ io, json, progress, signal }, positionals, values)) ?? EXIT_OK;
+    const code = (await command.run({ io, json, quiet: values.quiet === true, progress, signal }, positionals, values)) ?? EXIT_OK;
     if (signal.aborted) return interrupted(io, json, progress);
     return code;
   } catch (err) {

@@ -75,7 +75,7 @@ export type {
   TokenStreamDecoder,
   VideoInput,
 } from './index.js';
-export { encodeAnimatedPng } from './index.js';
+export { DEMO_MODEL, encodeAnimatedPng } from './index.js';
 export type {
   AnimatedPngOptions,
   GenerationProgress,

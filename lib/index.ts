@@ -82,4 +82,5 @@ export {
   type VideoGenerationResult,
 } from './visual-generation.js';
 export { encodeAnimatedPng, type AnimatedPngOptions } from './animation.js';
+export { DEMO_MODEL } from './demo-model.js';
 export { resolveModel, VAE_FILE, VAE_REPO, type DownloadProgress, type ResolvedModel, type ResolveOptions } from './hub.js';

@@ -80,6 +80,8 @@ export interface CommandContext {
   io: CliIo;
   /** `--json`: one JSON object (or JSON lines for streams) on stdout instead of text. */
   json: boolean;
+  /** `--quiet`: no progress and no notices on stderr. */
+  quiet: boolean;
   progress: Progress;
   /** Aborted by Ctrl-C (SIGINT). */
   signal: AbortSignal;
@@ -90,8 +92,12 @@ export interface Command {
   summary: string;
   /** The usage line after `showo2 `, e.g. `generate <model-dir> --prompt TEXT [options]`. */
   usage: string;
-  /** Positional argument names (the count is checked). */
+  /** Required positional argument names (the count is checked). */
   positionals: string[];
+  /** Optional positional arguments after the required ones, in order. */
+  optionalPositionals?: string[];
+  /** Whether the last optional positional may repeat (`generate PROMPT...`). */
+  variadic?: boolean;
   options: Record<string, OptionSpec>;
   /** More help text: details and examples. */
   details?: string;

@@ -27,7 +27,7 @@ import {
   type OptionSpec,
   type OptionValues,
 } from './common.js';
-import { LOAD_OPTIONS, loadModel, loadOptions } from './load-model.js';
+import { LOAD_OPTIONS, loadModel } from './load-model.js';
 import type { ProgressTask } from './progress.js';
 
 /** The sampling flags `generate` and `video` share. */
@@ -92,9 +92,10 @@ function checkPng(file: string, flag: string): void {
   if (path.extname(file).toLowerCase() !== '.png') throw new UsageError(`Expected a .png file name for ${flag} but received "${file}"`);
 }
 
-function requiredPrompts(values: OptionValues): string[] {
-  const prompts = stringList(values, 'prompt');
-  if (prompts.length === 0) throw new UsageError('Missing --prompt TEXT');
+/** The PROMPT arguments, then the --prompt flags. */
+function requiredPrompts(values: OptionValues, args: string[]): string[] {
+  const prompts = [...args, ...stringList(values, 'prompt')];
+  if (prompts.length === 0) throw new UsageError('Missing the prompt: showo2 generate "a red circle on a blue background"');
   return prompts;
 }
 
@@ -141,11 +142,19 @@ async function generating<T>(ctx: CommandContext, run: () => Promise<T>): Promis
 
 export const generate: Command = {
   summary: 'Generate images from text prompts and write them as PNG files',
-  usage: 'generate <model-dir> --prompt TEXT [--prompt TEXT ...] [options]',
-  positionals: ['model-dir'],
+  usage: 'generate PROMPT... [--model DIR|REPO] [-o PATTERN] [options]',
+  positionals: [],
+  optionalPositionals: ['prompt'],
+  variadic: true,
   cancellable: true,
   options: {
-    prompt: { type: 'string', multiple: true, value: 'TEXT', description: 'What to draw; repeat for several prompts (generated as one batch). Required.' },
+    prompt: {
+      type: 'string',
+      multiple: true,
+      value: 'TEXT',
+      description:
+        'What to draw, as a flag; repeat for several prompts, generated as one batch (with the PROMPT arguments). Defaults to the PROMPT arguments.',
+    },
     ...SAMPLING_OPTIONS,
     count: {
       type: 'string',
@@ -154,16 +163,20 @@ export const generate: Command = {
     },
     output: {
       type: 'string',
+      short: 'o',
       value: 'PATTERN',
       description: 'Where to write each PNG; {seed}, {index} and {prompt} (a slug) are filled in. Defaults to showo2-{seed}-{index}.png.',
     },
     ...LOAD_OPTIONS,
   },
-  details: `Examples:
-  showo2 generate ./show-o2-1.5B --vae ./Wan2.1_VAE.pth --prompt "a lighthouse at dusk" --seed 7
-  showo2 generate ./show-o2-1.5B --prompt "a red fox" --prompt "a blue bird" --count 2 --output "out/{prompt}-{seed}.png"`,
-  async run(ctx, [modelDir], values) {
-    const prompts = requiredPrompts(values);
+  details: `Each PROMPT argument (and each --prompt) is one image; quote prompts with spaces.
+
+Examples:
+  showo2 generate "a red circle on a blue background" -o out.png
+  showo2 generate "a lighthouse at dusk" --model showlab/show-o2-1.5B --seed 7
+  showo2 generate "a red fox" "a blue bird" --model ./show-o2-1.5B --vae ./Wan2.1_VAE.pth --count 2 -o "out/{prompt}-{seed}.png"`,
+  async run(ctx, args, values) {
+    const prompts = requiredPrompts(values, args);
     const sampling = samplingOptions(values);
     const count = intValue(values, 'count', 1, 10000) ?? 1;
     const seed = seedValue(values);
@@ -182,7 +195,7 @@ export const generate: Command = {
       throw new UsageError(`--output "${pattern}" gives several images the same file name; add {index} (or {seed} or {prompt})`);
     }
 
-    const model = await loadModel(ctx, modelDir!, loadOptions(values));
+    const model = await loadModel(ctx, values);
     try {
       const written: { path: string; prompt: string; seed: number; index: number; width: number; height: number }[] = [];
       const timings = { denoiseMs: 0, decodeMs: 0, totalMs: 0 };
@@ -214,17 +227,19 @@ export const generate: Command = {
 
 export const video: Command = {
   summary: 'Generate a video from a prompt (and optionally a first frame) and write it as an animated PNG',
-  usage: 'video <model-dir> --prompt TEXT [--image PATH] [options]',
-  positionals: ['model-dir'],
+  usage: 'video PROMPT [--model DIR|REPO] [--image PATH] [-o FILE.png] [options]',
+  positionals: [],
+  optionalPositionals: ['prompt'],
   cancellable: true,
   options: {
-    prompt: { type: 'string', value: 'TEXT', description: 'What happens in the video. Required.' },
+    prompt: { type: 'string', value: 'TEXT', description: 'What happens in the video, as a flag. Defaults to the PROMPT argument.' },
     image: { type: 'string', value: 'PATH', description: 'Image-to-video: the first frame (PNG or JPEG), held fixed. Defaults to none (text-to-video).' },
     frames: { type: 'string', value: 'N', description: 'Frames, of the form 1 + 4k (1, 5, 9, 13, 17, ...). Defaults to 17.' },
     ...SAMPLING_OPTIONS,
     fps: { type: 'string', value: 'N', description: 'Playback frames per second, 1 to 1000. Defaults to 8.' },
     output: {
       type: 'string',
+      short: 'o',
       value: 'FILE.png',
       description: 'The animated PNG to write; {seed} and {prompt} are filled in. Defaults to showo2-video-{seed}.png.',
     },
@@ -235,11 +250,11 @@ export const video: Command = {
 An animated PNG plays in every current browser; viewers without APNG support show its first frame.
 
 Examples:
-  showo2 video ./show-o2-video --prompt "waves rolling onto a beach" --frames 17 --fps 8 --output waves.png
-  showo2 video ./show-o2-video --prompt "the boat sails away" --image boat.jpg --frames-dir frames/`,
-  async run(ctx, [modelDir], values) {
-    const prompts = requiredPrompts(values);
-    if (prompts.length > 1) throw new UsageError('video takes one --prompt');
+  showo2 video "waves rolling onto a beach" --model ./show-o2-video --frames 17 --fps 8 -o waves.png
+  showo2 video "the boat sails away" --model ./show-o2-video --image boat.jpg --frames-dir frames/`,
+  async run(ctx, args, values) {
+    const prompts = requiredPrompts(values, args);
+    if (prompts.length > 1) throw new UsageError('video takes one prompt');
     const prompt = prompts[0]!;
     const sampling = samplingOptions(values);
     const frames = intValue(values, 'frames', 1, 4097);
@@ -250,7 +265,7 @@ Examples:
     const framesDir = stringValue(values, 'frames-dir');
     const image = stringValue(values, 'image');
 
-    const model: ShowO2Model = await loadModel(ctx, modelDir!, loadOptions(values));
+    const model: ShowO2Model = await loadModel(ctx, values);
     try {
       const progress = generationProgress(ctx, '', image !== undefined);
       const result = await generating(ctx, () =>

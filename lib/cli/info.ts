@@ -14,7 +14,7 @@ import { currentEnvironment, packageRoot } from '../native.js';
 import { defaultDevice, runtimeInfo, type CudaInfo, type RuntimeInfo } from '../runtime.js';
 import type { ShowO2ModelInfo } from '../model.js';
 import { EXIT_FAILURE, printJson, stringValue, type CliIo, type Command } from './common.js';
-import { LOAD_OPTIONS, loadModel, loadOptions } from './load-model.js';
+import { LOAD_OPTIONS, loadModel } from './load-model.js';
 import { formatBytes } from './progress.js';
 
 function printCuda(cuda: CudaInfo, io: CliIo, indent: string): void {
@@ -62,19 +62,21 @@ export const info: Command = {
   usage: 'info [--model DIR|REPO] [--json]',
   positionals: [],
   options: {
+    ...LOAD_OPTIONS,
     model: {
       type: 'string',
+      short: 'm',
       value: 'DIR|REPO',
-      description: 'Also load this model (a directory or a Hugging Face repo id) and show its files, parameters and sizes. Defaults to none (the runtime only).',
+      description:
+        'Also load this model (a directory or a Hugging Face repo id) and show its files, parameters and sizes. ' +
+        'Defaults to none (the runtime only).',
     },
-    ...LOAD_OPTIONS,
   },
   async run(ctx, _positionals, values) {
     const runtime = await runtimeInfo();
-    const source = stringValue(values, 'model');
     let modelInfo: ShowO2ModelInfo | undefined;
-    if (source !== undefined) {
-      const model = await loadModel(ctx, source, loadOptions(values));
+    if (stringValue(values, 'model') !== undefined) {
+      const model = await loadModel(ctx, values);
       modelInfo = model.info;
       model.dispose();
     }

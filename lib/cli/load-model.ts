@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 
 import type { ShowO2Error } from '../errors.js';
+import { DEMO_MODEL, hasDemoModel } from '../demo-model.js';
 import { resolveModel } from '../hub.js';
 import { ShowO2Model, type ShowO2LoadOptions } from '../model.js';
 import { DEVICES, WEIGHT_DTYPES, type Device, type WeightDtype } from '../runtime.js';
@@ -27,6 +28,14 @@ import { formatBytes, type ProgressTask } from './progress.js';
 
 /** The flags of every command that loads a model. */
 export const LOAD_OPTIONS: Record<string, OptionSpec> = {
+  model: {
+    type: 'string',
+    short: 'm',
+    value: 'DIR|REPO',
+    description:
+      'The model: a directory, or a Hugging Face repo id such as showlab/show-o2-1.5B (downloaded once into the Hugging Face cache). ' +
+      'Defaults to $SHOWO2_MODEL, else the bundled demo model (a small model trained on simple shapes).',
+  },
   revision: {
     type: 'string',
     value: 'REV',
@@ -60,6 +69,23 @@ export const LOAD_OPTIONS: Record<string, OptionSpec> = {
 
 /** The model flags: the load options plus the Hub revision. */
 export type ModelOptions = ShowO2LoadOptions & { revision?: string };
+
+/** The model a command loads: `--model`, else `$SHOWO2_MODEL`, else the bundled demo model (`demo: true`). */
+export function modelSource(values: OptionValues): { source: string; demo: boolean } {
+  const given = stringValue(values, 'model') ?? process.env.SHOWO2_MODEL;
+  if (given !== undefined && given !== '') return { source: given, demo: false };
+  if (!hasDemoModel()) {
+    throw new UsageError(
+      `No model given and the bundled demo model is missing (${DEMO_MODEL}): pass --model DIR|REPO (e.g. --model showlab/show-o2-1.5B) or set SHOWO2_MODEL`,
+    );
+  }
+  return { source: DEMO_MODEL, demo: true };
+}
+
+/** The notice printed when the demo model is used. */
+export const DEMO_NOTICE =
+  'using the bundled demo model (a small model trained on simple coloured shapes; see models/demo/README.md). ' +
+  'For the published Show-o2, pass --model showlab/show-o2-1.5B or set SHOWO2_MODEL.';
 
 /** The `--revision`, `--vae`, `--tokenizer`, `--device`, `--threads`, `--weight-dtype` flags as load options. */
 export function loadOptions(values: OptionValues): ModelOptions {
@@ -114,8 +140,10 @@ function isDirectory(source: string): boolean {
  * Finds the model's files with lib/hub.ts (a Hub repo id is downloaded into the Hugging Face cache, as Python's
  * huggingface_hub lays it out), then loads it, with progress for each download and for the load.
  */
-export async function loadModel(ctx: CommandContext, source: string, options: ModelOptions): Promise<ShowO2Model> {
-  const { revision, ...load } = options;
+export async function loadModel(ctx: CommandContext, values: OptionValues): Promise<ShowO2Model> {
+  const { source, demo } = modelSource(values);
+  if (demo && !ctx.quiet) ctx.io.err(DEMO_NOTICE);
+  const { revision, ...load } = loadOptions(values);
   const hub = isHubSource(source);
   if (revision !== undefined && !hub) throw new UsageError(`--revision applies to a Hugging Face repo id, and ${source} is not one`);
   let modelDir = source;

@@ -27,7 +27,7 @@ import {
   type OptionSpec,
   type OptionValues,
 } from './common.js';
-import { LOAD_OPTIONS, loadModel, loadOptions } from './load-model.js';
+import { LOAD_OPTIONS, loadModel } from './load-model.js';
 
 /** The sampling flags `ask` and `chat` share. */
 const TEXT_OPTIONS: Record<string, OptionSpec> = {
@@ -118,14 +118,31 @@ async function streamAnswer(
   }
 }
 
+/** `ask`'s image and question: `ask IMAGE QUESTION`, `ask QUESTION`, or the --image / --question flags. */
+function imageAndQuestion(args: string[], values: OptionValues): { image: string | undefined; question: string } {
+  let image = stringValue(values, 'image');
+  let question = stringValue(values, 'question');
+  if (args.length === 2) {
+    if (image !== undefined || question !== undefined) throw new UsageError('Pass the image and the question either as arguments or as --image / --question, not both');
+    [image, question] = args as [string, string];
+  } else if (args.length === 1) {
+    if (question === undefined) question = args[0]!;
+    else if (image === undefined) image = args[0]!;
+    else throw new UsageError('Pass the image and the question either as arguments or as --image / --question, not both');
+  }
+  if (question === undefined) throw new UsageError('Missing the question: showo2 ask IMAGE "What is in the image?"');
+  return { image, question };
+}
+
 export const ask: Command = {
   summary: 'Answer a question about an image or a video, streaming the answer to stdout',
-  usage: 'ask <model-dir> [--image PATH | --video-frames PATH...] --question TEXT [options]',
-  positionals: ['model-dir'],
+  usage: 'ask [IMAGE] QUESTION [--model DIR|REPO] [--video-frames PATH...] [options]',
+  positionals: [],
+  optionalPositionals: ['image', 'question'],
   cancellable: true,
   options: {
-    question: { type: 'string', value: 'TEXT', description: 'The question. Required.' },
-    image: { type: 'string', value: 'PATH', description: 'The image (PNG or JPEG) the question is about. Defaults to none.' },
+    question: { type: 'string', value: 'TEXT', description: 'The question, as a flag. Defaults to the QUESTION argument.' },
+    image: { type: 'string', value: 'PATH', description: 'The image (PNG or JPEG) the question is about, as a flag. Defaults to the IMAGE argument, else none.' },
     'video-frames': {
       type: 'string',
       greedy: true,
@@ -137,17 +154,17 @@ export const ask: Command = {
     ...TEXT_OPTIONS,
     ...LOAD_OPTIONS,
   },
-  details: `The model directory comes first; the paths after --video-frames are all frames.
+  details: `With two arguments the first is the image and the second the question; with one, it is the question
+(a question about no image, or about --image / --video-frames). The paths after --video-frames are all frames.
 With --json, each piece of text is a line {"type":"text","text":...} and the last line is
 {"type":"result","text":...,"finishReason":...,"usage":{...}}.
 
 Examples:
-  showo2 ask ./show-o2-1.5B --vae ./Wan2.1_VAE.pth --image cat.jpg --question "What is the cat doing?"
-  showo2 ask ./show-o2-1.5B --video-frames frames/ --num-frames 16 --question "What happens in this video?"`,
-  async run(ctx, [modelDir], values) {
-    const question = stringValue(values, 'question');
-    if (question === undefined) throw new UsageError('Missing --question TEXT');
-    const image = stringValue(values, 'image');
+  showo2 ask out.png "What shape is in the image?"
+  showo2 ask cat.jpg "What is the cat doing?" --model showlab/show-o2-1.5B
+  showo2 ask "What happens in this video?" --model ./show-o2-1.5B --video-frames frames/ --num-frames 16`,
+  async run(ctx, args, values) {
+    const { image, question } = imageAndQuestion(args, values);
     const framePaths = stringList(values, 'video-frames');
     if (image !== undefined && framePaths.length > 0) throw new UsageError('Pass either --image or --video-frames, not both');
     const numFrames = intValue(values, 'num-frames', 1, 1024);
@@ -155,7 +172,7 @@ Examples:
     const generation = textOptions(values);
     const video = framePaths.length > 0 ? { frames: videoFrameFiles(framePaths), ...(numFrames !== undefined ? { numFrames } : {}) } : undefined;
 
-    const model = await loadModel(ctx, modelDir!, loadOptions(values));
+    const model = await loadModel(ctx, values);
     try {
       const stream = model.answerStream({
         ...generation,
@@ -176,8 +193,8 @@ const CHAT_HELP = 'Commands: /image PATH attaches an image to the next question,
 
 export const chat: Command = {
   summary: 'Chat about images on the terminal, or answer one question per line of piped stdin',
-  usage: 'chat <model-dir> [--image PATH] [options]',
-  positionals: ['model-dir'],
+  usage: 'chat [--model DIR|REPO] [--image PATH] [options]',
+  positionals: [],
   cancellable: true,
   options: {
     image: { type: 'string', value: 'PATH', description: 'An image (PNG or JPEG) for the first question. Defaults to none.' },
@@ -192,13 +209,13 @@ On a terminal, Ctrl-C stops the answer being written, and quits at the prompt. W
 answers are written one after another, each ending with a newline; with --json, as JSON lines carrying "turn".
 
 Examples:
-  showo2 chat ./show-o2-1.5B --vae ./Wan2.1_VAE.pth --image cat.jpg
-  printf 'What animal is this?\\nWhat color is it?\\n' | showo2 chat ./show-o2-1.5B --image cat.jpg --json`,
-  async run(ctx, [modelDir], values) {
+  showo2 chat --image shapes.png
+  printf 'What animal is this?\\nWhat color is it?\\n' | showo2 chat --model ./show-o2-1.5B --image cat.jpg --json`,
+  async run(ctx, _args, values) {
     const generation = textOptions(values);
     const chatOptions = systemOption(values);
     let pendingImage = stringValue(values, 'image');
-    const model: ShowO2Model = await loadModel(ctx, modelDir!, loadOptions(values));
+    const model: ShowO2Model = await loadModel(ctx, values);
     const { io } = ctx;
     const interactive = io.stdinIsTTY;
     const rl = readline.createInterface({

@@ -45,7 +45,7 @@ function pngChunks(bytes: Buffer): { type: string; data: Buffer }[] {
 
 test('generate writes PNGs named by seed and index, the images the API gives for that seed', async (t) => {
   const cwd = tempDir('showo2-cli-gen-');
-  const r = await runCli(['generate', modelDir, '--vae', vaePath, '--prompt', 'a red fox', ...FAST, '--seed', '9', '--count', '2'], { cwd });
+  const r = await runCli(['generate', '--model', modelDir, '--vae', vaePath, '--prompt', 'a red fox', ...FAST, '--seed', '9', '--count', '2'], { cwd });
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout, 'wrote showo2-9-0.png\nwrote showo2-10-1.png\nseeds: 9 to 10 (run k used seed + k)\n');
   // Progress: plain lines on a non-terminal stderr, one per step of the work.
@@ -65,7 +65,7 @@ test('generate writes PNGs named by seed and index, the images the API gives for
 
 test('generate is reproducible by seed; --output fills {prompt}; --json lists every image; --quiet is silent', async (t) => {
   const [a, b] = [tempDir('showo2-cli-a-'), tempDir('showo2-cli-b-')];
-  const args = ['generate', modelDir, '--vae', vaePath, ...FAST, '--seed', '5', '--prompt', 'A Cat!', '--prompt', 'a dog'];
+  const args = ['generate', '--model', modelDir, '--vae', vaePath, ...FAST, '--seed', '5', '--prompt', 'A Cat!', '--prompt', 'a dog'];
   const ra = await runCli([...args, '--output', 'out/{prompt}-{seed}-{index}.png', '--json', '--quiet'], { cwd: a });
   t.is(ra.code, 0, ra.stderr);
   t.is(ra.stderr, '');
@@ -87,7 +87,7 @@ test('generate is reproducible by seed; --output fills {prompt}; --json lists ev
 test('video writes an animated PNG with one frame per generated frame, and --frames-dir the frames', async (t) => {
   const cwd = tempDir('showo2-cli-video-');
   const r = await runCli(
-    ['video', modelDir, '--vae', vaePath, '--prompt', 'waves', ...FAST, '--frames', '5', '--fps', '4', '--seed', '3', '--output', 'waves.png', '--frames-dir', 'frames'],
+    ['video', '--model', modelDir, '--vae', vaePath, '--prompt', 'waves', ...FAST, '--frames', '5', '--fps', '4', '--seed', '3', '--output', 'waves.png', '--frames-dir', 'frames'],
     { cwd },
   );
   t.is(r.code, 0, r.stderr);
@@ -113,7 +113,7 @@ test('video writes an animated PNG with one frame per generated frame, and --fra
 
 test('video --image (image-to-video) and --json', async (t) => {
   const cwd = tempDir('showo2-cli-i2v-');
-  const r = await runCli(['video', modelDir, '--vae', vaePath, '--prompt', 'the scene moves', '--image', photo, ...FAST, '--frames', '5', '--seed', '4', '--json', '-q'], { cwd });
+  const r = await runCli(['video', '--model', modelDir, '--vae', vaePath, '--prompt', 'the scene moves', '--image', photo, ...FAST, '--frames', '5', '--seed', '4', '--json', '-q'], { cwd });
   t.is(r.code, 0, r.stderr);
   const json = JSON.parse(r.stdout) as { path: string; frames: number; fps: number; seed: number; framePaths: string[] };
   t.like(json, { path: 'showo2-video-4.png', frames: 5, fps: 8, seed: 4, framePaths: [] });
@@ -127,7 +127,7 @@ test('ask streams the answer ShowO2Model.answer gives for the same options', asy
   const question = 'What is in the image?';
   const sampled = await model.answer({ image: photo, question, maxTokens: 12, temperature: 0.9, topK: 40, topP: 0.95, seed: 3 });
   const r = await runCli([
-    'ask', modelDir, '--vae', vaePath, '--image', photo, '--question', question,
+    'ask', photo, question, '--model', modelDir, '--vae', vaePath,
     '--max-tokens', '12', '--temperature', '0.9', '--top-k', '40', '--top-p', '0.95', '--seed', '3',
   ]);
   t.is(r.code, 0, r.stderr);
@@ -135,7 +135,7 @@ test('ask streams the answer ShowO2Model.answer gives for the same options', asy
   t.regex(r.stderr, /^reading the prompt: done in/m);
 
   const greedy = await model.answer({ image: photo, question, maxTokens: 12 });
-  const json = await runCli(['ask', modelDir, '--vae', vaePath, '--image', photo, '--question', question, '--max-tokens', '12', '--json']);
+  const json = await runCli(['ask', '--model', modelDir, '--vae', vaePath, '--image', photo, '--question', question, '--max-tokens', '12', '--json']);
   t.is(json.code, 0, json.stderr);
   const lines = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; text: string; finishReason?: string; usage?: unknown });
   t.true(lines.length >= 2);
@@ -148,7 +148,7 @@ test('ask --video-frames takes files and directories of frames', async (t) => {
   const model = await modelPromise;
   const frames = [photo, path.join(imagesDir, 'photo.jpg'), path.join(imagesDir, 'gray.png')];
   const expected = await model.answer({ video: { frames, numFrames: 4 }, question: 'What happens?', maxTokens: 8 });
-  const r = await runCli(['ask', modelDir, '--vae', vaePath, '--video-frames', ...frames, '--num-frames', '4', '--question', 'What happens?', '--max-tokens', '8', '-q']);
+  const r = await runCli(['ask', '--model', modelDir, '--vae', vaePath, '--video-frames', ...frames, '--num-frames', '4', '--question', 'What happens?', '--max-tokens', '8', '-q']);
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout, `${expected.text}\n`);
 
@@ -156,7 +156,7 @@ test('ask --video-frames takes files and directories of frames', async (t) => {
   frames.forEach((f, i) => fs.copyFileSync(f, path.join(dir, `f${i + 1}${path.extname(f)}`)));
   fs.copyFileSync(frames[0]!, path.join(dir, 'f10.png')); // natural order: f1, f2, f3, f10
   const fromDir = await model.answer({ video: { frames: [...frames, frames[0]!], numFrames: 4 }, question: 'What happens?', maxTokens: 8 });
-  const rd = await runCli(['ask', modelDir, '--vae', vaePath, '--video-frames', dir, '--num-frames', '4', '--question', 'What happens?', '--max-tokens', '8', '-q']);
+  const rd = await runCli(['ask', '--model', modelDir, '--vae', vaePath, '--video-frames', dir, '--num-frames', '4', '--question', 'What happens?', '--max-tokens', '8', '-q']);
   t.is(rd.code, 0, rd.stderr);
   t.is(rd.stdout, `${fromDir.text}\n`);
 });
@@ -167,7 +167,7 @@ test('chat over piped stdin answers one question per line and keeps the conversa
   const first = await chat.ask({ image: photo, question: 'What animal is this?', maxTokens: 8 });
   const second = await chat.ask({ question: 'What color is it?', maxTokens: 8 });
   chat.dispose();
-  const r = await runCli(['chat', modelDir, '--vae', vaePath, '--image', photo, '--max-tokens', '8'], {
+  const r = await runCli(['chat', '--model', modelDir, '--vae', vaePath, '--image', photo, '--max-tokens', '8'], {
     input: 'What animal is this?\n\nWhat color is it?\n',
   });
   t.is(r.code, 0, r.stderr);
@@ -179,7 +179,7 @@ test('chat commands: /reset starts over, /image attaches to the next question, /
   const fresh = model.createChat();
   const afterReset = await fresh.ask({ image: photo, question: 'Describe it.', maxTokens: 6 });
   fresh.dispose();
-  const r = await runCli(['chat', modelDir, '--vae', vaePath, '--max-tokens', '6', '--json', '-q'], {
+  const r = await runCli(['chat', '--model', modelDir, '--vae', vaePath, '--max-tokens', '6', '--json', '-q'], {
     input: `Hello\n/reset\n/image ${photo}\nDescribe it.\n/exit\nNever asked\n`,
   });
   t.is(r.code, 0, r.stderr);
@@ -189,7 +189,7 @@ test('chat commands: /reset starts over, /image attaches to the next question, /
   t.is(results[1]!.text, afterReset.text);
   t.deepEqual(lines.filter((l) => l.type === 'notice').map((l) => l.text), ['(new conversation)', `(${photo} goes with the next question)`]);
 
-  const missing = await runCli(['chat', modelDir, '--vae', vaePath, '-q'], { input: '/image /no/such.png\nHi\n' });
+  const missing = await runCli(['chat', '--model', modelDir, '--vae', vaePath, '-q'], { input: '/image /no/such.png\nHi\n' });
   t.is(missing.code, 1);
   t.regex(missing.stderr, /error ERR_FILE_NOT_FOUND: The image \/no\/such\.png \(\/image\) does not exist/);
 });
@@ -220,19 +220,21 @@ test('doctor reports Node.js, the native binary, CPU, CUDA and suggestions; --js
 
 test('usage errors exit 2 with the message and the usage line, before loading anything', async (t) => {
   const cases: [string[], string][] = [
-    [['generate', modelDir, '--prompt', 'x', '--bogus'], "Unknown option '--bogus'"],
-    [['generate', modelDir], 'Missing --prompt TEXT'],
-    [['generate', '--prompt', 'x'], 'generate takes <model-dir> (got 0 arguments)'],
-    [['generate', modelDir, '--prompt', 'x', '--width', '6x4'], 'Expected an integer from 1 to 16384 for --width but received "6x4" (string)'],
-    [['generate', modelDir, '--prompt', 'x', '--guidance', 'lots'], 'Expected a number >= 0 for --guidance but received "lots" (string)'],
-    [['generate', modelDir, '--prompt', 'x', '--solver', 'rk4'], 'Expected one of euler, heun for --solver but received "rk4" (string)'],
-    [['generate', modelDir, '--prompt', 'x', '--output', 'x-{n}.png'], 'Unknown placeholder {n} in --output; use {seed}, {index} or {prompt}'],
-    [['generate', modelDir, '--prompt', 'x', '--count', '2', '--output', 'same.png'], '--output "same.png" gives several images the same file name; add {index} (or {seed} or {prompt})'],
-    [['video', modelDir, '--prompt', 'x', '--fps', '0'], 'Expected a number from 1 to 1000 for --fps but received "0" (string)'],
-    [['ask', modelDir, '--image', photo], 'Missing --question TEXT'],
-    [['ask', modelDir, '--image', photo, '--video-frames', photo, '--question', 'q'], 'Pass either --image or --video-frames, not both'],
-    [['ask', modelDir, '--question', 'q', '--top-p', '1.5'], 'Expected a number in (0, 1] for --top-p but received "1.5" (string)'],
-    [['chat', modelDir, '--device', 'tpu'], 'Expected one of cpu, cuda, auto for --device but received "tpu" (string)'],
+    [['generate', '--model', modelDir, '--prompt', 'x', '--bogus'], "Unknown option '--bogus'"],
+    [['generate', '--model', modelDir], 'Missing the prompt: showo2 generate "a red circle on a blue background"'],
+    [['video', '--model', modelDir, 'one', 'two'], 'video takes [prompt] (got 2 arguments)'],
+    [['ask', '--model', modelDir, photo, 'q', 'extra'], 'ask takes [image] [question] (got 3 arguments)'],
+    [['ask', '--model', modelDir, photo, 'q', '--question', 'q2'], 'Pass the image and the question either as arguments or as --image / --question, not both'],
+    [['generate', '--model', modelDir, '--prompt', 'x', '--width', '6x4'], 'Expected an integer from 1 to 16384 for --width but received "6x4" (string)'],
+    [['generate', '--model', modelDir, '--prompt', 'x', '--guidance', 'lots'], 'Expected a number >= 0 for --guidance but received "lots" (string)'],
+    [['generate', '--model', modelDir, '--prompt', 'x', '--solver', 'rk4'], 'Expected one of euler, heun for --solver but received "rk4" (string)'],
+    [['generate', '--model', modelDir, '--prompt', 'x', '--output', 'x-{n}.png'], 'Unknown placeholder {n} in --output; use {seed}, {index} or {prompt}'],
+    [['generate', '--model', modelDir, '--prompt', 'x', '--count', '2', '--output', 'same.png'], '--output "same.png" gives several images the same file name; add {index} (or {seed} or {prompt})'],
+    [['video', '--model', modelDir, '--prompt', 'x', '--fps', '0'], 'Expected a number from 1 to 1000 for --fps but received "0" (string)'],
+    [['ask', '--model', modelDir, '--image', photo], 'Missing the question: showo2 ask IMAGE "What is in the image?"'],
+    [['ask', '--model', modelDir, '--image', photo, '--video-frames', photo, '--question', 'q'], 'Pass either --image or --video-frames, not both'],
+    [['ask', '--model', modelDir, '--question', 'q', '--top-p', '1.5'], 'Expected a number in (0, 1] for --top-p but received "1.5" (string)'],
+    [['chat', '--model', modelDir, '--device', 'tpu'], 'Expected one of cpu, cuda, auto for --device but received "tpu" (string)'],
   ];
   for (const [args, message] of cases) {
     const r = await runCli(args);
@@ -243,7 +245,7 @@ test('usage errors exit 2 with the message and the usage line, before loading an
     t.is(lines[2], `Run "showo2 help ${args[0]}" for all options.`);
     t.is(r.stdout, '');
   }
-  const json = await runCli(['generate', modelDir, '--prompt', 'x', '--steps', '1', '--json']);
+  const json = await runCli(['generate', '--model', modelDir, '--prompt', 'x', '--steps', '1', '--json']);
   t.is(json.code, 2);
   t.deepEqual(JSON.parse(json.stdout), {
     error: { code: 'ERR_INVALID_ARGUMENT', message: 'Expected an integer from 2 to 10000 for --steps but received "1" (string)' },
@@ -251,7 +253,7 @@ test('usage errors exit 2 with the message and the usage line, before loading an
 });
 
 test('a value only the model can check is a usage error about its flag', async (t) => {
-  const r = await runCli(['generate', modelDir, '--vae', vaePath, '--prompt', 'x', '--width', '50', '-q']);
+  const r = await runCli(['generate', '--model', modelDir, '--vae', vaePath, '--prompt', 'x', '--width', '50', '-q']);
   t.is(r.code, 2);
   t.is(r.stderr.split('\n')[0], 'error ERR_INVALID_ARGUMENT: Expected a positive multiple of 16 up to 16384 for --width but received 50 (number)');
   t.is(r.stderr.split('\n')[1], `Usage: showo2 ${commands.generate!.usage}`);
@@ -259,19 +261,19 @@ test('a value only the model can check is a usage error about its flag', async (
 
 test('a missing model directory or image exits 1 with the error code and a hint', async (t) => {
   const missing = path.join(tempDir(), 'no-model');
-  const r = await runCli(['generate', missing, '--prompt', 'x', '-q']);
+  const r = await runCli(['generate', 'x', '--model', missing, '-q']);
   t.is(r.code, 1);
   const [error, hint] = r.stderr.split('\n');
   t.is(error, `error ERR_FILE_NOT_FOUND: The model directory ${missing} does not exist`);
   t.regex(hint!, /^hint: A model directory holds config\.json and pytorch_model\.bin or model\.safetensors .* --vae PATH\.$/);
   t.is(r.stdout, '');
-  const json = await runCli(['ask', missing, '--question', 'q', '--json', '-q']);
+  const json = await runCli(['ask', 'q', '--model', missing, '--json', '-q']);
   t.is(json.code, 1);
   const parsed = JSON.parse(json.stdout) as { error: { code: string; message: string; hint: string } };
   t.is(parsed.error.code, 'ERR_FILE_NOT_FOUND');
   t.regex(parsed.error.hint, /^A model directory holds/);
 
-  const image = await runCli(['ask', modelDir, '--vae', vaePath, '--image', '/no/such.png', '--question', 'q', '-q']);
+  const image = await runCli(['ask', '--model', modelDir, '--vae', vaePath, '--image', '/no/such.png', '--question', 'q', '-q']);
   t.is(image.code, 1);
   t.regex(image.stderr, /^error ERR_FILE_NOT_FOUND: Cannot read the image \/no\/such\.png \(--image\): /);
   t.regex(image.stderr, /\nhint: Check the path/);
@@ -279,7 +281,7 @@ test('a missing model directory or image exits 1 with the error code and a hint'
 
 test('Ctrl-C (SIGINT) stops a generation through its AbortSignal and exits 130', async (t) => {
   const cwd = tempDir('showo2-cli-sigint-');
-  const child = spawn(process.execPath, [cliPath, 'generate', modelDir, '--vae', vaePath, '--prompt', 'x', '--width', '64', '--height', '64', '--steps', '10000'], {
+  const child = spawn(process.execPath, [cliPath, 'generate', 'x', '--model', modelDir, '--vae', vaePath, '--width', '64', '--height', '64', '--steps', '10000'], {
     cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -338,13 +340,13 @@ test('a Hugging Face repo id works where a model directory goes (resolved from t
 
   const cwd = tempDir('showo2-cli-hf-out-');
   const env = { ...process.env, HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1' };
-  const r = await runCli(['generate', 'test-org/tiny-show-o2', '--prompt', 'a red fox', ...FAST, '--seed', '2', '-q'], { cwd, env });
+  const r = await runCli(['generate', 'a red fox', '--model', 'test-org/tiny-show-o2', ...FAST, '--seed', '2', '-q'], { cwd, env });
   t.is(r.code, 0, r.stderr);
   const model = await modelPromise;
   const { images } = await model.generateImages({ prompt: 'a red fox', width: 64, height: 64, steps: 3, seed: 2 });
   t.deepEqual(decodeImage(fs.readFileSync(path.join(cwd, 'showo2-2-0.png'))).data, images[0]!.data);
 
-  const missing = await runCli(['generate', 'test-org/no-such-model', '--prompt', 'x', '-q'], { cwd, env });
+  const missing = await runCli(['generate', 'x', '--model', 'test-org/no-such-model', '-q'], { cwd, env });
   t.is(missing.code, 1);
   t.regex(missing.stderr, /^error ERR_OFFLINE: /);
   t.regex(missing.stderr, /\nhint: /);

@@ -10,6 +10,7 @@ import { consumerProject, repoRoot, runNode } from '../helpers.js';
 const publicNames = [
   'ChatSession',
   'DEFAULT_SYSTEM_PROMPT',
+  'DEMO_MODEL',
   'DTYPES',
   'FLOAT_DTYPES',
   'MAX_IMAGE_PIXELS',
