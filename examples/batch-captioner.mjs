@@ -16,7 +16,7 @@ if (positionals.length !== 2) {
   process.exit(2);
 }
 const [source, folder] = positionals;
-const images = (await readdir(folder)).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort();
+const images = (await readdir(folder)).filter((f) => /\.(png|jpe?g|webp)$/i.test(f)).sort();
 
 const model = await ShowO2Model.load(source, values.vae ? { vaePath: values.vae } : {});
 try {

@@ -23,7 +23,7 @@
  * - `ERR_INTERNAL`: a bug inside showo2; please report it.
  * - `ERR_DISPOSED`: the object was used after `dispose()`.
  * - `ERR_NATIVE_LOAD`: the native addon could not be loaded (the message lists possible solutions).
- * - `ERR_INVALID_IMAGE`: bytes that are not a complete PNG or JPEG, or an image too large to decode (the message
+ * - `ERR_INVALID_IMAGE`: bytes that are not a complete PNG, JPEG or WebP, or an image too large to decode (the message
  *   says which).
  * - `ERR_MODEL_NOT_FOUND`: no such model directory, Hugging Face repo, revision or file in the repo (the message names
  *   which).

@@ -1,6 +1,7 @@
 /**
- * Images in and out: decoding PNG and JPEG files to 8-bit RGB, the resizes and crops of the reference preprocessing,
- * and the conversions between pixels and the [-1, 1] planar floats the VAE reads and writes.
+ * Images in and out: decoding PNG, JPEG and WebP files to 8-bit RGB, encoding PNG and JPEG, the resizes and crops of
+ * the reference preprocessing, and the conversions between pixels and the [-1, 1] planar floats the VAE reads and
+ * writes. (WebP's container and decoder live in webp.ts.)
  *
  * Each function follows what the Show-o2 demos do with Pillow and torchvision (spec §3.1 "Image input convention"
  * and "Output handling", §8.2, §8.3), and test/unit/image.test.ts checks them against fixtures written by Pillow
@@ -8,11 +9,15 @@
  *
  * @module
  */
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+
 import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 
 import { invalidParameterError, ShowO2Error } from './errors.js';
-import { isOneOf, isPlainObject, isPositiveInteger } from './validate.js';
+import { isInteger, isOneOf, isPlainObject, isPositiveInteger, isString } from './validate.js';
+import { decodeWebp, hasWebpSignature, isTruncatedWebpSignature, readWebpHeader } from './webp.js';
 
 /**
  * An 8-bit RGB image: `data` holds `width * height * 3` bytes, row-major, R, G, B per pixel, no padding.
@@ -333,7 +338,7 @@ function yccToRgb(ycc: Uint8Array, width: number, height: number, h: number, v: 
 }
 
 /**
- * Decodes a PNG or JPEG file (recognised by its first bytes, not its name) to 8-bit RGB, as the reference's
+ * Decodes a PNG, JPEG or WebP file (recognised by its first bytes, not its name) to 8-bit RGB, as the reference's
  * `Image.open(path).convert("RGB")` does:
  *
  * - Alpha is dropped, not composited: a transparent pixel keeps its stored colour (Pillow's `convert("RGB")`).
@@ -341,16 +346,21 @@ function yccToRgb(ycc: Uint8Array, width: number, height: number, h: number, v: 
  * - 16-bit samples keep their high byte, as Pillow does for 16-bit RGB. For 16-bit *grayscale* Pillow clips every
  *   value above 255 to white instead; showo2 deliberately does not copy that.
  * - No colour management, gamma correction or EXIF rotation: Pillow applies none of them on open either.
+ * - An animated WebP gives its first frame, as Pillow does: the frame on its canvas, black where the frame does not
+ *   reach (Pillow's canvas starts transparent black, and the alpha is dropped).
  *
- * PNG decoding is exact. JPEG decoding runs jpeg-js for the entropy decoding and IDCT, then upsamples chroma and
+ * PNG decoding is exact. WebP decoding (lossy, lossless, with or without alpha) is libwebp's, compiled to WebAssembly
+ * and run synchronously in-process; Pillow decodes with libwebp too, and the fixtures match it exactly, lossy ones
+ * included. JPEG decoding runs jpeg-js for the entropy decoding and IDCT, then upsamples chroma and
  * converts YCbCr to RGB exactly as Pillow's libjpeg-turbo does (4:4:4, 4:2:2 and 4:2:0; other layouts and Adobe
  * JPEGs use jpeg-js's own conversion). jpeg-js's IDCT rounds differently from libjpeg-turbo's, so a decoded JPEG can
  * differ from Pillow's by up to about 3 levels on a small fraction of pixels (0.2 levels on average on the fixtures).
  *
  * @param bytes - the whole encoded file.
  * @returns the pixels.
- * @throws ShowO2Error `ERR_INVALID_IMAGE` for anything that is not a complete, valid PNG or JPEG, or an image larger
- * than {@link MAX_IMAGE_SIDE} per side or {@link MAX_IMAGE_PIXELS} in all; `ERR_INVALID_ARGUMENT` when `bytes` is
+ * @throws ShowO2Error `ERR_INVALID_IMAGE` for anything that is not a complete, valid PNG, JPEG or WebP (the message
+ * names the format and what is wrong), or an image larger than {@link MAX_IMAGE_SIDE} per side or
+ * {@link MAX_IMAGE_PIXELS} in all (checked from the header, before decoding); `ERR_INVALID_ARGUMENT` when `bytes` is
  * not a Uint8Array or Buffer.
  *
  * @example
@@ -366,9 +376,17 @@ export function decodeImage(bytes: Uint8Array): RgbImage {
   if (!(bytes instanceof Uint8Array)) throw invalidParameterError('bytes', 'a Uint8Array or Buffer', bytes);
   if (hasPngSignature(bytes)) return decodePng(bytes);
   if (hasJpegSignature(bytes)) return decodeJpeg(bytes);
+  if (hasWebpSignature(bytes)) {
+    const header = readWebpHeader(bytes);
+    checkDimensions('WebP', header.width, header.height);
+    return decodeWebp(header);
+  }
+  if (isTruncatedWebpSignature(bytes)) {
+    throw invalidImage(`Invalid WebP: the file ends early (truncated): ${bytes.length} bytes, fewer than its 12-byte header`);
+  }
   if (bytes.length === 0) throw invalidImage('Cannot decode an image from 0 bytes');
   const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
-  throw invalidImage(`Unsupported image format: expected PNG or JPEG, but the file starts with bytes ${head}`);
+  throw invalidImage(`Unsupported image format: expected PNG, JPEG or WebP, but the file starts with bytes ${head}`);
 }
 
 function checkImage(image: unknown, name: string): asserts image is RgbImage {
@@ -410,6 +428,145 @@ export function encodePng(image: RgbImage): Uint8Array {
   png.data = Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength);
   const file = PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false });
   return new Uint8Array(file.buffer, file.byteOffset, file.byteLength);
+}
+
+/**
+ * Options of {@link encodeJpeg} (and of {@link writeImage} for `.jpg`/`.jpeg` paths).
+ *
+ * @example
+ * ```ts
+ * import type { JpegOptions } from 'showo2';
+ *
+ * const small: JpegOptions = { quality: 75 };
+ * ```
+ */
+export interface JpegOptions {
+  /**
+   * JPEG quality, an integer from 1 (smallest file, worst) to 100 (largest, best), on the IJG scale libjpeg and Pillow
+   * use: it scales the standard quantisation tables. Defaults to {@link DEFAULT_JPEG_QUALITY} (90): higher than
+   * Pillow's 75, since generated images are usually kept, not thumbnailed.
+   */
+  quality?: number;
+}
+
+/** The JPEG quality {@link encodeJpeg} and {@link writeImage} use when none is given: 90. */
+export const DEFAULT_JPEG_QUALITY = 90;
+
+function jpegQuality(options: unknown, name: string): number {
+  if (options === undefined) return DEFAULT_JPEG_QUALITY;
+  if (!isPlainObject(options)) throw invalidParameterError(name, 'an object', options);
+  const quality = options.quality ?? DEFAULT_JPEG_QUALITY;
+  if (!isInteger(quality) || quality < 1 || quality > 100) {
+    throw invalidParameterError(`${name}.quality`, 'an integer from 1 to 100', options.quality);
+  }
+  return quality;
+}
+
+function encodeJpegChecked(image: RgbImage, quality: number): Uint8Array {
+  // jpeg-js reads RGBA; the alpha byte is ignored.
+  const pixels = image.width * image.height;
+  const rgba = new Uint8Array(pixels * 4);
+  for (let p = 0; p < pixels; p++) {
+    rgba[p * 4] = image.data[p * 3]!;
+    rgba[p * 4 + 1] = image.data[p * 3 + 1]!;
+    rgba[p * 4 + 2] = image.data[p * 3 + 2]!;
+    rgba[p * 4 + 3] = 255;
+  }
+  const file = jpeg.encode({ width: image.width, height: image.height, data: rgba }, quality).data;
+  return new Uint8Array(file.buffer, file.byteOffset, file.byteLength);
+}
+
+/**
+ * Encodes an image as a baseline JPEG (JFIF, YCbCr with full-resolution chroma, 4:4:4), with jpeg-js's encoder.
+ * JPEG is lossy: {@link decodeImage} gives back pixels close to, not equal to, the input (within a few levels at
+ * quality 90 on smooth images; edges and noise lose more). Use {@link encodePng} to keep every pixel.
+ *
+ * @param image - the pixels.
+ * @param options - the quality; see {@link JpegOptions}.
+ * @returns the JPEG file.
+ * @throws ShowO2Error `ERR_INVALID_ARGUMENT` when `image` is not a well-formed {@link RgbImage} or the quality is not
+ * an integer from 1 to 100.
+ *
+ * @example
+ * ```ts
+ * import { writeFileSync } from 'node:fs';
+ * import { encodeJpeg } from 'showo2';
+ *
+ * writeFileSync('fox.jpg', encodeJpeg(images[0]!, { quality: 85 }));
+ * ```
+ */
+export function encodeJpeg(image: RgbImage, options?: JpegOptions): Uint8Array {
+  checkImage(image, 'image');
+  return encodeJpegChecked(image, jpegQuality(options, 'options'));
+}
+
+/**
+ * Options of {@link writeImage}.
+ *
+ * @example
+ * ```ts
+ * import type { WriteImageOptions } from 'showo2';
+ *
+ * const options: WriteImageOptions = { quality: 80 }; // used for .jpg/.jpeg, ignored for .png
+ * ```
+ */
+export interface WriteImageOptions extends JpegOptions {}
+
+/** The formats {@link writeImage} writes, by file extension (lower-cased). */
+const OUTPUT_FORMATS: Record<string, 'png' | 'jpeg'> = { '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg' };
+
+/**
+ * The bytes of `image` in the format `file`'s extension names: `.png` (lossless) or `.jpg`/`.jpeg` (JPEG at
+ * `options.quality`). The CLI's image outputs go through here.
+ * @internal
+ */
+export function encodeImageForPath(file: string, image: RgbImage, options?: WriteImageOptions, name = 'path'): Uint8Array {
+  if (!isString(file) || file.length === 0) throw invalidParameterError(name, 'a file path', file);
+  const extension = path.extname(file).toLowerCase();
+  const format = OUTPUT_FORMATS[extension];
+  if (format === undefined) {
+    const got = extension === '' ? 'no extension' : `the extension ${extension}`;
+    throw invalidParameterError(name, `a path ending in .png, .jpg or .jpeg (${got}; WebP output is not supported)`, file);
+  }
+  checkImage(image, 'image');
+  const quality = jpegQuality(options, 'options');
+  return format === 'png' ? encodePng(image) : encodeJpegChecked(image, quality);
+}
+
+/**
+ * Writes an image to a file, in the format its extension names (case-insensitive): `.png` for a lossless PNG,
+ * `.jpg` or `.jpeg` for a JPEG ({@link encodeJpeg}, at `options.quality`). WebP output is not supported (showo2's
+ * WebP codec only decodes). The folder must exist; an existing file is replaced.
+ *
+ * @param file - where to write; its extension picks the format.
+ * @param image - the pixels.
+ * @param options - see {@link WriteImageOptions}; `quality` is checked for every format but only JPEG uses it.
+ * @returns once the file is written.
+ * @throws ShowO2Error `ERR_INVALID_ARGUMENT` for another extension, a malformed image or a bad quality (before
+ * anything is written); `ERR_FILE_NOT_FOUND` when the folder does not exist; `ERR_FILE_READ` when the OS refuses the
+ * write (permissions, a full disk, a directory at that path).
+ *
+ * @example
+ * ```ts
+ * import { writeImage } from 'showo2';
+ *
+ * const { images, seed } = await model.generateImages({ prompt: 'a red fox in the snow' });
+ * await writeImage(`fox-${seed}.jpg`, images[0]!, { quality: 85 });
+ * await writeImage(`fox-${seed}.png`, images[0]!);
+ * ```
+ */
+export async function writeImage(file: string, image: RgbImage, options?: WriteImageOptions): Promise<void> {
+  const bytes = encodeImageForPath(file, image, options);
+  try {
+    await fsp.writeFile(file, bytes);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ShowO2Error(
+      code === 'ENOENT' ? 'ERR_FILE_NOT_FOUND' : 'ERR_FILE_READ',
+      `Cannot write the image ${file}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
 }
 
 // ---- Resampling: a transcription of Pillow's src/libImaging/Resample.c (ImagingResample, 8 bits per channel). ----

@@ -10,7 +10,9 @@ export {
   centerCrop,
   convertToSafetensors,
   decodeImage,
+  DEFAULT_JPEG_QUALITY,
   DTYPES,
+  encodeJpeg,
   encodePng,
   f16ToFloat32,
   FLOAT_DTYPES,
@@ -26,6 +28,7 @@ export {
   tensorToImage,
   toFloat32Array,
   WeightFile,
+  writeImage,
 } from './index.js';
 export type {
   ConvertOptions,
@@ -35,6 +38,7 @@ export type {
   DType,
   ErrorCode,
   FloatDType,
+  JpegOptions,
   RgbImage,
   RuntimeInfo,
   TensorData,
@@ -43,6 +47,7 @@ export type {
   TensorInfo,
   TensorToImageOptions,
   WeightFormat,
+  WriteImageOptions,
 } from './index.js';
 export { WanVae } from './index.js';
 export type {

@@ -25,6 +25,8 @@ export { invalidParameterError, ShowO2Error, type ErrorCode } from './errors.js'
 export {
   centerCrop,
   decodeImage,
+  DEFAULT_JPEG_QUALITY,
+  encodeJpeg,
   encodePng,
   imageToTensor,
   letterbox,
@@ -33,8 +35,11 @@ export {
   resizeBicubic,
   resizeShorterSide,
   tensorToImage,
+  writeImage,
+  type JpegOptions,
   type RgbImage,
   type TensorToImageOptions,
+  type WriteImageOptions,
 } from './image.js';
 export { runtimeInfo, type CudaDevice, type CudaInfo, type Device, type RuntimeInfo, type WeightDtype } from './runtime.js';
 export { WeightFile, type TensorInfo, type WeightFormat } from './weights.js';

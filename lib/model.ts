@@ -35,7 +35,7 @@ import { WanVae } from './vae.js';
 import { isDefined, isNonEmptyString, isOneOf, isPlainObject, isPositiveInteger, isString } from './validate.js';
 
 /**
- * An image: a file path, encoded PNG/JPEG bytes, or decoded pixels.
+ * An image: a file path, encoded PNG, JPEG or WebP bytes, or decoded pixels (see {@link decodeImage}).
  *
  * @example
  * ```ts
@@ -324,7 +324,7 @@ async function readImageInput(input: unknown, name: string): Promise<RgbImage> {
   }
   if (input instanceof Uint8Array) return decodeImage(input);
   if (isPlainObject(input) && 'width' in input && 'height' in input && 'data' in input) return input as unknown as RgbImage;
-  throw invalidParameterError(name, 'a file path, PNG/JPEG bytes or an RgbImage', input);
+  throw invalidParameterError(name, 'a file path, PNG/JPEG/WebP bytes or an RgbImage', input);
 }
 
 function checkKeys(options: Record<string, unknown>, allowed: readonly string[], name: string): void {

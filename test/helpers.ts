@@ -10,10 +10,16 @@ export const repoRoot = path.resolve(__dirname, '..');
 export const fixturesDir = path.join(repoRoot, 'test', 'fixtures', 'weights');
 export const cliPath = path.join(repoRoot, 'dist', 'cli.js');
 
+/** The directories tempDir made, removed by one exit listener (one listener each would trip MaxListenersExceededWarning). */
+const tempDirs: string[] = [];
+process.on('exit', () => {
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 /** A fresh temporary directory, removed when the test process exits. */
 export function tempDir(prefix = 'showo2-test-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  tempDirs.push(dir);
   return dir;
 }
 

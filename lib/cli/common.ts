@@ -218,7 +218,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   ERR_UNSAFE_PICKLE: 'Convert the checkpoint to safetensors with Python, then pass that file.',
   ERR_UNSUPPORTED_FORMAT: 'Pass a .safetensors, .bin or .pth checkpoint, or convert it with "showo2 convert".',
   ERR_UNSUPPORTED_DTYPE: 'Convert the checkpoint with "showo2 convert --dtype bf16".',
-  ERR_INVALID_IMAGE: 'Pass a PNG or JPEG file.',
+  ERR_INVALID_IMAGE: 'Pass a PNG, JPEG or WebP file.',
   ERR_OUT_OF_MEMORY: 'Use a smaller --width/--height, fewer --count or --frames, or close other programs using the memory.',
   ERR_CUDA: 'Run "showo2 doctor" to see what the GPU setup lacks, or pass --device cpu.',
   ERR_NATIVE_LOAD: 'Run "showo2 doctor"; rebuilding with "npm rebuild showo2 --build-from-source" usually fixes it.',

@@ -1,5 +1,6 @@
 /**
- * `showo2 generate` (text to images) and `showo2 video` (text or image to an animated PNG).
+ * `showo2 generate` (text to images, written as PNG or JPEG by the output's extension) and `showo2 video` (text or
+ * image to an animated PNG).
  *
  * @module
  * @internal
@@ -8,7 +9,7 @@ import { randomInt } from 'node:crypto';
 import * as path from 'node:path';
 
 import { encodeAnimatedPng } from '../animation.js';
-import { encodePng, type RgbImage } from '../image.js';
+import { DEFAULT_JPEG_QUALITY, encodeImageForPath, encodePng, type RgbImage } from '../image.js';
 import type { ShowO2Model } from '../model.js';
 import type { GenerationProgress, ImageGenerationOptions } from '../visual-generation.js';
 import {
@@ -92,6 +93,15 @@ function checkPng(file: string, flag: string): void {
   if (path.extname(file).toLowerCase() !== '.png') throw new UsageError(`Expected a .png file name for ${flag} but received "${file}"`);
 }
 
+/** The image formats `generate` writes, by the output's extension. */
+const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg'];
+
+function checkImageFile(file: string, flag: string): void {
+  if (!IMAGE_EXTENSIONS.includes(path.extname(file).toLowerCase())) {
+    throw new UsageError(`Expected a file name ending in .png, .jpg or .jpeg for ${flag} but received "${file}"`);
+  }
+}
+
 /** The PROMPT arguments, then the --prompt flags. */
 function requiredPrompts(values: OptionValues, args: string[]): string[] {
   const prompts = [...args, ...stringList(values, 'prompt')];
@@ -141,7 +151,7 @@ async function generating<T>(ctx: CommandContext, run: () => Promise<T>): Promis
 }
 
 export const generate: Command = {
-  summary: 'Generate images from text prompts and write them as PNG files',
+  summary: 'Generate images from text prompts and write them as PNG or JPEG files',
   usage: 'generate PROMPT... [--model DIR|REPO] [-o PATTERN] [options]',
   positionals: [],
   optionalPositionals: ['prompt'],
@@ -165,7 +175,14 @@ export const generate: Command = {
       type: 'string',
       short: 'o',
       value: 'PATTERN',
-      description: 'Where to write each PNG; {seed}, {index} and {prompt} (a slug) are filled in. Defaults to showo2-{seed}-{index}.png.',
+      description:
+        'Where to write each image; {seed}, {index} and {prompt} (a slug) are filled in, and the extension picks the format: ' +
+        '.png (lossless) or .jpg/.jpeg. Defaults to showo2-{seed}-{index}.png.',
+    },
+    quality: {
+      type: 'string',
+      value: 'N',
+      description: `JPEG quality, 1 to 100 (only for a .jpg/.jpeg --output). Defaults to ${DEFAULT_JPEG_QUALITY}.`,
     },
     ...LOAD_OPTIONS,
   },
@@ -174,7 +191,8 @@ export const generate: Command = {
 Examples:
   showo2 generate "a red circle on a blue background" -o out.png
   showo2 generate "a lighthouse at dusk" --model showlab/show-o2-1.5B --seed 7
-  showo2 generate "a red fox" "a blue bird" --model ./show-o2-1.5B --vae ./Wan2.1_VAE.pth --count 2 -o "out/{prompt}-{seed}.png"`,
+  showo2 generate "a red fox" "a blue bird" --model ./show-o2-1.5B --vae ./Wan2.1_VAE.pth --count 2 -o "out/{prompt}-{seed}.png"
+  showo2 generate "a red fox" --model ./show-o2-1.5B -o "fox-{seed}.jpg" --quality 85`,
   async run(ctx, args, values) {
     const prompts = requiredPrompts(values, args);
     const sampling = samplingOptions(values);
@@ -182,7 +200,11 @@ Examples:
     const seed = seedValue(values);
     if (seed + count - 1 > MAX_SEED) throw new UsageError(`--seed ${seed} plus --count ${count} runs past the largest seed ${MAX_SEED}`);
     const pattern = stringValue(values, 'output') ?? 'showo2-{seed}-{index}.png';
-    checkPng(pattern, '--output');
+    checkImageFile(pattern, '--output');
+    const quality = intValue(values, 'quality', 1, 100);
+    if (quality !== undefined && !/\.jpe?g$/i.test(pattern)) {
+      throw new UsageError(`--quality applies to JPEG output only, but --output "${pattern}" writes PNG`);
+    }
     // Every file name is known before the model loads, so a pattern that would overwrite its own output fails at once.
     const planned = Array.from({ length: count }, (_, run) =>
       prompts.map((prompt, p) => {
@@ -209,7 +231,7 @@ Examples:
         for (const k of ['denoiseMs', 'decodeMs', 'totalMs'] as const) timings[k] += result.timings[k];
         result.images.forEach((image, p) => {
           const target = planned[run]![p]!;
-          writeFile(target.path, encodePng(image));
+          writeFile(target.path, encodeImageForPath(target.path, image, quality === undefined ? {} : { quality }, '--output'));
           written.push({ ...target, width: image.width, height: image.height });
           if (!ctx.json) ctx.io.out(`wrote ${target.path}`);
         });
@@ -233,7 +255,7 @@ export const video: Command = {
   cancellable: true,
   options: {
     prompt: { type: 'string', value: 'TEXT', description: 'What happens in the video, as a flag. Defaults to the PROMPT argument.' },
-    image: { type: 'string', value: 'PATH', description: 'Image-to-video: the first frame (PNG or JPEG), held fixed. Defaults to none (text-to-video).' },
+    image: { type: 'string', value: 'PATH', description: 'Image-to-video: the first frame (PNG, JPEG or WebP), held fixed. Defaults to none (text-to-video).' },
     frames: { type: 'string', value: 'N', description: 'Frames, of the form 1 + 4k (1, 5, 9, 13, 17, ...). Defaults to 17.' },
     ...SAMPLING_OPTIONS,
     fps: { type: 'string', value: 'N', description: 'Playback frames per second, 1 to 1000. Defaults to 8.' },

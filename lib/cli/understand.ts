@@ -60,9 +60,9 @@ function systemOption(values: OptionValues): { systemPrompt?: string } {
   return system === undefined ? {} : { systemPrompt: system };
 }
 
-const IMAGE_FILE = /\.(png|jpe?g)$/i;
+const IMAGE_FILE = /\.(png|jpe?g|webp)$/i;
 
-/** `--video-frames` values: files as given, and each directory as its PNG/JPEG files in natural order. */
+/** `--video-frames` values: files as given, and each directory as its PNG/JPEG/WebP files in natural order. */
 function videoFrameFiles(paths: string[]): string[] {
   const files: string[] = [];
   for (const p of paths) {
@@ -77,7 +77,7 @@ function videoFrameFiles(paths: string[]): string[] {
       continue;
     }
     const images = entries.filter((e) => IMAGE_FILE.test(e)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
-    if (images.length === 0) throw new ShowO2Error('ERR_FILE_NOT_FOUND', `No PNG or JPEG frames in the directory ${p} (--video-frames)`);
+    if (images.length === 0) throw new ShowO2Error('ERR_FILE_NOT_FOUND', `No PNG, JPEG or WebP frames in the directory ${p} (--video-frames)`);
     files.push(...images.map((e) => path.join(p, e)));
   }
   return files;
@@ -142,13 +142,13 @@ export const ask: Command = {
   cancellable: true,
   options: {
     question: { type: 'string', value: 'TEXT', description: 'The question, as a flag. Defaults to the QUESTION argument.' },
-    image: { type: 'string', value: 'PATH', description: 'The image (PNG or JPEG) the question is about, as a flag. Defaults to the IMAGE argument, else none.' },
+    image: { type: 'string', value: 'PATH', description: 'The image (PNG, JPEG or WebP) the question is about, as a flag. Defaults to the IMAGE argument, else none.' },
     'video-frames': {
       type: 'string',
       greedy: true,
       value: 'PATH...',
       description:
-        'The video as its frames in order: files, or a directory of PNG/JPEG frames (sorted by name). Defaults to none.',
+        'The video as its frames in order: files, or a directory of PNG/JPEG/WebP frames (sorted by name). Defaults to none.',
     },
     'num-frames': { type: 'string', value: 'N', description: 'Frames sampled uniformly from --video-frames, 1 to 1024. Defaults to 32.' },
     ...TEXT_OPTIONS,
@@ -197,7 +197,7 @@ export const chat: Command = {
   positionals: [],
   cancellable: true,
   options: {
-    image: { type: 'string', value: 'PATH', description: 'An image (PNG or JPEG) for the first question. Defaults to none.' },
+    image: { type: 'string', value: 'PATH', description: 'An image (PNG, JPEG or WebP) for the first question. Defaults to none.' },
     ...TEXT_OPTIONS,
     ...LOAD_OPTIONS,
   },

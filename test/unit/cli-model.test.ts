@@ -9,7 +9,7 @@ import * as zlib from 'node:zlib';
 
 import test from 'ava';
 
-import { decodeImage, ShowO2Model } from 'showo2';
+import { decodeImage, encodeJpeg, ShowO2Model } from 'showo2';
 import { commands } from '../../dist/cli.js';
 import { COMMON_OPTIONS } from '../../dist/cli/common.js';
 import { cliPath, repoRoot, runCli, tempDir } from '../helpers.js';
@@ -120,6 +120,46 @@ test('video --image (image-to-video) and --json', async (t) => {
   const model = await modelPromise;
   const { videos } = await model.generateVideo({ prompt: 'the scene moves', image: photo, width: 64, height: 64, steps: 3, frames: 5, seed: 4 });
   t.deepEqual(decodeImage(fs.readFileSync(path.join(cwd, 'showo2-video-4.png'))).data, videos[0]![0]!.data);
+});
+
+test('generate writes JPEG for a .jpg/.jpeg --output (-o), at --quality', async (t) => {
+  const cwd = tempDir('showo2-cli-jpeg-');
+  const r = await runCli(['generate', '--model', modelDir, '--vae', vaePath, '--prompt', 'a red fox', ...FAST, '--seed', '9', '-o', 'fox-{seed}.JPG', '--quality', '95', '-q'], { cwd });
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout, 'wrote fox-9.JPG\nseed: 9\n');
+  const { images } = await (await modelPromise).generateImages({ prompt: 'a red fox', width: 64, height: 64, steps: 3, seed: 9 });
+  const written = fs.readFileSync(path.join(cwd, 'fox-9.JPG'));
+  t.deepEqual(written, Buffer.from(encodeJpeg(images[0]!, { quality: 95 })));
+  const plain = await runCli(['generate', '--model', modelDir, '--vae', vaePath, '--prompt', 'a red fox', ...FAST, '--seed', '9', '--output', 'fox.jpeg', '-q'], { cwd });
+  t.is(plain.code, 0, plain.stderr);
+  t.deepEqual(fs.readFileSync(path.join(cwd, 'fox.jpeg')), Buffer.from(encodeJpeg(images[0]!))); // quality 90
+  t.is(decodeImage(fs.readFileSync(path.join(cwd, 'fox.jpeg'))).width, 64);
+});
+
+test('ask reads a WebP image: the same answer as for the PNG with the same pixels', async (t) => {
+  const model = await modelPromise;
+  const webp = path.join(imagesDir, 'photo_lossless.webp');
+  const question = 'What is in the image?';
+  const expected = await model.answer({ image: photo, question, maxTokens: 10 });
+  const r = await runCli(['ask', '--model', modelDir, '--vae', vaePath, '--image', webp, '--question', question, '--max-tokens', '10', '-q']);
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout, `${expected.text}\n`);
+  // A directory of frames picks up .webp files too.
+  const dir = tempDir('showo2-cli-webp-frames-');
+  fs.copyFileSync(webp, path.join(dir, 'f1.webp'));
+  fs.copyFileSync(path.join(imagesDir, 'animated.webp'), path.join(dir, 'f2.webp'));
+  const frames = [webp, path.join(imagesDir, 'animated.webp')];
+  const fromFiles = await model.answer({ video: { frames, numFrames: 4 }, question: 'What happens?', maxTokens: 6 });
+  const rd = await runCli(['ask', '--model', modelDir, '--vae', vaePath, '--video-frames', dir, '--num-frames', '4', '--question', 'What happens?', '--max-tokens', '6', '-q']);
+  t.is(rd.code, 0, rd.stderr);
+  t.is(rd.stdout, `${fromFiles.text}\n`);
+  // A damaged WebP fails with the format's reason and the hint.
+  const broken = path.join(dir, 'broken.webp');
+  fs.writeFileSync(broken, fs.readFileSync(webp).subarray(0, 100));
+  const bad = await runCli(['ask', '--model', modelDir, '--vae', vaePath, '--image', broken, '--question', question, '-q']);
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /^error ERR_INVALID_IMAGE: --image \(.*broken\.webp\): Invalid WebP: the file ends early \(truncated\)/);
+  t.regex(bad.stderr, /Pass a PNG, JPEG or WebP file\./);
 });
 
 test('ask streams the answer ShowO2Model.answer gives for the same options', async (t) => {
@@ -235,6 +275,11 @@ test('usage errors exit 2 with the message and the usage line, before loading an
     [['ask', '--model', modelDir, '--image', photo, '--video-frames', photo, '--question', 'q'], 'Pass either --image or --video-frames, not both'],
     [['ask', '--model', modelDir, '--question', 'q', '--top-p', '1.5'], 'Expected a number in (0, 1] for --top-p but received "1.5" (string)'],
     [['chat', '--model', modelDir, '--device', 'tpu'], 'Expected one of cpu, cuda, auto for --device but received "tpu" (string)'],
+    [['generate', '--model', modelDir, '--prompt', 'x', '--output', 'x.webp'], 'Expected a file name ending in .png, .jpg or .jpeg for --output but received "x.webp"'],
+    [['generate', '--model', modelDir, '--prompt', 'x', '-o', 'x.gif'], 'Expected a file name ending in .png, .jpg or .jpeg for --output but received "x.gif"'],
+    [['generate', '--model', modelDir, '--prompt', 'x', '-o', 'x.jpg', '--quality', '0'], 'Expected an integer from 1 to 100 for --quality but received "0" (string)'],
+    [['generate', '--model', modelDir, '--prompt', 'x', '--quality', '80'], '--quality applies to JPEG output only, but --output "showo2-{seed}-{index}.png" writes PNG'],
+    [['video', '--model', modelDir, '--prompt', 'x', '-o', 'x.jpg'], 'Expected a .png file name for --output but received "x.jpg"'],
   ];
   for (const [args, message] of cases) {
     const r = await runCli(args);

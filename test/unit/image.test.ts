@@ -8,6 +8,8 @@ import test from 'ava';
 import {
   centerCrop,
   decodeImage,
+  DEFAULT_JPEG_QUALITY,
+  encodeJpeg,
   encodePng,
   imageToTensor,
   letterbox,
@@ -16,10 +18,11 @@ import {
   resizeShorterSide,
   ShowO2Error,
   tensorToImage,
+  writeImage,
   type RgbImage,
 } from 'showo2';
 
-import { repoRoot } from '../helpers.js';
+import { repoRoot, tempDir } from '../helpers.js';
 
 const imagesDir = path.join(repoRoot, 'test', 'fixtures', 'images');
 
@@ -110,6 +113,57 @@ for (const [name, bound] of Object.entries(jpegTolerance)) {
   });
 }
 
+// WebP is decoded by libwebp, as in Pillow, so every fixture must equal Pillow's convert("RGB") exactly. For the lossless
+// ones that is a given; for the lossy ones (VP8, whose reconstruction is exact by specification, then libwebp's
+// fixed-point YUV to RGB) the measured difference is 0 levels too, so the stated tolerance is 0. Alpha is dropped
+// (rgba_lossless.webp stores black under its transparent column, and so does the result), and an animation gives its
+// first frame on a black canvas.
+const webpNames = Object.keys(manifest.decode).filter((n) => n.endsWith('.webp'));
+test('the WebP fixtures cover lossy, lossless, alpha, odd sizes and animations', (t) => {
+  t.deepEqual(webpNames.sort(), [
+    'animated.webp',
+    'animated_offset.webp',
+    'odd.webp',
+    'photo.webp',
+    'photo_lossless.webp',
+    'pixel.webp',
+    'rgba.webp',
+    'rgba_lossless.webp',
+  ]);
+});
+for (const name of webpNames) {
+  test(`decodeImage(${name}) equals Pillow's convert("RGB") exactly`, (t) => {
+    const e = manifest.decode[name]!;
+    const image = decodeImage(read(name));
+    t.is(image.width, e.width);
+    t.is(image.height, e.height);
+    t.deepEqual(difference(image.data, expectedImage(e).data), { max: 0, mean: 0 }, e.note);
+  });
+}
+
+test('a lossless WebP gives the pixels of the PNG it was made from; alpha is dropped, not composited', (t) => {
+  t.deepEqual(decodeImage(read('photo_lossless.webp')), decodeImage(read('photo.png')));
+  // Alpha ramps from 0 (left column) to 255 (right): compositing would change every column but the last. The lossless
+  // encoder stored the PNG's colours except under alpha 0, where it wrote black (Pillow's default exact=False).
+  const webp = decodeImage(read('rgba_lossless.webp'));
+  const png = decodeImage(read('rgba.png'));
+  for (let y = 0; y < png.height; y++) {
+    const row = (image: RgbImage) => image.data.subarray(y * 37 * 3, (y + 1) * 37 * 3);
+    t.deepEqual(row(webp).subarray(3), row(png).subarray(3), `row ${y}, alpha > 0`);
+    t.deepEqual(Array.from(row(webp).subarray(0, 3)), [0, 0, 0], `row ${y}, alpha 0`);
+  }
+});
+
+test("an animated WebP's first frame sits on a black canvas where it does not reach", (t) => {
+  const image = decodeImage(read('animated_offset.webp'));
+  t.deepEqual([image.width, image.height], [24, 20]);
+  const at = (x: number, y: number) => Array.from(image.data.subarray((y * 24 + x) * 3, (y * 24 + x) * 3 + 3));
+  t.deepEqual(at(0, 0), [0, 0, 0]);
+  t.deepEqual(at(3, 6), [0, 0, 0]); // left of the 10x8 frame at (4, 6)
+  t.deepEqual(at(14, 13), [0, 0, 0]); // right of it and below
+  t.notDeepEqual(at(13, 13), [0, 0, 0]); // its bottom-right pixel
+});
+
 test('decodeImage accepts a plain Uint8Array and a Buffer that is a view into a larger pool', (t) => {
   const bytes = read('photo.png');
   const pooled = Buffer.concat([Buffer.alloc(5, 7), bytes]).subarray(5);
@@ -126,6 +180,101 @@ test('encodePng then decodeImage gives back the same pixels', (t) => {
   t.deepEqual(decodeImage(encodePng(pixel)), pixel);
 });
 
+// ---- JPEG output ----
+
+/** Smooth content (gradients and a slow wave), what JPEG is made for; noise would measure the noise. */
+function gradient(width: number, height: number): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      data.set([(x * 255) / (width - 1), (y * 255) / (height - 1), 128 + Math.round(60 * Math.sin(x / 6))], (y * width + x) * 3);
+    }
+  }
+  return { width, height, data };
+}
+
+/** The JPEG's SOF0 frame header: size and each component's sampling factors. */
+function jpegFrame(bytes: Uint8Array): { width: number; height: number; sampling: number[] } {
+  const b = Buffer.from(bytes);
+  let at = 2;
+  while (b[at + 1] !== 0xc0) at += 2 + b.readUInt16BE(at + 2);
+  return { height: b.readUInt16BE(at + 5), width: b.readUInt16BE(at + 7), sampling: [0, 1, 2].map((c) => b[at + 11 + c * 3]!) };
+}
+
+// Measured on the 64x48 gradient (max / mean levels after decodeImage): quality 50: 13 / 2.0, 90: 5 / 0.96,
+// 100: 3 / 0.37. The bounds leave a little room over those.
+const jpegRoundTrip: [quality: number | undefined, max: number, mean: number][] = [
+  [50, 16, 2.5],
+  [undefined, 7, 1.2], // the default, 90
+  [100, 4, 0.5],
+];
+for (const [quality, max, mean] of jpegRoundTrip) {
+  test(`encodeJpeg at quality ${quality ?? 'default'} round-trips through decodeImage within ${max} levels (mean ${mean})`, (t) => {
+    const image = gradient(64, 48);
+    const jpg = encodeJpeg(image, quality === undefined ? undefined : { quality });
+    t.true(jpg instanceof Uint8Array);
+    t.deepEqual(Array.from(jpg.subarray(0, 3)), [0xff, 0xd8, 0xff]);
+    t.deepEqual(jpegFrame(jpg), { width: 64, height: 48, sampling: [0x11, 0x11, 0x11] }); // baseline, 4:4:4
+    const back = decodeImage(jpg);
+    t.is(back.width, 64);
+    t.is(back.height, 48);
+    const d = difference(back.data, image.data);
+    t.true(d.max <= max, `max ${d.max}`);
+    t.true(d.mean <= mean, `mean ${d.mean}`);
+  });
+}
+
+test('JPEG quality trades size for fidelity; the default is 90', (t) => {
+  const image = decodeImage(read('photo.png'));
+  const sizes = [1, 50, 90, 100].map((quality) => encodeJpeg(image, { quality }).length);
+  t.deepEqual([...sizes].sort((a, b) => a - b), sizes);
+  t.is(DEFAULT_JPEG_QUALITY, 90);
+  t.deepEqual(encodeJpeg(image), encodeJpeg(image, { quality: 90 }));
+  t.deepEqual(encodeJpeg(image, {}), encodeJpeg(image, { quality: 90 }));
+  // Odd sizes and a single pixel work (the encoder pads the edge blocks).
+  t.true(difference(decodeImage(encodeJpeg(solid(1, 1, [200, 30, 90]), { quality: 100 })).data, solid(1, 1, [200, 30, 90]).data).max <= 1);
+  const odd = decodeImage(encodeJpeg(solid(13, 7, [10, 120, 250])));
+  t.true(difference(odd.data, solid(13, 7, [10, 120, 250]).data).max <= 2);
+});
+
+test('writeImage picks PNG or JPEG by the extension, in any case', async (t) => {
+  const dir = tempDir();
+  const image = decodeImage(read('photo.png'));
+  await writeImage(path.join(dir, 'a.png'), image);
+  await writeImage(path.join(dir, 'b.JPG'), image, { quality: 80 });
+  await writeImage(path.join(dir, 'c.jpeg'), image);
+  await writeImage(path.join(dir, 'd.PNG'), image, { quality: 5 }); // quality is checked but unused for PNG
+  t.deepEqual(fs.readFileSync(path.join(dir, 'a.png')), Buffer.from(encodePng(image)));
+  t.deepEqual(fs.readFileSync(path.join(dir, 'b.JPG')), Buffer.from(encodeJpeg(image, { quality: 80 })));
+  t.deepEqual(fs.readFileSync(path.join(dir, 'c.jpeg')), Buffer.from(encodeJpeg(image)));
+  t.deepEqual(decodeImage(fs.readFileSync(path.join(dir, 'd.PNG'))), image);
+  await writeImage(path.join(dir, 'a.png'), solid(2, 2, [1, 2, 3])); // replaces
+  t.deepEqual(decodeImage(fs.readFileSync(path.join(dir, 'a.png'))), solid(2, 2, [1, 2, 3]));
+});
+
+test('writeImage refuses other extensions, bad options and unwritable paths, before or without writing', async (t) => {
+  const dir = tempDir();
+  const image = solid(2, 2, [0, 0, 0]);
+  const bad: [string, unknown, string][] = [
+    ['out.webp', undefined, `Expected a path ending in .png, .jpg or .jpeg (the extension .webp; WebP output is not supported) for path but received "${path.join(dir, 'out.webp')}" (string)`],
+    ['out', undefined, `Expected a path ending in .png, .jpg or .jpeg (no extension; WebP output is not supported) for path but received "${path.join(dir, 'out')}" (string)`],
+    ['out.jpg', { quality: 0 }, 'Expected an integer from 1 to 100 for options.quality but received 0 (number)'],
+    ['out.png', { quality: '90' }, 'Expected an integer from 1 to 100 for options.quality but received "90" (string)'],
+  ];
+  for (const [name, options, message] of bad) {
+    await t.throwsAsync(writeImage(path.join(dir, name), image, options as never), { instanceOf: ShowO2Error, code: 'ERR_INVALID_ARGUMENT', message });
+  }
+  await t.throwsAsync(writeImage('', image), { code: 'ERR_INVALID_ARGUMENT', message: 'Expected a file path for path but received "" (string)' });
+  await t.throwsAsync(writeImage(path.join(dir, 'x.png'), { ...image, width: 3 }), { code: 'ERR_INVALID_ARGUMENT', message: /^Expected 18 bytes/ });
+  t.deepEqual(fs.readdirSync(dir), []);
+  const missing = path.join(dir, 'no', 'such', 'folder.png');
+  const err = await t.throwsAsync(writeImage(missing, image), { instanceOf: ShowO2Error, code: 'ERR_FILE_NOT_FOUND' });
+  t.true(err!.message.startsWith(`Cannot write the image ${missing}: ENOENT`), err!.message);
+  fs.mkdirSync(path.join(dir, 'folder.png'));
+  const isDir = await t.throwsAsync(writeImage(path.join(dir, 'folder.png'), image), { instanceOf: ShowO2Error, code: 'ERR_FILE_READ' });
+  t.regex(isDir!.message, /^Cannot write the image .*folder\.png: EISDIR/);
+});
+
 // ---- Bad input: always ERR_INVALID_IMAGE, promptly ----
 
 function invalidImage(t: import('ava').ExecutionContext, bytes: Uint8Array, message: string | RegExp): void {
@@ -136,7 +285,7 @@ function invalidImage(t: import('ava').ExecutionContext, bytes: Uint8Array, mess
 }
 
 test('non-image bytes name what the file starts with', (t) => {
-  invalidImage(t, Buffer.from('hello world'), 'Unsupported image format: expected PNG or JPEG, but the file starts with bytes 68 65 6c 6c 6f 20 77 6f');
+  invalidImage(t, Buffer.from('hello world'), 'Unsupported image format: expected PNG, JPEG or WebP, but the file starts with bytes 68 65 6c 6c 6f 20 77 6f');
   invalidImage(t, Buffer.from('GIF89a'), /^Unsupported image format: .* 47 49 46 38 39 61$/);
   invalidImage(t, new Uint8Array(0), 'Cannot decode an image from 0 bytes');
 });
@@ -168,6 +317,107 @@ test('a JPEG signature followed by noise is refused', (t) => {
   const noise = new Uint8Array(5000).map((_, i) => (i * 7919 + 13) % 251);
   noise.set([0xff, 0xd8, 0xff]);
   invalidImage(t, noise, /^Invalid JPEG: /);
+});
+
+/** A WebP file's chunks after its 12-byte header, and the file rebuilt from (edited) chunks with every size recomputed. */
+type RiffChunk = [tag: string, payload: Buffer];
+function webpChunks(bytes: Buffer): RiffChunk[] {
+  const chunks: RiffChunk[] = [];
+  for (let at = 12; at < bytes.length; ) {
+    const size = bytes.readUInt32LE(at + 4);
+    chunks.push([bytes.toString('latin1', at, at + 4), bytes.subarray(at + 8, at + 8 + size)]);
+    at += 8 + size + (size & 1);
+  }
+  return chunks;
+}
+function webpFile(chunks: RiffChunk[]): Buffer {
+  const parts = chunks.map(([tag, payload]) => {
+    const header = Buffer.alloc(8);
+    header.write(tag, 'latin1');
+    header.writeUInt32LE(payload.length, 4);
+    return Buffer.concat([header, payload, Buffer.alloc(payload.length & 1)]);
+  });
+  const body = Buffer.concat([Buffer.from('WEBP'), ...parts]);
+  const header = Buffer.alloc(8);
+  header.write('RIFF');
+  header.writeUInt32LE(body.length, 4);
+  return Buffer.concat([header, body]);
+}
+function editWebp(name: string, edit: (tag: string, payload: Buffer) => Buffer): Buffer {
+  return webpFile(webpChunks(read(name)).map(([tag, payload]) => [tag, edit(tag, Buffer.from(payload))]));
+}
+
+test('the WebP test helpers rebuild a fixture byte for byte', (t) => {
+  for (const name of webpNames) t.deepEqual(webpFile(webpChunks(read(name))), read(name), name);
+});
+
+test('a WebP truncated anywhere is refused, naming the declared and actual sizes', (t) => {
+  const webp = read('photo_lossless.webp');
+  for (const length of [4, 9, 11]) {
+    invalidImage(t, webp.subarray(0, length), `Invalid WebP: the file ends early (truncated): ${length} bytes, fewer than its 12-byte header`);
+  }
+  for (const fraction of [0.01, 0.1, 0.5, 0.9, 0.999]) {
+    const length = Math.floor(webp.length * fraction);
+    invalidImage(t, webp.subarray(0, length), `Invalid WebP: the file ends early (truncated): the RIFF header declares ${webp.length} bytes, the file has ${length}`);
+  }
+  // Bytes after the RIFF data are ignored, as libwebp does.
+  t.deepEqual(decodeImage(Buffer.concat([webp, Buffer.from('trailing junk')])), decodeImage(webp));
+});
+
+test('a WebP whose chunks do not fit is refused, naming the chunk and its byte', (t) => {
+  const lying = Buffer.from(read('rgba.webp'));
+  lying.writeUInt32LE(5000, 12 + 18 + 4); // the ALPH chunk (after the 18-byte VP8X chunk) claims more than the file has
+  invalidImage(t, lying, 'Invalid WebP: the "ALPH" chunk at byte 30 in the file declares 5000 bytes, but only 528 follow (truncated?)');
+  lying.writeUInt32LE(27, 12 + 18 + 4); // one byte too many: the next chunk header starts inside the VP8 data
+  invalidImage(t, lying, /^Invalid WebP: the chunk with the unprintable tag [0-9a-f]{2} [0-9a-f]{2} [0-9a-f]{2} [0-9a-f]{2} at byte 66 in the file declares \d+ bytes/);
+  const short = Buffer.from(read('photo.webp'));
+  short.writeUInt32LE(12, 4); // RIFF data: "WEBP" and 8 bytes of a chunk header whose payload is cut off
+  invalidImage(t, short, /^Invalid WebP: the "VP8 " chunk at byte 12 in the file declares 496 bytes, but only 0 follow/);
+});
+
+test('a WebP whose bitstream is damaged is refused by libwebp, and the error says which kind', (t) => {
+  const cases: [string, string][] = [['photo.webp', 'lossy (VP8)'], ['rgba.webp', 'lossy (VP8)'], ['photo_lossless.webp', 'lossless (VP8L)']];
+  for (const [name, kind] of cases) {
+    const message = `Invalid WebP: libwebp could not decode the ${kind} image data (37x29): it is corrupt or incomplete`;
+    for (const fraction of [0.3, 0.9]) {
+      // Cut the image chunk and fix every size, so the container is well-formed and only the bitstream is short.
+      const cut = editWebp(name, (tag, p) => (tag === 'VP8 ' || tag === 'VP8L' ? p.subarray(0, Math.floor(p.length * fraction)) : p));
+      invalidImage(t, cut, message);
+    }
+    invalidImage(t, editWebp(name, (tag, p) => (tag === 'VP8 ' || tag === 'VP8L' ? p.fill(0x5a, 20) : p)), message);
+  }
+  // The decoder is instantiated afresh for each image: a failure leaves nothing behind.
+  t.deepEqual(decodeImage(read('photo.webp')).data, expectedImage(manifest.decode['photo.webp']!).data);
+});
+
+test('a WebP with a damaged header is refused before decoding, naming what is wrong', (t) => {
+  const retag = editWebp('photo_lossless.webp', (_, p) => p);
+  retag.write('VP9L', 12, 'latin1');
+  invalidImage(t, retag, 'Invalid WebP: expected a VP8, VP8L or VP8X chunk first but found the "VP9L" chunk');
+  invalidImage(t, editWebp('photo_lossless.webp', (_, p) => p.fill(0x2e, 0, 1)), 'Invalid WebP: the VP8L bitstream at byte 12 lacks the signature byte 2f');
+  invalidImage(t, editWebp('photo.webp', (_, p) => p.fill(0, 3, 6)), 'Invalid WebP: the VP8 bitstream at byte 12 lacks the key frame start code 9d 01 2a');
+  invalidImage(t, editWebp('photo.webp', (_, p) => p.fill(p[0]! | 1, 0, 1)), 'Invalid WebP: the VP8 bitstream at byte 12 does not start with a key frame');
+  invalidImage(t, editWebp('photo.webp', (_, p) => p.subarray(0, 6)), 'Invalid WebP: the VP8 chunk at byte 12 is too short for a frame header (6 bytes)');
+  // VP8X: the canvas must be the image's size; an animation flag needs frames.
+  const canvas = editWebp('rgba.webp', (tag, p) => (tag === 'VP8X' ? p.fill(37, 4, 5) : p)); // width - 1 = 37
+  invalidImage(t, canvas, 'Invalid WebP: the image is 37x29 but the VP8X canvas is 38x29');
+  const flagged = editWebp('rgba.webp', (tag, p) => (tag === 'VP8X' ? p.fill(p[0]! | 2, 0, 1) : p));
+  invalidImage(t, flagged, 'Invalid WebP: the file is marked animated but has no frame (ANMF chunk)');
+  const noImage = webpFile(webpChunks(read('rgba.webp')).filter(([tag]) => tag !== 'VP8 '));
+  invalidImage(t, noImage, 'Invalid WebP: no image data (a VP8 or VP8L chunk) in the file');
+  // ANMF: the first frame must fit the canvas and agree with its own bitstream.
+  const offside = editWebp('animated_offset.webp', (tag, p) => (tag === 'ANMF' && p[0] === 2 ? p.fill(8, 0, 1) : p)); // x = 16
+  invalidImage(t, offside, 'Invalid WebP: the first frame (10x8 at 16,6) does not fit the 24x20 canvas');
+  const resized = editWebp('animated_offset.webp', (tag, p) => (tag === 'ANMF' && p[0] === 2 ? p.fill(8, 6, 7) : p)); // width - 1 = 8
+  invalidImage(t, resized, "Invalid WebP: the first frame's image is 10x8 but its ANMF header says 9x8");
+});
+
+test('WebP images over the size limits are refused from the header, before decoding', (t) => {
+  // A 20000x20 animation canvas around the 10x8 first frame: decoding would allocate the whole canvas.
+  const wide = editWebp('animated_offset.webp', (tag, p) => (tag === 'VP8X' ? p.fill(0, 4, 7).fill(0x1f, 4, 5).fill(0x4e, 5, 6) : p));
+  invalidImage(t, wide, 'WebP image of 20000x20 exceeds the limit of 16384 pixels per side and 268435456 pixels');
+  const tall = editWebp('animated_offset.webp', (tag, p) => (tag === 'VP8X' ? p.fill(0xff, 7, 10) : p)); // 2^24 rows
+  invalidImage(t, tall, 'WebP image of 24x16777216 exceeds the limit of 16384 pixels per side and 268435456 pixels');
 });
 
 function withPngSize(width: number, height: number): Buffer {
@@ -314,6 +564,12 @@ const badArguments: [string, () => unknown, string][] = [
   ['image height', () => imageToTensor({ ...good, height: 1.5 }), 'Expected a positive integer for image.height but received 1.5 (number)'],
   ['image data type', () => encodePng({ ...good, data: [0] as unknown as Uint8Array }), 'Expected a Uint8Array for image.data but received an array of length 1'],
   ['image data length', () => letterbox({ ...good, data: new Uint8Array(11) }, 4), 'Expected 12 bytes (width * height * 3) for image.data but received "11 bytes" (string)'],
+  ['jpeg image', () => encodeJpeg({ ...good, data: new Uint8Array(11) }), 'Expected 12 bytes (width * height * 3) for image.data but received "11 bytes" (string)'],
+  ['jpeg options', () => encodeJpeg(good, 90 as never), 'Expected an object for options but received 90 (number)'],
+  ['jpeg quality 0', () => encodeJpeg(good, { quality: 0 }), 'Expected an integer from 1 to 100 for options.quality but received 0 (number)'],
+  ['jpeg quality 101', () => encodeJpeg(good, { quality: 101 }), 'Expected an integer from 1 to 100 for options.quality but received 101 (number)'],
+  ['jpeg quality fraction', () => encodeJpeg(good, { quality: 85.5 }), 'Expected an integer from 1 to 100 for options.quality but received 85.5 (number)'],
+  ['jpeg quality NaN', () => encodeJpeg(good, { quality: Number.NaN }), 'Expected an integer from 1 to 100 for options.quality but received NaN (number)'],
   ['resize width', () => resizeBicubic(good, 0, 1), 'Expected an integer between 1 and 16384 for width but received 0 (number)'],
   ['resize height', () => resizeBicubic(good, 1, 16385), 'Expected an integer between 1 and 16384 for height but received 16385 (number)'],
   ['crop width', () => centerCrop(good, Number.NaN, 1), 'Expected an integer between 1 and 16384 for width but received NaN (number)'],

@@ -9,6 +9,7 @@ import { consumerProject, repoRoot, runNode } from '../helpers.js';
 // The public API. Adding an export means adding it here and to lib/index.mts.
 const publicNames = [
   'ChatSession',
+  'DEFAULT_JPEG_QUALITY',
   'DEFAULT_SYSTEM_PROMPT',
   'DEMO_MODEL',
   'DTYPES',
@@ -27,6 +28,7 @@ const publicNames = [
   'convertToSafetensors',
   'decodeImage',
   'encodeAnimatedPng',
+  'encodeJpeg',
   'encodePng',
   'f16ToFloat32',
   'imageToTensor',
@@ -38,6 +40,7 @@ const publicNames = [
   'runtimeInfo',
   'tensorToImage',
   'toFloat32Array',
+  'writeImage',
 ];
 
 const project = consumerProject();
@@ -66,6 +69,17 @@ test('ESM: import { ... } from "showo2", the same objects as require, and a nati
   t.deepEqual(out.names, publicNames);
   t.true(out.sameClasses);
   t.true(out.threads >= 1);
+});
+
+test('WebP decoding (libwebp in WebAssembly, loaded from a dependency) works from require and from import', async (t) => {
+  const file = JSON.stringify(path.join(repoRoot, 'test', 'fixtures', 'images', 'photo.webp'));
+  const body = `const image = decodeImage(readFileSync(${file})); console.log(image.width + 'x' + image.height, image.data.length);`;
+  const cjs = await runNode(['-e', `const { decodeImage } = require('showo2'); const { readFileSync } = require('node:fs'); ${body}`], { cwd: project });
+  t.is(cjs.code, 0, cjs.stderr);
+  t.is(cjs.stdout, '37x29 3219\n');
+  const esm = await runNode(['--input-type=module', '-e', `import { decodeImage } from 'showo2'; import { readFileSync } from 'node:fs'; ${body}`], { cwd: project });
+  t.is(esm.code, 0, esm.stderr);
+  t.is(esm.stdout, '37x29 3219\n');
 });
 
 test('the package resolves through "exports": deep imports are closed', async (t) => {
