@@ -11,7 +11,7 @@
 import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 
-import { invalidParameterError, ShowO2Error } from './errors.js';
+import { createError, invalidParameterError, ShowO2Error } from './errors.js';
 import { isOneOf, isPlainObject, isPositiveInteger } from './validate.js';
 
 /**
@@ -83,7 +83,7 @@ const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const ROUNDINGS = ['round', 'truncate'] as const;
 
 function invalidImage(message: string, cause?: unknown): ShowO2Error {
-  return new ShowO2Error('ERR_INVALID_IMAGE', message, cause === undefined ? undefined : { cause });
+  return createError('ERR_INVALID_IMAGE', message, cause === undefined ? undefined : { cause });
 }
 
 function checkDimensions(format: string, width: number, height: number): void {
