@@ -11,7 +11,7 @@
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 
-import { encodePng, ShowO2Error, ShowO2Model } from 'showo2';
+import { encodePng, InvalidInputError, ShowO2Model } from 'showo2';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -28,14 +28,14 @@ async function readBody(req, limit = 32 << 20) {
   let size = 0;
   for await (const chunk of req) {
     size += chunk.length;
-    if (size > limit) throw new ShowO2Error('ERR_INVALID_ARGUMENT', `request body over ${limit} bytes`);
+    if (size > limit) throw new InvalidInputError('ERR_INVALID_ARGUMENT', `request body over ${limit} bytes`);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
 }
 
 function fail(res, err) {
-  const status = err instanceof ShowO2Error && ['ERR_INVALID_ARGUMENT', 'ERR_INVALID_IMAGE'].includes(err.code) ? 400 : 500;
+  const status = err instanceof InvalidInputError ? 400 : 500; // the request's fault, or ours
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ error: { code: err.code ?? 'ERR_INTERNAL', message: err.message } }));
 }

@@ -6,8 +6,9 @@
  * This file parses the arguments, runs one command, and turns what happened into output and an exit code.
  *
  * Exit codes: 0 success, 1 the operation failed, 2 bad usage, 130 interrupted (Ctrl-C). Failures print
- * `error ERR_CODE: message` on stderr, then a `hint:` line saying what to do; usage errors print the usage line.
- * With `--json` a failure is also one `{"error":{...}}` object on stdout.
+ * `error ERR_CODE: message` on stderr, then a `hint:` line saying what to do and a `see:` line pointing at the code's
+ * section of docs/TROUBLESHOOTING.md; usage errors print the usage line. With `--json` a failure is also one
+ * `{"error":{"code","name","message",...}}` object on stdout (`name`: the error's class, e.g. ModelNotFoundError).
  *
  * @module
  * @internal
@@ -16,16 +17,18 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { ShowO2Error } from './errors.js';
+import { createError, ShowO2Error } from './errors.js';
 import {
   COMMON_OPTIONS,
   EXIT_FAILURE,
   EXIT_INTERRUPTED,
   EXIT_OK,
   EXIT_USAGE,
+  errorClassName,
   hintFor,
   printJson,
   processIo,
+  troubleshootingLink,
   UsageError,
   type CliIo,
   type Command,
@@ -171,11 +174,16 @@ export async function main(argv: string[], io: CliIo = processIo, signal: AbortS
     progress?.interrupt();
     if (signal.aborted) return interrupted(io, json, progress);
     if (err instanceof UsageError) return usageFailure(io, err.message, name, json);
-    const error = err instanceof ShowO2Error ? err : new ShowO2Error('ERR_INTERNAL', err instanceof Error ? (err.stack ?? err.message) : String(err));
+    const error = err instanceof ShowO2Error ? err : createError('ERR_INTERNAL', err instanceof Error ? (err.stack ?? err.message) : String(err));
     const hint = hintFor(error);
+    const troubleshooting = troubleshootingLink(error.code);
     io.err(`error ${error.code}: ${error.message}`);
     if (hint) io.err(`hint: ${hint}`);
-    if (json) printJson(io, { error: { code: error.code, message: error.message, ...(hint ? { hint } : {}) } });
+    io.err(`see: ${troubleshooting}`);
+    if (json) {
+      const { code, name, message } = error;
+      printJson(io, { error: { code, name, message, ...(hint ? { hint } : {}), troubleshooting } });
+    }
     return EXIT_FAILURE;
   } finally {
     runningCancellable = false;
@@ -190,14 +198,14 @@ function usageFailure(io: CliIo, message: string, command: string | undefined, j
   } else {
     io.err('Run "showo2 --help" for usage.');
   }
-  if (json) printJson(io, { error: { code: 'ERR_INVALID_ARGUMENT', message } });
+  if (json) printJson(io, { error: { code: 'ERR_INVALID_ARGUMENT', name: errorClassName('ERR_INVALID_ARGUMENT'), message } });
   return EXIT_USAGE;
 }
 
 function interrupted(io: CliIo, json: boolean, progress: Progress | undefined): number {
   progress?.interrupt();
   io.err('error ERR_CANCELLED: Interrupted (Ctrl-C)');
-  if (json) printJson(io, { error: { code: 'ERR_CANCELLED', message: 'Interrupted (Ctrl-C)' } });
+  if (json) printJson(io, { error: { code: 'ERR_CANCELLED', name: errorClassName('ERR_CANCELLED'), message: 'Interrupted (Ctrl-C)' } });
   return EXIT_INTERRUPTED;
 }
 

@@ -38,7 +38,7 @@ import * as path from 'node:path';
 
 import { getHFHubCachePath, getRepoFolderName, HubApiError, pathsInfo } from '@huggingface/hub';
 
-import { invalidParameterError, ShowO2Error } from './errors.js';
+import { createError, invalidParameterError, ShowO2Error } from './errors.js';
 import { withFileLock } from './file-lock.js';
 import { isDefined, isNonEmptyString, isPlainObject, isString } from './validate.js';
 
@@ -168,10 +168,13 @@ interface Settings {
  *   or a sharded index and its shards), `tokenizer.json` and `tokenizer_config.json` of config.json's
  *   `llm_model_path`, and the VAE. Files already in the cache are not downloaded again; interrupted downloads resume.
  *
- * Rejects with a {@link ShowO2Error}: `ERR_FILE_NOT_FOUND` for a missing directory (a source that cannot be a repo
- * id) or a directory without a VAE; `ERR_MODEL_NOT_FOUND` for a repo, revision or file the Hub does not have; `ERR_UNAUTHORIZED` when the Hub refuses access (set `HF_TOKEN`);
- * `ERR_DOWNLOAD` for network failures and files whose size or hash does not match; `ERR_OFFLINE` when offline and a
- * file is not cached; `ERR_CANCELLED` when `signal` aborts; `ERR_INVALID_ARGUMENT` for bad options.
+ * Rejects with a {@link ShowO2Error}: a {@link ModelNotFoundError} (`ERR_MODEL_NOT_FOUND`) for a missing directory
+ * (a source that cannot be a repo id), a directory without a VAE, or a repo, revision or file the Hub does not have;
+ * a {@link DownloadError} for network failures and files whose size or hash does not match (`ERR_DOWNLOAD`), refused
+ * access (`ERR_UNAUTHORIZED`: set `HF_TOKEN`) or a file that is not cached while offline (`ERR_OFFLINE`); a
+ * {@link CancelledError} (`ERR_CANCELLED`) when `signal` aborts; an {@link UnsupportedModelError}
+ * (`ERR_UNSUPPORTED_MODEL`) for a repo whose config.json describes another model, before its checkpoint is
+ * downloaded; an {@link InvalidInputError} for bad options.
  *
  * @param source - a model directory, or a Hub repo id such as `'showlab/show-o2-1.5B'`.
  * @param options - see {@link ResolveOptions}.
@@ -196,13 +199,13 @@ export async function resolveModel(source: string, options: ResolveOptions = {})
   const stat = await fs.stat(source).catch(() => undefined);
   if (stat?.isDirectory()) return resolveLocal(source, options);
   if (stat) {
-    throw new ShowO2Error(
+    throw createError(
       'ERR_INVALID_ARGUMENT',
       `Expected a model directory or a Hugging Face repo id for source but ${source} is a file`,
     );
   }
   // A path that cannot be a repo id is a directory that is missing (the same error ShowO2Model.load gives).
-  if (!isRepoId(source)) throw new ShowO2Error('ERR_FILE_NOT_FOUND', `The model directory ${source} does not exist`);
+  if (!isRepoId(source)) throw createError('ERR_MODEL_NOT_FOUND', `The model directory ${source} does not exist`);
   return resolveHub(source, options, settings);
 }
 
@@ -218,8 +221,8 @@ async function resolveLocal(dir: string, options: ResolveOptions): Promise<Resol
   }
   // No silent 500 MB download for a directory: the caller names the VAE, or resolves the repo id instead.
   if (!isDefined(vaePath)) {
-    throw new ShowO2Error(
-      'ERR_FILE_NOT_FOUND',
+    throw createError(
+      'ERR_MODEL_NOT_FOUND',
       `No VAE found for the model directory ${dir}: expected ${VAE_FILE} there or in its vae/ folder, or pass ` +
         `options.vaePath (the published Show-o2 repos do not include it; it is ${VAE_REPO}/${VAE_FILE})`,
     );
@@ -230,7 +233,10 @@ async function resolveLocal(dir: string, options: ResolveOptions): Promise<Resol
 }
 
 async function resolveHub(repo: string, options: ResolveOptions, settings: Settings): Promise<ResolvedModel> {
-  const config = await resolveFile({ repo, revision: settings.revision, file: 'config.json' }, settings);
+  const configRef = { repo, revision: settings.revision, file: 'config.json' };
+  const config = await resolveFile(configRef, settings);
+  // Before the checkpoint: gigabytes of another model would only fail to load.
+  checkShowO2Config(await fs.readFile(config.path, 'utf8'), describeRef(configRef));
   // Every other file of the model repo comes from the commit config.json came from (Python's snapshot_download does
   // the same), so a push to `main` halfway through cannot mix two versions.
   const pinned = { repo, revision: config.commit };
@@ -378,7 +384,7 @@ async function resolveFile(ref: FileRef, settings: Settings): Promise<ResolvedFi
     if (err instanceof ShowO2Error || settings.signal?.aborted) throw asShowO2Error(err, ref, settings);
     const cached = await findCached(ref, settings);
     if (cached) return cached;
-    throw new ShowO2Error(
+    throw createError(
       'ERR_DOWNLOAD',
       `Cannot reach ${settings.endpoint} for ${describeRef(ref)} (${errorText(err)}): check the network connection or ` +
         'HF_ENDPOINT (once the files are cached, HF_HUB_OFFLINE=1 skips the network)',
@@ -522,7 +528,7 @@ async function fetchMetadata(ref: FileRef, settings: Settings): Promise<FileMeta
     const size = sizeHeader !== null && /^\d+$/.test(sizeHeader) ? Number(sizeHeader) : undefined;
     // The etag names a file in blobs/: nothing that could leave that folder ('.', '..', separators).
     if (!COMMIT_HASH.test(commit) || !/^[\w-][\w.-]*$/.test(etag)) {
-      throw new ShowO2Error(
+      throw createError(
         'ERR_DOWNLOAD',
         `${url} answered without the Hub's X-Repo-Commit and ETag headers: is ${settings.endpoint} (HF_ENDPOINT) a ` +
           'Hugging Face Hub or a mirror of one?',
@@ -583,11 +589,11 @@ async function downloadBlob(metadata: FileMetadata, blob: string, ref: FileRef, 
       if (isDefined(size) && written < size) {
         // The body ended early without an error (no Content-Length to catch it): resume.
         const message = `${describeRef(ref)}: the connection closed after ${written} of ${size} bytes`;
-        throw retryable(new ShowO2Error('ERR_DOWNLOAD', message));
+        throw retryable(createError('ERR_DOWNLOAD', message));
       }
       if (isDefined(size) && written > size) {
         await fs.rm(partial, { force: true });
-        throw new ShowO2Error(
+        throw createError(
           'ERR_DOWNLOAD',
           `${describeRef(ref)}: received ${written} bytes but the Hub announced ${size}; the download was deleted, try again`,
         );
@@ -600,7 +606,7 @@ async function downloadBlob(metadata: FileMetadata, blob: string, ref: FileRef, 
           restartedAfterMismatch = true;
           continue;
         }
-        throw new ShowO2Error(
+        throw createError(
           'ERR_DOWNLOAD',
           `${describeRef(ref)} is corrupt: its ${kind === 'sha256' ? 'sha256' : 'git sha1'} is ${digest} but the Hub ` +
             `announced ${metadata.etag}; the download was deleted, try again`,
@@ -616,7 +622,7 @@ async function downloadBlob(metadata: FileMetadata, blob: string, ref: FileRef, 
       await sleep(200 * attempt, settings.signal).catch(() => undefined);
     }
   }
-  throw new ShowO2Error(
+  throw createError(
     'ERR_DOWNLOAD',
     `Downloading ${describeRef(ref)} failed ${MAX_ATTEMPTS} times (last: ${errorText(lastError)}); the partial file is ` +
       'kept and the next attempt resumes it',
@@ -656,7 +662,7 @@ async function transfer(
       if (response.status === 416 && offset > 0) {
         // The partial file does not fit the file on the server any more: start over.
         await fs.rm(partial, { force: true });
-        throw retryable(new ShowO2Error('ERR_DOWNLOAD', `${describeRef(ref)}: the server rejected the resume range`));
+        throw retryable(createError('ERR_DOWNLOAD', `${describeRef(ref)}: the server rejected the resume range`));
       }
       throw httpError(response, ref, settings);
     }
@@ -716,7 +722,7 @@ function contentRangeStartsAt(response: Response, offset: number): boolean {
  */
 async function findCheckpoint(ref: Omit<FileRef, 'file'>, settings: Settings): Promise<string> {
   const noCheckpoint = (where: string) =>
-    new ShowO2Error(
+    createError(
       'ERR_MODEL_NOT_FOUND',
       `${ref.repo} (revision ${ref.revision}) has no checkpoint ${where}: expected one of ` +
         `${CHECKPOINT_FILES.join(', ')}; is it a Show-o2 model repo?`,
@@ -753,7 +759,7 @@ async function findCheckpoint(ref: Omit<FileRef, 'file'>, settings: Settings): P
       const cached = await fromCache();
       if (cached) return cached;
       const message = `Cannot list the files of ${ref.repo} on ${settings.endpoint}: ${errorText(err)}`;
-      throw new ShowO2Error('ERR_DOWNLOAD', message, { cause: err });
+      throw createError('ERR_DOWNLOAD', message, { cause: err });
     }
   }
   // An endpoint without the paths-info API (some mirrors): ask for each candidate.
@@ -785,10 +791,10 @@ async function readShardNames(indexPath: string, repo: string): Promise<string[]
     weightMap = (JSON.parse(await fs.readFile(indexPath, 'utf8')) as { weight_map?: unknown }).weight_map;
   } catch (err) {
     const message = `The checkpoint index ${indexPath} of ${repo} is not valid JSON: ${errorText(err)}`;
-    throw new ShowO2Error('ERR_CORRUPT_FILE', message, { cause: err });
+    throw createError('ERR_CORRUPT_FILE', message, { cause: err });
   }
   if (!isPlainObject(weightMap)) {
-    throw new ShowO2Error('ERR_CORRUPT_FILE', `The checkpoint index ${indexPath} of ${repo} has no weight_map object`);
+    throw createError('ERR_CORRUPT_FILE', `The checkpoint index ${indexPath} of ${repo} has no weight_map object`);
   }
   const shards = [...new Set(Object.values(weightMap))];
   for (const shard of shards) {
@@ -796,10 +802,44 @@ async function readShardNames(indexPath: string, repo: string): Promise<string[]
     const safe = isString(shard) && shard.length > 0 && !path.isAbsolute(shard) && !shard.split('/').some((p) => p === '..' || p === '');
     if (!safe) {
       const message = `The checkpoint index ${indexPath} of ${repo} names an invalid shard file ${JSON.stringify(shard)}`;
-      throw new ShowO2Error('ERR_CORRUPT_FILE', message);
+      throw createError('ERR_CORRUPT_FILE', message);
     }
   }
   return shards as string[];
+}
+
+/** The `_class_name` of the released Show-o2 configs (spec §9), the one architecture the native model implements. */
+const SHOWO2_CLASS_NAME = 'Showo2Qwen2_5';
+
+/**
+ * Rejects a config.json that declares another architecture with ERR_UNSUPPORTED_MODEL (`source` names the file in the
+ * message). Without this check the native reader would report the first field that differs from Show-o2's (e.g. a
+ * hidden_size that does not fit), which hides the real problem, and a repo id would download its checkpoint first. Show-o2 configs are diffusers-style and name their class in `_class_name`; transformers configs
+ * name `model_type` and `architectures` instead. A config that declares none of them is left to the native reader,
+ * as is one that does not parse (it reports the syntax error with its position).
+ * @internal
+ */
+export function checkShowO2Config(configJson: string, source: string): void {
+  let config: unknown;
+  try {
+    config = JSON.parse(configJson);
+  } catch {
+    return;
+  }
+  if (!isPlainObject(config) || config._class_name === SHOWO2_CLASS_NAME) return;
+  const declared = isString(config._class_name)
+    ? `_class_name ${JSON.stringify(config._class_name)}`
+    : isString(config.model_type)
+      ? `model_type ${JSON.stringify(config.model_type)}`
+      : Array.isArray(config.architectures)
+        ? `architectures ${JSON.stringify(config.architectures)}`
+        : undefined;
+  if (declared === undefined) return;
+  throw createError(
+    'ERR_UNSUPPORTED_MODEL',
+    `${source} describes another model (${declared}), not Show-o2: showo2 runs Show-o2 checkpoints, whose ` +
+      `config.json has _class_name "${SHOWO2_CLASS_NAME}" (e.g. showlab/show-o2-1.5B)`,
+  );
 }
 
 /** config.json's `llm_model_path` when it names a Hub repo (the tokenizer's home); a local path is not followed. */
@@ -808,7 +848,7 @@ async function readLlmRepo(configPath: string): Promise<string | undefined> {
   try {
     config = JSON.parse(await fs.readFile(configPath, 'utf8'));
   } catch (err) {
-    throw new ShowO2Error('ERR_CORRUPT_FILE', `${configPath} is not valid JSON: ${errorText(err)}`, { cause: err });
+    throw createError('ERR_CORRUPT_FILE', `${configPath} is not valid JSON: ${errorText(err)}`, { cause: err });
   }
   const llm = isPlainObject(config) ? config.llm_model_path : undefined;
   return isString(llm) && isRepoId(llm) ? llm : undefined;
@@ -821,7 +861,7 @@ function describeRef(ref: FileRef): string {
 }
 
 function offlineError(ref: FileRef, settings: Settings): ShowO2Error {
-  return new ShowO2Error(
+  return createError(
     'ERR_OFFLINE',
     `Offline (HF_HUB_OFFLINE=1 or options.offline) and ${describeRef(ref)} is not in the cache ${settings.cacheDir}: ` +
       'download it once online (showo2 pull), or point HF_HUB_CACHE / HF_HOME at the cache that has it',
@@ -830,11 +870,11 @@ function offlineError(ref: FileRef, settings: Settings): ShowO2Error {
 
 function cancelledError(ref: FileRef, signal: AbortSignal): ShowO2Error {
   const message = `Resolving ${describeRef(ref)} was aborted (partial downloads are kept and resume)`;
-  return new ShowO2Error('ERR_CANCELLED', message, { cause: signal.reason });
+  return createError('ERR_CANCELLED', message, { cause: signal.reason });
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new ShowO2Error('ERR_CANCELLED', 'The model resolution was aborted', { cause: signal.reason });
+  if (signal?.aborted) throw createError('ERR_CANCELLED', 'The model resolution was aborted', { cause: signal.reason });
 }
 
 function unauthorizedError(
@@ -847,7 +887,7 @@ function unauthorizedError(
   const fix = settings.token
     ? 'the token (HF_TOKEN or options.token) was refused: check that it is valid and can read this repo'
     : 'set HF_TOKEN to a Hugging Face access token (hf_...) that can read it';
-  return new ShowO2Error(
+  return createError(
     'ERR_UNAUTHORIZED',
     `The Hub refused access to ${repo} (${status}${detail ? `: ${detail}` : ''}); if the repo is gated, accept its terms at ` +
       `${settings.endpoint}/${repo}, and ${fix}`,
@@ -866,7 +906,7 @@ function httpError(response: Response, ref: FileRef, settings: Settings): ShowO2
   const code = response.headers.get('x-error-code') ?? '';
   const detail = response.headers.get('x-error-message') ?? '';
   if (code === 'RepoNotFound') {
-    return new ShowO2Error(
+    return createError(
       'ERR_MODEL_NOT_FOUND',
       `The Hugging Face repo ${ref.repo} does not exist, or is private (${status}): check the id` +
         (settings.token ? '' : ', or set HF_TOKEN to a token that can read it'),
@@ -874,10 +914,10 @@ function httpError(response: Response, ref: FileRef, settings: Settings): ShowO2
   }
   if (code === 'RevisionNotFound') {
     const message = `The Hugging Face repo ${ref.repo} has no revision ${ref.revision} (${status})`;
-    return new ShowO2Error('ERR_MODEL_NOT_FOUND', message);
+    return createError('ERR_MODEL_NOT_FOUND', message);
   }
   if (code === 'EntryNotFound' || status === 404) {
-    return new ShowO2Error(
+    return createError(
       'ERR_MODEL_NOT_FOUND',
       `The Hugging Face repo ${ref.repo}${ref.revision === 'main' ? '' : ` (revision ${ref.revision})`} has no file ` +
         `${ref.file} (${status})`,
@@ -885,14 +925,14 @@ function httpError(response: Response, ref: FileRef, settings: Settings): ShowO2
   }
   if (code === 'GatedRepo' || status === 401 || status === 403) return unauthorizedError(ref.repo, status, detail, settings);
   const message = `The Hub answered ${status} ${response.statusText} for ${describeRef(ref)}${detail ? `: ${detail}` : ''}`;
-  const error = new ShowO2Error('ERR_DOWNLOAD', message);
+  const error = createError('ERR_DOWNLOAD', message);
   return status >= 500 || status === 429 || status === 408 ? retryable(error) : error;
 }
 
 function asShowO2Error(err: unknown, ref: FileRef, settings: Settings): ShowO2Error {
   if (settings.signal?.aborted) return cancelledError(ref, settings.signal);
   if (err instanceof ShowO2Error) return err;
-  return new ShowO2Error('ERR_DOWNLOAD', `Resolving ${describeRef(ref)} failed: ${errorText(err)}`, { cause: err });
+  return createError('ERR_DOWNLOAD', `Resolving ${describeRef(ref)} failed: ${errorText(err)}`, { cause: err });
 }
 
 /** An error's message plus its cause's (undici reports `fetch failed` with the reason in `cause`). */

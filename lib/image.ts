@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 
-import { invalidParameterError, ShowO2Error } from './errors.js';
+import { createError, invalidParameterError, ShowO2Error } from './errors.js';
 import { isInteger, isOneOf, isPlainObject, isPositiveInteger, isString } from './validate.js';
 import { decodeWebp, hasWebpSignature, isTruncatedWebpSignature, readWebpHeader } from './webp.js';
 
@@ -88,7 +88,7 @@ const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const ROUNDINGS = ['round', 'truncate'] as const;
 
 function invalidImage(message: string, cause?: unknown): ShowO2Error {
-  return new ShowO2Error('ERR_INVALID_IMAGE', message, cause === undefined ? undefined : { cause });
+  return createError('ERR_INVALID_IMAGE', message, cause === undefined ? undefined : { cause });
 }
 
 function checkDimensions(format: string, width: number, height: number): void {
@@ -561,7 +561,7 @@ export async function writeImage(file: string, image: RgbImage, options?: WriteI
     await fsp.writeFile(file, bytes);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new ShowO2Error(
+    throw createError(
       code === 'ENOENT' ? 'ERR_FILE_NOT_FOUND' : 'ERR_FILE_READ',
       `Cannot write the image ${file}: ${(err as Error).message}`,
       { cause: err },

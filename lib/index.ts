@@ -21,7 +21,24 @@ export {
   type TensorData,
   type TensorDataOf,
 } from './dtype.js';
-export { invalidParameterError, ShowO2Error, type ErrorCode } from './errors.js';
+export {
+  CancelledError,
+  CudaError,
+  DisposedError,
+  DownloadError,
+  FileAccessError,
+  InternalError,
+  InvalidInputError,
+  InvalidModelFileError,
+  invalidParameterError,
+  ModelNotFoundError,
+  NativeLoadError,
+  NoGpuError,
+  OutOfMemoryError,
+  ShowO2Error,
+  UnsupportedModelError,
+  type ErrorCode,
+} from './errors.js';
 export {
   centerCrop,
   decodeImage,

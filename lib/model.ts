@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
 import type { AddonSequenceChunk, AddonShowo2Model, AddonUnderstandingSession } from '../typings/addon.js';
-import { callNative, disposedError, invalidParameterError, ShowO2Error } from './errors.js';
+import { callNative, createError, disposedError, invalidParameterError, ShowO2Error } from './errors.js';
 import {
   generationOptionKeys,
   resolveGenerationOptions,
@@ -28,8 +28,8 @@ import {
   type VideoGenerationOptions,
   type VideoGenerationResult,
 } from './visual-generation.js';
-import { defaultDevice, DEVICES, WEIGHT_DTYPES, type Device, type WeightDtype } from './runtime.js';
-import { resolveModel, type DownloadProgress } from './hub.js';
+import { DEVICES, resolveDevice, WEIGHT_DTYPES, type Device, type WeightDtype } from './runtime.js';
+import { checkShowO2Config, resolveModel, type DownloadProgress } from './hub.js';
 import { ShowO2Tokenizer } from './tokenizer.js';
 import { WanVae } from './vae.js';
 import { isDefined, isNonEmptyString, isOneOf, isPlainObject, isPositiveInteger, isString } from './validate.js';
@@ -87,7 +87,8 @@ export interface ShowO2LoadOptions {
   threads?: number;
   /**
    * Where the model runs: `'cpu'`, `'cuda'` or `'auto'` (see {@link Device}). `'cuda'` on a machine without a usable
-   * GPU rejects with `ERR_CUDA` naming the reason. Defaults to the `SHOWO2_DEVICE` environment variable, else `'cpu'`.
+   * GPU rejects with a {@link NoGpuError} (`ERR_NO_GPU`) naming the reason, before anything is downloaded or read.
+   * Defaults to the `SHOWO2_DEVICE` environment variable, else `'cpu'`.
    */
   device?: Device;
   /** The dtype of the weight matrices on a CUDA device: `'bf16'` or `'fp16'`. Ignored on the CPU. Defaults to `'bf16'`. */
@@ -281,22 +282,22 @@ async function findWeights(dir: string): Promise<string> {
     const file = path.join(dir, name);
     if (await fileExists(file)) return file;
   }
-  throw new ShowO2Error(
-    'ERR_FILE_NOT_FOUND',
+  throw createError(
+    'ERR_MODEL_NOT_FOUND',
     `No checkpoint in the model directory ${dir}: expected one of ${candidates.join(', ')}`,
   );
 }
 
 async function findVae(dir: string, given: string | undefined): Promise<string> {
   if (isDefined(given)) {
-    if (!(await fileExists(given))) throw new ShowO2Error('ERR_FILE_NOT_FOUND', `The VAE checkpoint ${given} (options.vaePath) does not exist`);
+    if (!(await fileExists(given))) throw createError('ERR_FILE_NOT_FOUND', `The VAE checkpoint ${given} (options.vaePath) does not exist`);
     return given;
   }
   for (const file of [path.join(dir, 'Wan2.1_VAE.pth'), path.join(dir, 'vae', 'Wan2.1_VAE.pth')]) {
     if (await fileExists(file)) return file;
   }
-  throw new ShowO2Error(
-    'ERR_FILE_NOT_FOUND',
+  throw createError(
+    'ERR_MODEL_NOT_FOUND',
     `No VAE found for the model directory ${dir}: expected Wan2.1_VAE.pth there or in its vae/ folder, or pass ` +
       'options.vaePath (the published Show-o2 repos do not include it; it is Wan-AI/Wan2.1-T2V-14B/Wan2.1_VAE.pth)',
   );
@@ -309,7 +310,7 @@ async function readImageInput(input: unknown, name: string): Promise<RgbImage> {
       bytes = await fs.readFile(input);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      throw new ShowO2Error(
+      throw createError(
         code === 'ENOENT' ? 'ERR_FILE_NOT_FOUND' : 'ERR_FILE_READ',
         `Cannot read the image ${input} (${name}): ${(err as Error).message}`,
         { cause: err },
@@ -318,7 +319,7 @@ async function readImageInput(input: unknown, name: string): Promise<RgbImage> {
     try {
       return decodeImage(bytes);
     } catch (err) {
-      if (err instanceof ShowO2Error) throw new ShowO2Error(err.code, `${name} (${input}): ${err.message}`, { cause: err });
+      if (err instanceof ShowO2Error) throw createError(err.code, `${name} (${input}): ${err.message}`, { cause: err });
       throw err;
     }
   }
@@ -389,10 +390,13 @@ export class ShowO2Model implements AsyncDisposable {
    * found as {@link ShowO2LoadOptions} describes. Every tensor is checked against the config before anything loads;
    * the weights are memory-mapped.
    *
-   * Rejects with a {@link ShowO2Error}: `ERR_FILE_NOT_FOUND` for a missing directory, config.json, checkpoint or VAE;
-   * `ERR_MODEL_NOT_FOUND`, `ERR_UNAUTHORIZED`, `ERR_DOWNLOAD`, `ERR_OFFLINE` or `ERR_CANCELLED` while resolving a repo id;
-   * `ERR_INVALID_ARGUMENT` for a bad config.json field (named) or a checkpoint that does not match it (the message
-   * lists every missing, unexpected and misshapen tensor); the `WeightFile.open` errors for unreadable files.
+   * Rejects with a {@link ShowO2Error}: a {@link ModelNotFoundError} (`ERR_MODEL_NOT_FOUND`) for a missing directory,
+   * config.json, checkpoint or VAE, or a repo, revision or file the Hub does not have; a {@link DownloadError} or
+   * {@link CancelledError} while resolving a repo id; a {@link NoGpuError} (`ERR_NO_GPU`) for `device: 'cuda'` without a
+   * usable GPU, before anything is downloaded or read; an {@link UnsupportedModelError} (`ERR_UNSUPPORTED_MODEL`) for a
+   * config.json of another architecture; an {@link InvalidInputError} (`ERR_INVALID_ARGUMENT`) for a bad option, a bad
+   * config.json field (named) or a checkpoint that does not match it (the message lists every missing, unexpected and
+   * misshapen tensor); the `WeightFile.open` errors for unreadable files.
    *
    * @param source - the model directory, or a Hugging Face repo id (`'showlab/show-o2-1.5B'`): the model, the Qwen2.5
    *   tokenizer of its base LLM and `Wan2.1_VAE.pth` are then downloaded into (or found in) the Hugging Face cache.
@@ -427,6 +431,8 @@ export class ShowO2Model implements AsyncDisposable {
     if (isDefined(options.threads) && !isPositiveInteger(options.threads)) {
       throw invalidParameterError('options.threads', 'a positive integer', options.threads);
     }
+    // Before any download: a 6 GB model is no use on a GPU that is not there.
+    const device = await resolveDevice(options.device as Device | undefined);
     // A Hub repo id ('showlab/show-o2-1.5B') when no such local path exists: download (or find in the cache) the
     // model, its base LLM's tokenizer and the Wan VAE (lib/hub.ts).
     let vaeOption = options.vaePath;
@@ -446,21 +452,19 @@ export class ShowO2Model implements AsyncDisposable {
     try {
       stat = await fs.stat(modelPath);
     } catch {
-      throw new ShowO2Error('ERR_FILE_NOT_FOUND', `The model directory ${modelPath} does not exist`);
+      throw createError('ERR_MODEL_NOT_FOUND', `The model directory ${modelPath} does not exist`);
     }
     if (!stat.isDirectory()) {
-      throw new ShowO2Error('ERR_INVALID_ARGUMENT', `Expected a model directory for modelPath but ${modelPath} is a file`);
+      throw createError('ERR_INVALID_ARGUMENT', `Expected a model directory for modelPath but ${modelPath} is a file`);
     }
     const configPath = path.join(modelPath, 'config.json');
     let configJson: string;
     try {
       configJson = await fs.readFile(configPath, 'utf8');
     } catch {
-      throw new ShowO2Error(
-        'ERR_FILE_NOT_FOUND',
-        `${modelPath} is not a Show-o2 model directory: it has no config.json`,
-      );
+      throw createError('ERR_MODEL_NOT_FOUND', `${modelPath} is not a Show-o2 model directory: it has no config.json`);
     }
+    checkShowO2Config(configJson, configPath);
     const weightsPath = await findWeights(modelPath);
     const vaePath = await findVae(modelPath, vaeOption);
     if (!isDefined(tokenizerPath) && (await fileExists(path.join(modelPath, 'tokenizer.json')))) tokenizerPath = modelPath;
@@ -472,7 +476,7 @@ export class ShowO2Model implements AsyncDisposable {
         weightsPath,
         vaePath,
         ...(isDefined(options.threads) ? { threads: options.threads as number } : {}),
-        device: (options.device as Device | undefined) ?? defaultDevice(),
+        device,
         weightDtype: (options.weightDtype as WeightDtype | undefined) ?? 'bf16',
       }),
     );
@@ -886,7 +890,7 @@ export class ChatSession {
     const ids = [...carried, ...turn.ids];
     const contextLength = config.max_position_embeddings;
     if (session.length + ids.length >= contextLength) {
-      throw new ShowO2Error(
+      throw createError(
         'ERR_INVALID_ARGUMENT',
         `The prompt needs ${ids.length} positions (${session.length} already in the conversation) but the model's ` +
           `context is ${contextLength} positions; shorten the question, use fewer video frames, or start a new chat`,

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import type { Addon } from '../typings/addon.js';
-import { ShowO2Error } from './errors.js';
+import { createError } from './errors.js';
 
 /** A place the addon may be: `resolve()` returns a path to try, or throws to say why there is none. */
 export interface AddonCandidate {
@@ -170,7 +170,7 @@ export function loadAddonFrom(
       attempts.push({ label: candidate.label, detail: `${file}: ${firstLine(err)}` });
     }
   }
-  throw new ShowO2Error('ERR_NATIVE_LOAD', nativeLoadErrorMessage(attempts, env));
+  throw createError('ERR_NATIVE_LOAD', nativeLoadErrorMessage(attempts, env));
 }
 
 let loaded: { addon: Addon; file: string } | undefined;

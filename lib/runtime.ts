@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { callNative } from './errors.js';
+import { callNative, createError } from './errors.js';
 import { addon, addonFile, packageRoot } from './native.js';
 
 /** One CUDA device, as {@link CudaInfo.devices} lists it. */
@@ -88,9 +88,9 @@ export async function runtimeInfo(): Promise<RuntimeInfo> {
 }
 
 /**
- * Where a model runs: `'cpu'`, `'cuda'` (an NVIDIA GPU with compute capability 8.0 or newer; `ERR_CUDA` with the
- * reason {@link runtimeInfo} gives when there is none), or `'auto'` (CUDA when this build has it and a supported GPU
- * is present, else the CPU).
+ * Where a model runs: `'cpu'`, `'cuda'` (an NVIDIA GPU with compute capability 8.0 or newer; a {@link NoGpuError},
+ * `ERR_NO_GPU`, with the reason {@link runtimeInfo} gives when there is none), or `'auto'` (CUDA when this build has
+ * it and a supported GPU is present, else the CPU).
  */
 export type Device = 'cpu' | 'cuda' | 'auto';
 
@@ -110,4 +110,24 @@ export const WEIGHT_DTYPES: readonly WeightDtype[] = ['bf16', 'fp16'];
 export function defaultDevice(): Device {
   const fromEnv = process.env.SHOWO2_DEVICE;
   return fromEnv !== undefined && (DEVICES as readonly string[]).includes(fromEnv) ? (fromEnv as Device) : 'cpu';
+}
+
+/**
+ * The device a load call runs on: `given`, else {@link defaultDevice}. `'cuda'` is checked here, before anything is
+ * read or downloaded: without a usable GPU it rejects with ERR_NO_GPU (a NoGpuError) carrying the reason
+ * {@link runtimeInfo} reports. ERR_CUDA stays for CUDA failures while running. `'cpu'` and `'auto'` always pass
+ * (`'auto'` falls back to the CPU in the addon).
+ * @internal
+ */
+export async function resolveDevice(given: Device | undefined): Promise<Device> {
+  const device = given ?? defaultDevice();
+  if (device !== 'cuda') return device;
+  const { cuda } = await callNative(() => addon().runtimeInfo());
+  if (cuda.unavailableReason === null) return device;
+  const origin = given === undefined ? ' (from the SHOWO2_DEVICE environment variable)' : '';
+  throw createError(
+    'ERR_NO_GPU',
+    `device 'cuda'${origin} is unavailable: ${cuda.unavailableReason}. Use device 'cpu', or 'auto' to use a GPU only ` +
+      "when one is usable (runtimeInfo() or 'showo2 doctor' shows what the GPU setup lacks)",
+  );
 }

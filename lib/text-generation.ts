@@ -9,7 +9,7 @@
  * @module
  */
 import type { AddonSamplingParams, AddonSequenceChunk, AddonUnderstandingSession } from '../typings/addon.js';
-import { callNative, invalidParameterError, ShowO2Error } from './errors.js';
+import { callNative, createError, invalidParameterError, ShowO2Error } from './errors.js';
 import type { ShowO2Tokenizer } from './tokenizer.js';
 import { isDefined, isInteger } from './validate.js';
 
@@ -274,7 +274,7 @@ export async function* runGeneration(
       throw err;
     }
     if (session.length !== startLength + prompt.ids.length) {
-      throw new ShowO2Error('ERR_INTERNAL', 'the session length does not match the prompt after evaluation');
+      throw createError('ERR_INTERNAL', 'the session length does not match the prompt after evaluation');
     }
     for (;;) {
       if (next === eos || options.stopTokens.has(next)) {

@@ -12,7 +12,7 @@
 import * as fsp from 'node:fs/promises';
 import * as nodePath from 'node:path';
 
-import { describeValue, invalidParameterError, ShowO2Error, type ErrorCode } from './errors.js';
+import { createError, describeValue, invalidParameterError, ShowO2Error, type ErrorCode } from './errors.js';
 import { isDefined, isInteger, isNonEmptyString, isPlainObject, isPositiveInteger, isString } from './validate.js';
 
 /**
@@ -199,12 +199,12 @@ interface Origin {
 
 function malformed(origin: Origin, what: string, cause?: unknown): ShowO2Error {
   const options = cause === undefined ? undefined : { cause };
-  return new ShowO2Error(origin.malformedCode, `Invalid tokenizer ${origin.source}: ${what}`, options);
+  return createError(origin.malformedCode, `Invalid tokenizer ${origin.source}: ${what}`, options);
 }
 
 /** The error for a token whose id does not fit the model's vocabulary. */
 function vocabTooSmall(what: string, token: string, id: number, vocabSize: number, origin: Origin): ShowO2Error {
-  return new ShowO2Error(
+  return createError(
     'ERR_INVALID_ARGUMENT',
     `Expected vocabSize to exceed every ${what}, but ${token} has id ${id} and vocabSize is ${vocabSize} ` +
       `(tokenizer ${origin.source})`,
@@ -415,7 +415,7 @@ export class ShowO2Tokenizer {
     for (const [role, token] of Object.entries(ROLE_TOKENS) as [keyof ShowO2SpecialTokens, string][]) {
       const id = hf.token_to_id(token);
       if (id === undefined) {
-        throw new ShowO2Error(
+        throw createError(
           'ERR_INVALID_ARGUMENT',
           `Tokenizer ${origin.source} has no ${token} token (Show-o2's ${role}); Show-o2 needs a Qwen2.5 tokenizer`,
         );
@@ -601,10 +601,10 @@ function largestVocabId(vocab: unknown): { id: number; token: string } {
 function fileError(err: unknown, file: string): ShowO2Error {
   const code = (err as NodeJS.ErrnoException | null)?.code;
   if (code === 'ENOENT' || code === 'ENOTDIR') {
-    return new ShowO2Error('ERR_FILE_NOT_FOUND', `Tokenizer file not found: ${file}`, { cause: err });
+    return createError('ERR_FILE_NOT_FOUND', `Tokenizer file not found: ${file}`, { cause: err });
   }
   const reason = err instanceof Error ? err.message : String(err);
-  return new ShowO2Error('ERR_FILE_READ', `Cannot read tokenizer file ${file}: ${reason}`, { cause: err });
+  return createError('ERR_FILE_READ', `Cannot read tokenizer file ${file}: ${reason}`, { cause: err });
 }
 
 async function readJson(file: string): Promise<unknown> {
@@ -615,6 +615,6 @@ async function readJson(file: string): Promise<unknown> {
     return JSON.parse(text);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    throw new ShowO2Error('ERR_CORRUPT_FILE', `Invalid tokenizer ${file}: not valid JSON (${reason})`, { cause: err });
+    throw createError('ERR_CORRUPT_FILE', `Invalid tokenizer ${file}: not valid JSON (${reason})`, { cause: err });
   }
 }

@@ -5,10 +5,10 @@
  * @module
  */
 import type { AddonFloatTensor, AddonWanVae } from '../typings/addon.js';
-import { callNative, describeValue, disposedError, fromNativeError, invalidParameterError, ShowO2Error } from './errors.js';
+import { callNative, createError, describeValue, disposedError, fromNativeError, invalidParameterError, ShowO2Error } from './errors.js';
 import { imageToTensor, pixelsToFrames, type RgbImage } from './image.js';
 import { addon } from './native.js';
-import { defaultDevice, DEVICES, WEIGHT_DTYPES, type Device, type WeightDtype } from './runtime.js';
+import { DEVICES, resolveDevice, WEIGHT_DTYPES, type Device, type WeightDtype } from './runtime.js';
 import { isDefined, isInteger, isNonEmptyString, isOneOf, isPlainObject, isPositiveInteger } from './validate.js';
 
 /**
@@ -52,7 +52,7 @@ export interface WanVaeLoadOptions {
   config?: WanVaeConfig;
   /**
    * Where the VAE runs: `'cpu'`, `'cuda'` or `'auto'` (see {@link Device}). `'cuda'` without a usable GPU rejects
-   * with `ERR_CUDA` naming the reason. Defaults to the `SHOWO2_DEVICE` environment variable, else `'cpu'`.
+   * with a {@link NoGpuError} (`ERR_NO_GPU`) naming the reason. Defaults to the `SHOWO2_DEVICE` environment variable, else `'cpu'`.
    */
   device?: Device;
   /** The dtype of the weight tensors on a CUDA device: `'bf16'` or `'fp16'`. Defaults to `'bf16'`. */
@@ -149,7 +149,7 @@ const CONFIG_KEYS = [
 ] as const;
 
 function shapeMismatch(name: string, expected: string, actual: unknown): ShowO2Error {
-  return new ShowO2Error('ERR_SHAPE_MISMATCH', `Expected ${expected} for ${name} but received ${describeValue(actual)}`);
+  return createError('ERR_SHAPE_MISMATCH', `Expected ${expected} for ${name} but received ${describeValue(actual)}`);
 }
 
 function isArrayOf(value: unknown, item: (x: unknown) => boolean): value is unknown[] {
@@ -257,7 +257,8 @@ export class WanVae implements AsyncDisposable {
    *
    * Throws (rejects with) a {@link ShowO2Error}: `ERR_INVALID_ARGUMENT` for a bad path or config, or a config that
    * does not match the checkpoint (the message lists the missing and unexpected keys); `ERR_SHAPE_MISMATCH` or
-   * `ERR_UNSUPPORTED_DTYPE` for wrongly shaped or typed weights; the `WeightFile.open` errors for the file.
+   * `ERR_UNSUPPORTED_DTYPE` for wrongly shaped or typed weights; the `WeightFile.open` errors for the file; a
+   * {@link NoGpuError} (`ERR_NO_GPU`) for `device: 'cuda'` without a usable GPU.
    *
    * @param path - the checkpoint file.
    * @param options - `config`: the architecture. Defaults to the released Wan2.1 VAE.
@@ -279,8 +280,12 @@ export class WanVae implements AsyncDisposable {
     }
     const config = isDefined(options?.config) ? checkConfig(options?.config) : undefined;
     const json = config === undefined ? undefined : JSON.stringify(config);
-    const backend = { device: options?.device ?? defaultDevice(), weightDtype: options?.weightDtype ?? 'bf16' } as const;
-    const native = await callNative(() => addon().WanVae.load(path, json, backend));
+    const device = options?.device as Device | undefined;
+    const weightDtype = options?.weightDtype ?? 'bf16';
+    // The device check runs inside callNative so that a load error keeps the caller's stack (no await before it).
+    const native = await callNative(async () =>
+      addon().WanVae.load(path, json, { device: await resolveDevice(device), weightDtype }),
+    );
     return new WanVae(native);
   }
 

@@ -9,7 +9,7 @@
 import { randomInt } from 'node:crypto';
 
 import type { AddonCancelToken, AddonFloatTensor, AddonGenerationStep, AddonShowo2Model } from '../typings/addon.js';
-import { callNative, invalidParameterError, ShowO2Error } from './errors.js';
+import { callNative, createError, invalidParameterError, ShowO2Error } from './errors.js';
 import { centerCrop, imageToTensor, pixelsToFrames, resizeShorterSide, type RgbImage } from './image.js';
 import { addon } from './native.js';
 import { buildGenerationSequence, defaultMaxTextTokens } from './prompt.js';
@@ -278,14 +278,14 @@ function resolveOptions(ctx: GenerationContext, options: unknown, video: boolean
       throw invalidParameterError('options.latents', 'an object { data: Float32Array, shape }', l);
     }
     if (l.shape.length !== 5 || l.shape.some((d, i) => d !== latentShape[i])) {
-      throw new ShowO2Error(
+      throw createError(
         'ERR_SHAPE_MISMATCH',
         `Expected options.latents.shape to be [${latentShape.join(', ')}] (prompts, channels, latent frames, height/8, ` +
           `width/8) but received [${l.shape.join(', ')}]`,
       );
     }
     if (l.data.length !== latentShape.reduce((a, b) => a * b, 1)) {
-      throw new ShowO2Error('ERR_SHAPE_MISMATCH', `options.latents.data holds ${l.data.length} floats, not the product of its shape`);
+      throw createError('ERR_SHAPE_MISMATCH', `options.latents.data holds ${l.data.length} floats, not the product of its shape`);
     }
   }
   return {
@@ -333,7 +333,7 @@ export async function runVisualGeneration(
   const cond = r.prompts.map((prompt, i) => {
     const textIds = ctx.tokenizer.encode(prompt);
     if (textIds.length > maxTextTokens && !r.truncatePrompt) {
-      throw new ShowO2Error(
+      throw createError(
         'ERR_INVALID_ARGUMENT',
         `The prompt${r.prompts.length > 1 ? ` options.prompt[${i}]` : ''} is ${textIds.length} tokens long but at most ` +
           `${maxTextTokens} fit (options.maxTextTokens); shorten it or pass truncatePrompt: true to cut it as the reference does`,
@@ -358,7 +358,7 @@ export async function runVisualGeneration(
 
   const token: AddonCancelToken = new (addon().CancelToken)();
   const onAbort = () => token.cancel();
-  if (r.signal?.aborted) throw new ShowO2Error('ERR_CANCELLED', 'The generation was aborted before it started');
+  if (r.signal?.aborted) throw createError('ERR_CANCELLED', 'The generation was aborted before it started');
   r.signal?.addEventListener('abort', onAbort);
   let callbackError: unknown;
   const onStep = r.onStep
@@ -399,7 +399,7 @@ export async function runVisualGeneration(
   } catch (err) {
     if (callbackError !== undefined) throw callbackError;
     if (err instanceof ShowO2Error && err.code === 'ERR_CANCELLED') {
-      throw new ShowO2Error('ERR_CANCELLED', 'The generation was aborted (options.signal)', { cause: err });
+      throw createError('ERR_CANCELLED', 'The generation was aborted (options.signal)', { cause: err });
     }
     throw err;
   } finally {
@@ -411,7 +411,7 @@ export async function runVisualGeneration(
   let frames: RgbImage[][] = [];
   const decodeStart = performance.now();
   if (r.output === 'image') {
-    if (r.signal?.aborted) throw new ShowO2Error('ERR_CANCELLED', 'The generation was aborted (options.signal)');
+    if (r.signal?.aborted) throw createError('ERR_CANCELLED', 'The generation was aborted (options.signal)');
     const pixels = await ctx.run(() => callNative(() => ctx.native.decodeLatents(latents)));
     frames = pixelsToFrames(pixels.data, pixels.shape, r.rounding);
   }

@@ -23,7 +23,7 @@
  */
 import * as fs from 'node:fs';
 
-import { ShowO2Error } from './errors.js';
+import { createError, type ShowO2Error } from './errors.js';
 import type { RgbImage } from './image.js';
 
 /** What the container says about the image, read before decoding. */
@@ -42,7 +42,7 @@ export interface WebpHeader {
 }
 
 function invalidWebp(message: string, cause?: unknown): ShowO2Error {
-  return new ShowO2Error('ERR_INVALID_IMAGE', `Invalid WebP: ${message}`, cause === undefined ? undefined : { cause });
+  return createError('ERR_INVALID_IMAGE', `Invalid WebP: ${message}`, cause === undefined ? undefined : { cause });
 }
 
 /** "RIFF", any size, "WEBP": the 12 bytes every WebP file starts with. */
@@ -237,7 +237,7 @@ function libwebpModule(): CompiledWasm {
     file = require.resolve(file);
     compiled = new wasmApi.Module(fs.readFileSync(file));
   } catch (err) {
-    throw new ShowO2Error(
+    throw createError(
       'ERR_INTERNAL',
       `Cannot load the WebP decoder ${file}: ${(err as Error).message}. Reinstall showo2 (npm install) to restore its dependency @cwasm/webp`,
       { cause: err },
@@ -264,7 +264,7 @@ export function decodeWebp(header: WebpHeader): RgbImage {
   const input = lib.malloc(bitstream.length);
   const sizes = lib.malloc(8);
   if (input === 0 || sizes === 0) {
-    throw new ShowO2Error('ERR_OUT_OF_MEMORY', `Cannot decode a WebP of ${bitstream.length} bytes: the decoder ran out of memory`);
+    throw createError('ERR_OUT_OF_MEMORY', `Cannot decode a WebP of ${bitstream.length} bytes: the decoder ran out of memory`);
   }
   new Uint8Array(lib.memory.buffer, input, bitstream.length).set(bitstream);
   const what = `the ${header.kind} (${header.kind === 'lossy' ? 'VP8' : 'VP8L'}) image data${header.animated ? ' of the first frame' : ''}`;

@@ -6,7 +6,7 @@
  */
 import type { AddonWeightFile } from '../typings/addon.js';
 import { DTYPES, typedArrayFor, type DType, type TensorData } from './dtype.js';
-import { callNative, disposedError, invalidParameterError, ShowO2Error } from './errors.js';
+import { callNative, createError, disposedError, invalidParameterError, ShowO2Error } from './errors.js';
 import { addon } from './native.js';
 import { isNonEmptyString, isOneOf, isString } from './validate.js';
 
@@ -24,7 +24,7 @@ export interface TensorInfo {
 }
 
 function toDType(raw: string): DType {
-  if (!isOneOf(raw, DTYPES)) throw new ShowO2Error('ERR_INTERNAL', `The addon reported an unknown dtype ${raw}`);
+  if (!isOneOf(raw, DTYPES)) throw createError('ERR_INTERNAL', `The addon reported an unknown dtype ${raw}`);
   return raw;
 }
 
@@ -174,7 +174,7 @@ export class WeightFile implements AsyncDisposable {
     const native = this.#check('read a tensor');
     if (!isString(name)) throw invalidParameterError('name', 'a string', name);
     if (!this.#byName.has(name)) {
-      throw new ShowO2Error('ERR_TENSOR_NOT_FOUND', `No tensor named ${JSON.stringify(name)} in ${this.#path}`);
+      throw createError('ERR_TENSOR_NOT_FOUND', `No tensor named ${JSON.stringify(name)} in ${this.#path}`);
     }
     const raw = await callNative(() => native.read(name));
     const dtype = toDType(raw.dtype);

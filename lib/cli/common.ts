@@ -8,7 +8,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { describeValue, ShowO2Error, type ErrorCode } from '../errors.js';
+import { createError, describeValue, ERROR_CLASSES, ShowO2Error, type ErrorCode } from '../errors.js';
+import { packageRoot } from '../native.js';
 import type { Progress } from './progress.js';
 
 export const EXIT_OK = 0;
@@ -190,7 +191,7 @@ export function asFlagError(err: unknown): unknown {
   if (err.code === 'ERR_INVALID_ARGUMENT' && flag) return new UsageError(`${match![1]}${flag}${match![3]}`);
   const message = err.message.replace(/\boptions\.([\w.]+)/g, (whole, name: string) => FLAG_OF_OPTION[name] ?? whole);
   if (message === err.message) return err;
-  const renamed = new ShowO2Error(err.code, message, { cause: err });
+  const renamed = createError(err.code, message, { cause: err });
   const hint = hints.get(err);
   if (hint !== undefined) hints.set(renamed, hint);
   return renamed;
@@ -218,9 +219,11 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   ERR_UNSAFE_PICKLE: 'Convert the checkpoint to safetensors with Python, then pass that file.',
   ERR_UNSUPPORTED_FORMAT: 'Pass a .safetensors, .bin or .pth checkpoint, or convert it with "showo2 convert".',
   ERR_UNSUPPORTED_DTYPE: 'Convert the checkpoint with "showo2 convert --dtype bf16".',
+  ERR_UNSUPPORTED_MODEL: 'Pass a Show-o2 model: a download of showlab/show-o2-1.5B, show-o2-1.5B-HQ or show-o2-7B, or the repo id.',
   ERR_INVALID_IMAGE: 'Pass a PNG, JPEG or WebP file.',
   ERR_OUT_OF_MEMORY: 'Use a smaller --width/--height, fewer --count or --frames, or close other programs using the memory.',
-  ERR_CUDA: 'Run "showo2 doctor" to see what the GPU setup lacks, or pass --device cpu.',
+  ERR_NO_GPU: 'Pass --device cpu (or --device auto); "showo2 doctor" shows what the GPU setup lacks.',
+  ERR_CUDA: 'A CUDA call failed while running: check "nvidia-smi" and "showo2 doctor" and try again, or pass --device cpu.',
   ERR_NATIVE_LOAD: 'Run "showo2 doctor"; rebuilding with "npm rebuild showo2 --build-from-source" usually fixes it.',
   ERR_MODEL_NOT_FOUND: 'Pass a model directory, or a Hugging Face repo id such as showlab/show-o2-1.5B (check its spelling and --revision).',
   ERR_UNAUTHORIZED: 'Set HF_TOKEN to a Hugging Face token that can read the repo (or log in with "huggingface-cli login").',
@@ -233,6 +236,22 @@ export function hintFor(err: ShowO2Error): string | undefined {
   return hints.get(err) ?? HINTS[err.code];
 }
 
+/** docs/TROUBLESHOOTING.md, shipped in the package: one section per error code. */
+export const TROUBLESHOOTING_FILE = path.join(packageRoot, 'docs', 'TROUBLESHOOTING.md');
+
+/**
+ * Where the troubleshooting page explains `code`: the file plus the anchor of its `## ERR_...` heading, as GitHub and
+ * Markdown viewers spell it (the heading in lower case).
+ */
+export function troubleshootingLink(code: ErrorCode): string {
+  return `${TROUBLESHOOTING_FILE}#${code.toLowerCase()}`;
+}
+
+/** The class name of an error with `code` (its family, e.g. ModelNotFoundError), for --json output. */
+export function errorClassName(code: ErrorCode): string {
+  return ERROR_CLASSES[code].name;
+}
+
 // ---- Output ----
 
 /** Prints one JSON value on one line (a JSON object per line for streams). */
@@ -241,7 +260,7 @@ export function printJson(io: CliIo, value: unknown): void {
 }
 
 export function cancelled(): ShowO2Error {
-  return new ShowO2Error('ERR_CANCELLED', 'Interrupted');
+  return createError('ERR_CANCELLED', 'Interrupted');
 }
 
 /**
@@ -272,6 +291,6 @@ export function writeFile(file: string, bytes: Uint8Array): void {
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     fs.writeFileSync(file, bytes);
   } catch (err) {
-    throw new ShowO2Error('ERR_FILE_READ', `Cannot write ${file}: ${(err as Error).message}`, { cause: err });
+    throw createError('ERR_FILE_READ', `Cannot write ${file}: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { ShowO2Error } from '../errors.js';
+import { createError, ShowO2Error } from '../errors.js';
 import { currentEnvironment, packageRoot } from '../native.js';
 import { defaultDevice, runtimeInfo, type CudaInfo, type RuntimeInfo } from '../runtime.js';
 import type { ShowO2ModelInfo } from '../model.js';
@@ -105,7 +105,7 @@ function nvidiaDriverPresent(): boolean {
 /** Everything `doctor` reports (its `--json` output). */
 export interface DoctorReport {
   node: { version: string; platform: string; arch: string; libc: string | null; abi: string; napi: string; supported: boolean };
-  addon: { loaded: boolean; path: string | null; source: string | null; error: { code: string; message: string } | null };
+  addon: { loaded: boolean; path: string | null; source: string | null; error: { code: string; name: string; message: string } | null };
   cpu: { model: string; logicalCores: number; features: string | null; defaultThreads: number | null; memoryBytes: number };
   cuda: CudaInfo | null;
   device: { default: string; fromEnvironment: string | null };
@@ -146,8 +146,8 @@ export async function doctorReport(): Promise<DoctorReport> {
     report.cpu.defaultThreads = runtime.defaultThreadCount;
     report.cuda = runtime.cuda;
   } catch (err) {
-    const error = err instanceof ShowO2Error ? err : new ShowO2Error('ERR_INTERNAL', String(err));
-    report.addon.error = { code: error.code, message: error.message };
+    const error = err instanceof ShowO2Error ? err : createError('ERR_INTERNAL', String(err));
+    report.addon.error = { code: error.code, name: error.name, message: error.message };
     suggest('The native addon does not load: rebuild it with "npm rebuild showo2 --build-from-source" (see the error above).');
     return report;
   }

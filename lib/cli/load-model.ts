@@ -11,7 +11,7 @@ import type { ShowO2Error } from '../errors.js';
 import { DEMO_MODEL, hasDemoModel } from '../demo-model.js';
 import { resolveModel } from '../hub.js';
 import { ShowO2Model, type ShowO2LoadOptions } from '../model.js';
-import { DEVICES, WEIGHT_DTYPES, type Device, type WeightDtype } from '../runtime.js';
+import { DEVICES, resolveDevice, WEIGHT_DTYPES, type Device, type WeightDtype } from '../runtime.js';
 import {
   abortable,
   asFlagError,
@@ -105,14 +105,24 @@ export function loadOptions(values: OptionValues): ModelOptions {
   return options;
 }
 
-/** The hint for a model that did not load. */
-export function modelLoadHint(err: ShowO2Error): string | undefined {
-  if (err.code === 'ERR_FILE_NOT_FOUND') {
-    return (
-      'A model directory holds config.json and pytorch_model.bin or model.safetensors (e.g. a download of ' +
-      'showlab/show-o2-1.5B); the VAE is Wan2.1_VAE.pth from Wan-AI/Wan2.1-T2V-14B, passed with --vae PATH.'
-    );
-  }
+/**
+ * The hint for a model that did not load; `hub` says whether the source was a Hub repo id. A local directory that is
+ * missing or incomplete (ERR_MODEL_NOT_FOUND, or a --vae/--tokenizer file that is missing) gets the directory layout;
+ * a repo id that the Hub does not have keeps the code's generic hint (check the id and --revision).
+ */
+export function modelLoadHint(hub: boolean): (err: ShowO2Error) => string | undefined {
+  return (err) => {
+    if ((err.code === 'ERR_MODEL_NOT_FOUND' && !hub) || err.code === 'ERR_FILE_NOT_FOUND') {
+      return (
+        'A model directory holds config.json and pytorch_model.bin or model.safetensors (e.g. a download of ' +
+        'showlab/show-o2-1.5B); the VAE is Wan2.1_VAE.pth from Wan-AI/Wan2.1-T2V-14B, passed with --vae PATH.'
+      );
+    }
+    return modelErrorHint(err);
+  };
+}
+
+function modelErrorHint(err: ShowO2Error): string | undefined {
   if (err.code === 'ERR_DOWNLOAD' || err.code === 'ERR_OFFLINE') {
     return 'Check the network and run the command again (downloads resume), or pass local files with --vae PATH and --tokenizer PATH.';
   }
@@ -122,7 +132,8 @@ export function modelLoadHint(err: ShowO2Error): string | undefined {
 
 /**
  * Whether `source` names a Hub repo rather than a local path: `org/name`, not an existing path and not written as one
- * (absolute, `./`, `../`, `~`). A missing local directory then fails as ERR_FILE_NOT_FOUND, not as a Hub lookup.
+ * (absolute, `./`, `../`, `~`). A missing local directory then fails as ERR_MODEL_NOT_FOUND naming the directory,
+ * not as a Hub lookup.
  */
 function isHubSource(source: string): boolean {
   return /^[\w.-]+\/[\w.-]+$/.test(source) && !/^\.{1,2}\//.test(source) && !fs.existsSync(source);
@@ -146,6 +157,8 @@ export async function loadModel(ctx: CommandContext, values: OptionValues): Prom
   const { revision, ...load } = loadOptions(values);
   const hub = isHubSource(source);
   if (revision !== undefined && !hub) throw new UsageError(`--revision applies to a Hugging Face repo id, and ${source} is not one`);
+  // ERR_NO_GPU before the downloads below, as ShowO2Model.load does: gigabytes are no use on a GPU that is not there.
+  await resolveDevice(load.device);
   let modelDir = source;
   if (hub || isDirectory(source)) {
     const downloads = new Map<string, ProgressTask>();
@@ -165,7 +178,7 @@ export async function loadModel(ctx: CommandContext, values: OptionValues): Prom
       }).catch((err: unknown) => {
         throw asFlagError(err);
       }),
-      modelLoadHint,
+      modelLoadHint(hub),
     );
     modelDir = resolved.modelDir;
     load.vaePath = resolved.vaePath;
@@ -178,7 +191,7 @@ export async function loadModel(ctx: CommandContext, values: OptionValues): Prom
   ctx.signal.addEventListener('abort', release, { once: true });
   let model: ShowO2Model;
   try {
-    model = await withHint(abortable(loading, ctx.signal), modelLoadHint);
+    model = await withHint(abortable(loading, ctx.signal), modelLoadHint(hub));
   } catch (err) {
     throw asFlagError(err);
   } finally {

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 
-import { ShowO2Error } from '../errors.js';
+import { createError, ShowO2Error } from '../errors.js';
 import type { ChatSession, ShowO2Model } from '../model.js';
 import type { GenerationResult, TextGenerationOptions } from '../text-generation.js';
 import {
@@ -77,7 +77,7 @@ function videoFrameFiles(paths: string[]): string[] {
       continue;
     }
     const images = entries.filter((e) => IMAGE_FILE.test(e)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
-    if (images.length === 0) throw new ShowO2Error('ERR_FILE_NOT_FOUND', `No PNG, JPEG or WebP frames in the directory ${p} (--video-frames)`);
+    if (images.length === 0) throw createError('ERR_FILE_NOT_FOUND', `No PNG, JPEG or WebP frames in the directory ${p} (--video-frames)`);
     files.push(...images.map((e) => path.join(p, e)));
   }
   return files;
@@ -264,7 +264,7 @@ Examples:
               notice(`(${arg} goes with the next question)`);
             } else {
               notice(`error ERR_FILE_NOT_FOUND: ${arg} does not exist`);
-              if (!interactive) throw new ShowO2Error('ERR_FILE_NOT_FOUND', `The image ${arg} (/image) does not exist`);
+              if (!interactive) throw createError('ERR_FILE_NOT_FOUND', `The image ${arg} (/image) does not exist`);
             }
           } else {
             notice(command === '/image' ? 'usage: /image PATH' : `unknown command ${command}. ${CHAT_HELP}`);

@@ -13,6 +13,9 @@ import {
   tensorToImage,
   type RgbImage,
   runtimeInfo,
+  DownloadError,
+  InvalidInputError,
+  NoGpuError,
   ShowO2Error,
   toFloat32Array,
   WeightFile,
@@ -22,6 +25,10 @@ import {
   type TensorData,
   type TensorInfo,
 } from 'showo2';
+
+function invalidInput(): InvalidInputError {
+  return new InvalidInputError('ERR_INVALID_ARGUMENT', 'Expected a positive integer for n but received -1 (number)');
+}
 
 async function typeChecks(): Promise<void> {
   const weights: WeightFile = await WeightFile.open('model.safetensors');
@@ -67,7 +74,22 @@ async function typeChecks(): Promise<void> {
       const code: ErrorCode = err.code;
       void code;
     }
+    // A family narrows `code` to its own codes.
+    if (err instanceof DownloadError) {
+      const code: 'ERR_DOWNLOAD' | 'ERR_UNAUTHORIZED' | 'ERR_OFFLINE' = err.code;
+      // @ts-expect-error a download failure is never ERR_CUDA
+      const cuda: 'ERR_CUDA' = err.code;
+      void [code, cuda];
+    }
+    if (err instanceof NoGpuError) {
+      const code: 'ERR_NO_GPU' = err.code;
+      void code;
+    }
   }
+  const bad: ShowO2Error = invalidInput();
+  // @ts-expect-error a family's constructor takes only its own codes
+  void new InvalidInputError('ERR_DISPOSED', 'x');
+  void bad;
   await using scoped = await WeightFile.open('other.safetensors'); // Symbol.asyncDispose is supported
   void [first, format, metadata, widened, wrong, written, threads, scoped];
 }

@@ -293,7 +293,11 @@ test('usage errors exit 2 with the message and the usage line, before loading an
   const json = await runCli(['generate', '--model', modelDir, '--prompt', 'x', '--steps', '1', '--json']);
   t.is(json.code, 2);
   t.deepEqual(JSON.parse(json.stdout), {
-    error: { code: 'ERR_INVALID_ARGUMENT', message: 'Expected an integer from 2 to 10000 for --steps but received "1" (string)' },
+    error: {
+      code: 'ERR_INVALID_ARGUMENT',
+      name: 'InvalidInputError',
+      message: 'Expected an integer from 2 to 10000 for --steps but received "1" (string)',
+    },
   });
 });
 
@@ -304,19 +308,23 @@ test('a value only the model can check is a usage error about its flag', async (
   t.is(r.stderr.split('\n')[1], `Usage: showo2 ${commands.generate!.usage}`);
 });
 
-test('a missing model directory or image exits 1 with the error code and a hint', async (t) => {
+test('a missing model directory or image exits 1 with the error code, a hint and the troubleshooting section', async (t) => {
   const missing = path.join(tempDir(), 'no-model');
   const r = await runCli(['generate', 'x', '--model', missing, '-q']);
   t.is(r.code, 1);
-  const [error, hint] = r.stderr.split('\n');
-  t.is(error, `error ERR_FILE_NOT_FOUND: The model directory ${missing} does not exist`);
+  const [error, hint, see, ...rest] = r.stderr.split('\n');
+  t.is(error, `error ERR_MODEL_NOT_FOUND: The model directory ${missing} does not exist`);
   t.regex(hint!, /^hint: A model directory holds config\.json and pytorch_model\.bin or model\.safetensors .* --vae PATH\.$/);
+  t.is(see, `see: ${path.join(repoRoot, 'docs', 'TROUBLESHOOTING.md')}#err_model_not_found`);
+  t.deepEqual(rest, ['']);
   t.is(r.stdout, '');
   const json = await runCli(['ask', 'q', '--model', missing, '--json', '-q']);
   t.is(json.code, 1);
-  const parsed = JSON.parse(json.stdout) as { error: { code: string; message: string; hint: string } };
-  t.is(parsed.error.code, 'ERR_FILE_NOT_FOUND');
+  const parsed = JSON.parse(json.stdout) as { error: { code: string; name: string; message: string; hint: string; troubleshooting: string } };
+  t.is(parsed.error.code, 'ERR_MODEL_NOT_FOUND');
+  t.is(parsed.error.name, 'ModelNotFoundError');
   t.regex(parsed.error.hint, /^A model directory holds/);
+  t.is(parsed.error.troubleshooting, `${path.join(repoRoot, 'docs', 'TROUBLESHOOTING.md')}#err_model_not_found`);
 
   const image = await runCli(['ask', '--model', modelDir, '--vae', vaePath, '--image', '/no/such.png', '--question', 'q', '-q']);
   t.is(image.code, 1);

@@ -4,6 +4,8 @@ import * as path from 'node:path';
 
 import test from 'ava';
 
+import { troubleshootingLink } from '../../dist/cli/common.js';
+import { ERROR_CODES } from '../../dist/errors.js';
 import { repoRoot, runCli, tempDir, writeSafetensors } from '../helpers.js';
 
 const dir = tempDir();
@@ -15,6 +17,7 @@ const src = writeSafetensors(
   ],
   { format: 'pt' },
 );
+const troubleshootingPage = path.join(repoRoot, 'docs', 'TROUBLESHOOTING.md');
 const version = (JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
 test('--version and help', async (t) => {
@@ -87,12 +90,46 @@ test('inspect lists tensors', async (t) => {
   });
 });
 
-test('inspect of a missing file exits 1 with the error code', async (t) => {
+test('inspect of a missing file exits 1 with the error code, a hint and the troubleshooting section', async (t) => {
   const missing = path.join(dir, 'missing.bin');
   const r = await runCli(['inspect', missing]);
   t.is(r.code, 1);
-  t.regex(r.stderr, /^error ERR_FILE_NOT_FOUND: .*missing\.bin/);
+  const lines = r.stderr.split('\n');
+  t.regex(lines[0]!, /^error ERR_FILE_NOT_FOUND: .*missing\.bin/);
+  t.regex(lines[1]!, /^hint: Check the path/);
+  t.is(lines[2], `see: ${troubleshootingPage}#err_file_not_found`);
   t.is(r.stdout, '');
+  // --json: the same, machine-readable, with the error's class.
+  const json = await runCli(['inspect', missing, '--json']);
+  t.is(json.code, 1);
+  const { error } = JSON.parse(json.stdout) as { error: Record<string, string> };
+  t.deepEqual(Object.keys(error), ['code', 'name', 'message', 'hint', 'troubleshooting']);
+  t.is(error.code, 'ERR_FILE_NOT_FOUND');
+  t.is(error.name, 'FileAccessError');
+  t.regex(error.message!, /missing\.bin/);
+  t.is(error.troubleshooting, `${troubleshootingPage}#err_file_not_found`);
+});
+
+test('a usage error with --json names the code and class too', async (t) => {
+  const r = await runCli(['convert', src, '--json']);
+  t.is(r.code, 2);
+  t.deepEqual(JSON.parse(r.stdout), {
+    error: { code: 'ERR_INVALID_ARGUMENT', name: 'InvalidInputError', message: 'convert takes <src> <dst> (got 1 arguments)' },
+  });
+});
+
+test('the troubleshooting link of every code points at a section of the shipped page', (t) => {
+  const page = fs.readFileSync(troubleshootingPage, 'utf8');
+  for (const code of ERROR_CODES) {
+    const link = troubleshootingLink(code);
+    const [file, anchor] = link.split('#');
+    t.is(file, troubleshootingPage);
+    // GitHub and Markdown viewers derive a heading's anchor by lower-casing it (underscores stay).
+    const heading = page.split('\n').find((line) => line.startsWith('## ') && line.slice(3).trim().toLowerCase() === anchor);
+    t.is(heading, `## ${code}`, link);
+  }
+  const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { files: string[] };
+  t.true(pkg.files.includes('docs/TROUBLESHOOTING.md'), 'the page ships in the npm package, where the CLI points');
 });
 
 test('convert --dtype bf16 writes a safetensors file that inspect reads back', async (t) => {

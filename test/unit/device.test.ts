@@ -1,14 +1,14 @@
 // Device selection (ShowO2Model.load / WanVae.load `device`, `weightDtype`): runs on every machine. Without a usable
-// GPU (CI), 'cuda' must reject with ERR_CUDA carrying the reason runtimeInfo() gives and 'auto' must fall back to the
-// CPU; with one (the GPU cycle), 'cuda' and 'auto' must land on it. Bad values are ERR_INVALID_ARGUMENT naming the
-// field before anything loads.
+// GPU (CI), 'cuda' must reject with a NoGpuError (ERR_NO_GPU) carrying the reason runtimeInfo() gives, before anything
+// is read, and 'auto' must fall back to the CPU; with one (the GPU cycle), 'cuda' and 'auto' must land on it. Bad
+// values are ERR_INVALID_ARGUMENT naming the field before anything loads.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 
 import test from 'ava';
 
-import { runtimeInfo, ShowO2Error, ShowO2Model, WanVae, type WanVaeConfig } from 'showo2';
+import { NoGpuError, runtimeInfo, ShowO2Error, ShowO2Model, WanVae, type WanVaeConfig } from 'showo2';
 import { repoRoot, tempDir } from '../helpers.js';
 
 const fixtureDir = path.join(repoRoot, 'test', 'fixtures', 'showo2');
@@ -40,7 +40,7 @@ test("device 'cpu' loads on the CPU", async (t) => {
   vae.dispose();
 });
 
-test("device 'cuda' runs on the GPU, or is ERR_CUDA with runtimeInfo's reason", async (t) => {
+test("device 'cuda' runs on the GPU, or is ERR_NO_GPU with runtimeInfo's reason", async (t) => {
   const info = await runtimeInfo();
   const reason = info.cuda.unavailableReason;
   if (reason === null) {
@@ -53,14 +53,40 @@ test("device 'cuda' runs on the GPU, or is ERR_CUDA with runtimeInfo's reason", 
     return;
   }
   t.log(`no usable GPU: ${reason}`);
+  const missing = path.join(tempDir('showo2-device-'), 'no-such-model');
   for (const load of [
     () => ShowO2Model.load(modelDir, { vaePath, device: 'cuda' }),
     () => WanVae.load(vaePath, { config: vaeConfig, device: 'cuda' }),
+    // Checked before anything is read (or, for a repo id, downloaded): not ERR_MODEL_NOT_FOUND.
+    () => ShowO2Model.load(missing, { device: 'cuda' }),
   ]) {
     const err = await t.throwsAsync(load());
-    t.true(err instanceof ShowO2Error && err.code === 'ERR_CUDA', `expected ERR_CUDA, got ${String(err)}`);
-    // The reason names what is missing (no driver, no device, no CUDA in this build, ...), as runtimeInfo() does.
-    t.true(err!.message.length > 20 && /cuda|CUDA|driver|device/.test(err!.message), err!.message);
+    t.true(err instanceof NoGpuError && err instanceof ShowO2Error, `expected a NoGpuError, got ${String(err)}`);
+    t.is(err!.name, 'NoGpuError');
+    t.is((err as NoGpuError).code, 'ERR_NO_GPU');
+    // The reason is the one runtimeInfo() gives (no driver, no device, no CUDA in this build, ...).
+    t.true(err!.message.startsWith(`device 'cuda' is unavailable: ${reason}. Use device 'cpu'`), err!.message);
+  }
+});
+
+test.serial("SHOWO2_DEVICE=cuda without a usable GPU is ERR_NO_GPU saying where 'cuda' came from", async (t) => {
+  const info = await runtimeInfo();
+  if (info.cuda.unavailableReason === null) {
+    t.log('a usable GPU is present: the no-GPU message cannot be produced here');
+    t.pass();
+    return;
+  }
+  const saved = process.env.SHOWO2_DEVICE;
+  process.env.SHOWO2_DEVICE = 'cuda';
+  try {
+    await t.throwsAsync(WanVae.load(vaePath, { config: vaeConfig }), {
+      instanceOf: NoGpuError,
+      code: 'ERR_NO_GPU',
+      message: /^device 'cuda' \(from the SHOWO2_DEVICE environment variable\) is unavailable: /,
+    });
+  } finally {
+    if (saved === undefined) delete process.env.SHOWO2_DEVICE;
+    else process.env.SHOWO2_DEVICE = saved;
   }
 });
 

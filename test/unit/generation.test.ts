@@ -8,7 +8,7 @@ import * as zlib from 'node:zlib';
 
 import test from 'ava';
 
-import { encodeAnimatedPng, ShowO2Error, ShowO2Model, type GenerationProgress } from 'showo2';
+import { CancelledError, encodeAnimatedPng, ShowO2Error, ShowO2Model, type GenerationProgress } from 'showo2';
 import { repoRoot, tempDir } from '../helpers.js';
 
 const fixtureDir = path.join(repoRoot, 'test', 'fixtures', 'showo2');
@@ -135,7 +135,7 @@ test('an AbortSignal stops the generation within one step with ERR_CANCELLED; th
         if (p.step === 2) controller.abort();
       },
     }),
-    { instanceOf: ShowO2Error, code: 'ERR_CANCELLED' },
+    { instanceOf: CancelledError, code: 'ERR_CANCELLED' },
   );
   t.true(seen.length <= 3, `steps reported: ${seen.join(',')}`);
   await t.throwsAsync(model.generateImages({ prompt: 'x', width: 64, height: 64, steps: 3, signal: AbortSignal.abort() }), {

@@ -20,7 +20,7 @@ import * as zlib from 'node:zlib';
 
 import test from 'ava';
 
-import { ShowO2Error, ShowO2Model } from 'showo2';
+import { CancelledError, DownloadError, ModelNotFoundError, ShowO2Error, ShowO2Model, UnsupportedModelError } from 'showo2';
 import { resolveModel, type DownloadProgress, type ResolveOptions } from '../../dist/hub.js';
 import { repoRoot, tempDir } from '../helpers.js';
 
@@ -327,7 +327,7 @@ test('a Hub repo resolves into the Python cache layout: blobs by etag, snapshot 
 test('offline with an empty cache rejects with ERR_OFFLINE naming the missing file', async (t) => {
   const cache = newCache();
   const err = await t.throwsAsync(resolveModel(MODEL_REPO, { cacheDir: cache, offline: true, endpoint: 'http://127.0.0.1:9' }), {
-    instanceOf: ShowO2Error,
+    instanceOf: DownloadError,
     code: 'ERR_OFFLINE',
   });
   t.regex(err!.message, /config\.json of showlab\/show-o2-tiny is not in the cache/);
@@ -428,7 +428,7 @@ test('a wrong hash is ERR_DOWNLOAD and leaves nothing in blobs', async (t) => {
     const model = hub.repos.get(MODEL_REPO)!;
     const wrong = sha256(Buffer.from('something else'));
     model.files.set('pytorch_model.bin', { data: checkpointBytes, lfs: true, etag: wrong });
-    const err = await t.throwsAsync(resolveModel(MODEL_REPO, options(hub, cache)), { instanceOf: ShowO2Error, code: 'ERR_DOWNLOAD' });
+    const err = await t.throwsAsync(resolveModel(MODEL_REPO, options(hub, cache)), { instanceOf: DownloadError, code: 'ERR_DOWNLOAD' });
     t.is(
       err!.message,
       `pytorch_model.bin of ${MODEL_REPO} (revision ${model.commit}) is corrupt: its sha256 is ${sha256(checkpointBytes)} but the ` +
@@ -445,6 +445,20 @@ test('a regular file whose content does not match its git sha1 etag is rejected 
     hub.repos.get(MODEL_REPO)!.files.set('config.json', { data: configBytes, lfs: false, etag: gitSha1(Buffer.from('{}')) });
     await t.throwsAsync(resolveModel(MODEL_REPO, options(hub, cache)), { code: 'ERR_DOWNLOAD', message: /config\.json .* is corrupt: its git sha1/ });
     t.deepEqual(blobNames(cache, MODEL_REPO), []);
+  });
+});
+
+test('a repo whose config.json is not Show-o2 is ERR_UNSUPPORTED_MODEL, before its checkpoint is downloaded', async (t) => {
+  await withHub(async (hub) => {
+    const cache = newCache();
+    const qwen = Buffer.from(JSON.stringify({ architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2' }));
+    hub.repos.get(MODEL_REPO)!.files.set('config.json', { data: qwen, lfs: false });
+    await t.throwsAsync(resolveModel(MODEL_REPO, options(hub, cache)), {
+      instanceOf: UnsupportedModelError,
+      code: 'ERR_UNSUPPORTED_MODEL',
+      message: new RegExp(`^config\\.json of ${MODEL_REPO} describes another model \\(model_type "qwen2"\\), not Show-o2: `),
+    });
+    t.deepEqual(hub.downloads().map((r) => r.url), [`/${MODEL_REPO}/resolve/main/config.json`]);
   });
 });
 
@@ -478,7 +492,7 @@ test.serial('401 maps to ERR_UNAUTHORIZED saying to set HF_TOKEN; the token is s
   await withHub(async (hub) => {
     const cache = newCache();
     hub.repos.get(MODEL_REPO)!.token = TOKEN;
-    const err = await t.throwsAsync(resolveModel(MODEL_REPO, options(hub, cache)), { instanceOf: ShowO2Error, code: 'ERR_UNAUTHORIZED' });
+    const err = await t.throwsAsync(resolveModel(MODEL_REPO, options(hub, cache)), { instanceOf: DownloadError, code: 'ERR_UNAUTHORIZED' });
     t.is(
       err!.message,
       `The Hub refused access to ${MODEL_REPO} (401: Invalid credentials in Authorization header); if the repo is gated, accept ` +
@@ -544,7 +558,7 @@ test('abort: ERR_CANCELLED mid-download, the partial file is kept, and the next 
           },
         }),
       ),
-      { instanceOf: ShowO2Error, code: 'ERR_CANCELLED' },
+      { instanceOf: CancelledError, code: 'ERR_CANCELLED' },
     );
     t.regex(err!.message, /pytorch_model\.bin of showlab\/show-o2-tiny .*was aborted/);
     const partial = path.join(folder(cache, MODEL_REPO), 'blobs', `${sha}.incomplete`);
@@ -646,7 +660,8 @@ test('a local directory is returned as is, with its VAE and tokenizer found besi
   // Without a VAE of its own: the same error ShowO2Model.load gives, and no network access.
   fs.rmSync(path.join(dir, 'vae'), { recursive: true });
   await t.throwsAsync(resolveModel(dir, { endpoint: 'http://127.0.0.1:9' }), {
-    code: 'ERR_FILE_NOT_FOUND',
+    instanceOf: ModelNotFoundError,
+    code: 'ERR_MODEL_NOT_FOUND',
     message: `No VAE found for the model directory ${dir}: expected Wan2.1_VAE.pth there or in its vae/ folder, or pass ` +
       'options.vaePath (the published Show-o2 repos do not include it; it is Wan-AI/Wan2.1-T2V-14B/Wan2.1_VAE.pth)',
   });
@@ -654,8 +669,12 @@ test('a local directory is returned as is, with its VAE and tokenizer found besi
 
 test('bad sources and options are typed errors', async (t) => {
   await t.throwsAsync(resolveModel(''), { code: 'ERR_INVALID_ARGUMENT', message: 'Expected a model directory or a Hugging Face repo id for source but received "" (string)' });
-  await t.throwsAsync(resolveModel('./no/such/dir'), { code: 'ERR_FILE_NOT_FOUND', message: 'The model directory ./no/such/dir does not exist' });
-  await t.throwsAsync(resolveModel('/no/such/dir', { offline: true }), { code: 'ERR_FILE_NOT_FOUND' });
+  await t.throwsAsync(resolveModel('./no/such/dir'), {
+    instanceOf: ModelNotFoundError,
+    code: 'ERR_MODEL_NOT_FOUND',
+    message: 'The model directory ./no/such/dir does not exist',
+  });
+  await t.throwsAsync(resolveModel('/no/such/dir', { offline: true }), { instanceOf: ModelNotFoundError, code: 'ERR_MODEL_NOT_FOUND' });
   // org/name that is not a directory is taken for a repo id.
   await t.throwsAsync(resolveModel('no-such/dir', { offline: true, cacheDir: newCache() }), { code: 'ERR_OFFLINE', message: /config\.json of no-such\/dir/ });
   await t.throwsAsync(resolveModel(path.join(tinyDir, 'config.json')), { code: 'ERR_INVALID_ARGUMENT', message: /is a file$/ });

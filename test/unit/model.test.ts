@@ -13,7 +13,16 @@ import * as zlib from 'node:zlib';
 
 import test from 'ava';
 
-import { decodeImage, ShowO2Error, ShowO2Model, WeightFile, type GenerationResult } from 'showo2';
+import {
+  decodeImage,
+  FileAccessError,
+  InvalidInputError,
+  ModelNotFoundError,
+  ShowO2Error,
+  ShowO2Model,
+  WeightFile,
+  type GenerationResult,
+} from 'showo2';
 import { addon } from '../../dist/native.js';
 import { buildTurn } from '../../dist/prompt.js';
 import { ShowO2Tokenizer } from '../../dist/tokenizer.js';
@@ -335,16 +344,22 @@ test('bad inputs are typed errors naming what was wrong', async (t) => {
 
 test('a wrong model directory is a typed error naming the problem', async (t) => {
   await t.throwsAsync(ShowO2Model.load(path.join(repoRoot, 'no-such-model')), {
-    instanceOf: ShowO2Error,
-    code: 'ERR_FILE_NOT_FOUND',
+    instanceOf: ModelNotFoundError,
+    code: 'ERR_MODEL_NOT_FOUND',
     message: /does not exist/,
   });
   const empty = tempDir();
-  await t.throwsAsync(ShowO2Model.load(empty), { code: 'ERR_FILE_NOT_FOUND', message: /has no config\.json/ });
+  await t.throwsAsync(ShowO2Model.load(empty), { instanceOf: ModelNotFoundError, code: 'ERR_MODEL_NOT_FOUND', message: /has no config\.json/ });
   fs.copyFileSync(path.join(modelDir, 'config.json'), path.join(empty, 'config.json'));
-  await t.throwsAsync(ShowO2Model.load(empty, { vaePath }), { code: 'ERR_FILE_NOT_FOUND', message: /No checkpoint/ });
+  await t.throwsAsync(ShowO2Model.load(empty, { vaePath }), { instanceOf: ModelNotFoundError, code: 'ERR_MODEL_NOT_FOUND', message: /No checkpoint/ });
   fs.symlinkSync(path.join(modelDir, 'pytorch_model.bin'), path.join(empty, 'pytorch_model.bin'));
-  await t.throwsAsync(ShowO2Model.load(empty), { code: 'ERR_FILE_NOT_FOUND', message: /No VAE found.*vaePath/s });
+  await t.throwsAsync(ShowO2Model.load(empty), { instanceOf: ModelNotFoundError, code: 'ERR_MODEL_NOT_FOUND', message: /No VAE found.*vaePath/s });
+  // A VAE path the caller names is a file like any other: FileAccessError.
+  await t.throwsAsync(ShowO2Model.load(empty, { vaePath: path.join(empty, 'no-vae.pth') }), {
+    instanceOf: FileAccessError,
+    code: 'ERR_FILE_NOT_FOUND',
+    message: /no-vae\.pth \(options\.vaePath\) does not exist/,
+  });
 
   // A config that does not describe the checkpoint: every mismatch is listed.
   const wrong = tempDir();
@@ -353,7 +368,7 @@ test('a wrong model directory is a typed error naming the problem', async (t) =>
   config.und_trans_config.intermediate_size = 100;
   fs.writeFileSync(path.join(wrong, 'config.json'), JSON.stringify(config));
   fs.symlinkSync(path.join(modelDir, 'pytorch_model.bin'), path.join(wrong, 'pytorch_model.bin'));
-  const err = await t.throwsAsync(ShowO2Model.load(wrong, { vaePath }), { instanceOf: ShowO2Error, code: 'ERR_INVALID_ARGUMENT' });
+  const err = await t.throwsAsync(ShowO2Model.load(wrong, { vaePath }), { instanceOf: InvalidInputError, code: 'ERR_INVALID_ARGUMENT' });
   t.regex(err!.message, /missing keys.*showo\.model\.layers\.2\.input_layernorm\.weight/s);
   t.regex(err!.message, /und_trans\.layers\.0\.mlp\.fc1\.weight \(expected \[100, 48\], found \[96, 48\]\)/);
 

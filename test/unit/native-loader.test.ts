@@ -4,7 +4,7 @@ import * as path from 'node:path';
 
 import test from 'ava';
 
-import { ShowO2Error } from 'showo2';
+import { NativeLoadError } from 'showo2';
 import {
   defaultCandidates,
   loadAddonFrom,
@@ -41,7 +41,7 @@ test('no binary anywhere: one ERR_NATIVE_LOAD listing every attempt and the poss
         ],
         env,
       ),
-    { instanceOf: ShowO2Error, code: 'ERR_NATIVE_LOAD' },
+    { instanceOf: NativeLoadError, code: 'ERR_NATIVE_LOAD' },
   );
   t.is(
     err!.message,
