@@ -396,12 +396,15 @@ test('a connection dropped mid-file is resumed with a Range request from the par
     const cdn = hub.downloads().filter((r) => r.url === `/cdn/${sha}`);
     t.is(cdn.length, 2);
     t.is(cdn[0]!.range, undefined);
-    t.is(cdn[1]!.range, `bytes=${cut}-`);
+    // The server wrote `cut` bytes and dropped the socket; how many of them reached the client before the drop
+    // depends on timing (a loaded machine may lose the tail), so the resume starts where the partial file ended.
+    const resumedAt = Number(/^bytes=(\d+)-$/.exec(cdn[1]!.range ?? '')?.[1]);
+    t.true(resumedAt > 0 && resumedAt <= cut, `resumed at ${cdn[1]!.range}`);
     t.true(fs.readFileSync(path.join(resolved.modelDir, 'pytorch_model.bin')).equals(checkpointBytes));
     t.false(fs.existsSync(path.join(folder(cache, MODEL_REPO), 'blobs', `${sha}.incomplete`)));
     // The resumed transfer reports progress from where the partial file ended.
     const checkpointEvents = events.filter((e) => e.file === 'pytorch_model.bin');
-    t.true(checkpointEvents.some((e) => e.loadedBytes === cut));
+    t.true(checkpointEvents.some((e) => e.loadedBytes === resumedAt));
     t.is(checkpointEvents.at(-1)!.loadedBytes, checkpointBytes.length);
   });
 });
