@@ -43,7 +43,7 @@ const forbidden: [RegExp, string][] = [
   [/^tools\/(?!fetch_cublas_headers\.sh$)/, 'development tools'],
   [/(^|\/)\.devcarry(\/|$)/, 'device-run scratch files'],
   [/^\.ci\//, 'CI scripts'],
-  [/^docs\//, 'generated API docs'],
+  [/^docs\/(?!TROUBLESHOOTING\.md$)/, 'generated API docs (docs/TROUBLESHOOTING.md ships: the CLI points to it)'],
   [/(^|\/)node_modules\//, 'installed dependencies'],
   [/^(?!prebuilds\/[^/]+\/[^/]+\.node$).*\.node$/, 'a native binary outside prebuilds/<platform>-<arch>/'],
   [/\.(tgz|tsbuildinfo|log|py|pyc)$/, 'a tarball, build info, log or Python file'],
@@ -64,6 +64,7 @@ function entryFiles(): string[] {
 /** Files the tarball needs beyond the entry points. */
 const required = [
   'README.md',
+  'docs/TROUBLESHOOTING.md', // the CLI's error output points into it
   'typings/addon.d.ts', // dist/native.d.ts imports the addon's types from it
   // A from-source build in the installed package (no prebuilt binary fits, or --build-from-source) needs these.
   'CMakeLists.txt',
