@@ -1,8 +1,10 @@
 // A small HTTP service around one Show-o2 model: text-to-image and image question answering.
 //
-//   node examples/http-service.mjs <model-dir-or-repo-id> [--vae Wan2.1_VAE.pth] [--port 8080]
+//   node examples/http-service.mjs [model-dir-or-repo-id] [--vae Wan2.1_VAE.pth] [--port 8080]
 //
-//   curl -s -X POST localhost:8080/generate -d '{"prompt":"a red fox in the snow","seed":1}' -o fox.png
+// Without a model it serves the bundled demo model (simple coloured shapes), e.g.:
+//
+//   curl -s -X POST localhost:8080/generate -d '{"prompt":"a red circle on a blue background","seed":1}' -o circle.png
 //   curl -s -X POST localhost:8080/ask -H 'content-type: image/png' --data-binary @fox.png \
 //        -G --data-urlencode 'question=What animal is this?'
 //
@@ -11,17 +13,17 @@
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 
-import { encodePng, InvalidInputError, ShowO2Model } from 'showo2';
+import { DEMO_MODEL, encodePng, InvalidInputError, ShowO2Model } from 'showo2';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
   options: { vae: { type: 'string' }, port: { type: 'string', default: '8080' } },
 });
-if (positionals.length !== 1) {
-  console.error('usage: node examples/http-service.mjs <model-dir-or-repo-id> [--vae PATH] [--port N]');
+if (positionals.length > 1) {
+  console.error('usage: node examples/http-service.mjs [model-dir-or-repo-id] [--vae PATH] [--port N]');
   process.exit(2);
 }
-const model = await ShowO2Model.load(positionals[0], values.vae ? { vaePath: values.vae } : {});
+const model = await ShowO2Model.load(positionals[0] ?? DEMO_MODEL, values.vae ? { vaePath: values.vae } : {});
 
 async function readBody(req, limit = 32 << 20) {
   const chunks = [];
