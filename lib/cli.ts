@@ -210,6 +210,16 @@ function interrupted(io: CliIo, json: boolean, progress: Progress | undefined): 
 }
 
 if (require.main === module) {
+  // Each process warning as one "warning: ..." line, e.g. the one device 'auto' logs when it runs on the CPU (Node's
+  // own printer adds its pid and a "(Use `node --trace-warnings ...`)" line). --no-warnings and NODE_NO_WARNINGS=1
+  // still silence them.
+  if (!process.execArgv.includes('--no-warnings') && process.env.NODE_NO_WARNINGS !== '1') {
+    process.removeAllListeners('warning');
+    process.on('warning', (warning) => {
+      const kind = warning.name === 'ShowO2Warning' || warning.name === 'Warning' ? '' : ` (${warning.name})`;
+      processIo.err(`warning${kind}: ${warning.message}`);
+    });
+  }
   const controller = new AbortController();
   // The first Ctrl-C stops a cancellable command through its AbortSignal (it then exits 130 after cleaning up);
   // a second one, or one during a command that cannot stop part-way, ends the process at once.

@@ -3,11 +3,8 @@
  *
  * @module
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-
-import { callNative, createError } from './errors.js';
-import { addon, addonFile, packageRoot } from './native.js';
+import { callNative } from './errors.js';
+import { addonFor, noGpuError, packageVersion, type LoadedAddon } from './native.js';
 
 /** One CUDA device, as {@link CudaInfo.devices} lists it. */
 export interface CudaDevice {
@@ -45,6 +42,16 @@ export interface RuntimeInfo {
   readonly version: string;
   /** The native binary in use. */
   readonly addonPath: string;
+  /**
+   * Which build of the native addon is loaded: `'cpu'` (CPU backend only) or `'cuda'` (CPU and CUDA backends). One
+   * build is loaded per process, chosen by the first call that needs it (see the README, Install).
+   */
+  readonly variant: 'cpu' | 'cuda';
+  /**
+   * What chose that build: the device of the first call (`device 'auto', NVIDIA driver 550.54.15`), or the
+   * environment variable that overrode it (`SHOWO2_VARIANT=cpu`, `SHOWO2_BINARY=...`).
+   */
+  readonly variantReason: string;
   /** `platform-arch`, e.g. `linux-x64`. */
   readonly platform: string;
   /** CPU features found at run time and whether the AVX2 kernels are in use, e.g. `avx2 fma f16c (using avx2 kernels)`. */
@@ -55,12 +62,9 @@ export interface RuntimeInfo {
   readonly cuda: CudaInfo;
 }
 
-let packageVersion: string | undefined;
-
-function readPackageVersion(): string {
-  packageVersion ??= (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string })
-    .version;
-  return packageVersion;
+/** The CUDA part of runtimeInfo(): the binary's, except that a CPU build gives the loader's reason for being loaded. */
+function cudaInfo(loaded: LoadedAddon, native: CudaInfo): CudaInfo {
+  return loaded.variant === 'cpu' ? { ...native, unavailableReason: loaded.cudaUnavailable } : native;
 }
 
 /**
@@ -76,21 +80,25 @@ function readPackageVersion(): string {
  * ```
  */
 export async function runtimeInfo(): Promise<RuntimeInfo> {
-  const native = await callNative(() => addon().runtimeInfo());
+  const loaded = addonFor('auto');
+  const native = await callNative(() => loaded.addon.runtimeInfo());
   return {
-    version: readPackageVersion(),
-    addonPath: addonFile(),
+    version: packageVersion(),
+    addonPath: loaded.file,
+    variant: loaded.variant,
+    variantReason: loaded.reason,
     platform: `${process.platform}-${process.arch}`,
     cpuFeatures: native.cpuFeatures,
     defaultThreadCount: native.defaultThreadCount,
-    cuda: native.cuda,
+    cuda: cudaInfo(loaded, native.cuda),
   };
 }
 
 /**
  * Where a model runs: `'cpu'`, `'cuda'` (an NVIDIA GPU with compute capability 8.0 or newer; a {@link NoGpuError},
  * `ERR_NO_GPU`, with the reason {@link runtimeInfo} gives when there is none), or `'auto'` (CUDA when this build has
- * it and a supported GPU is present, else the CPU).
+ * it and a supported GPU is present, else the CPU, saying why in one process warning of type `ShowO2Warning`).
+ * The first call that loads the native addon picks its build from the device (README, Install: "Which build loads").
  */
 export type Device = 'cpu' | 'cuda' | 'auto';
 
@@ -112,22 +120,42 @@ export function defaultDevice(): Device {
   return fromEnv !== undefined && (DEVICES as readonly string[]).includes(fromEnv) ? (fromEnv as Device) : 'cpu';
 }
 
+let warnedCpuFallback = false;
+
 /**
- * The device a load call runs on: `given`, else {@link defaultDevice}. `'cuda'` is checked here, before anything is
- * read or downloaded: without a usable GPU it rejects with ERR_NO_GPU (a NoGpuError) carrying the reason
- * {@link runtimeInfo} reports. ERR_CUDA stays for CUDA failures while running. `'cpu'` and `'auto'` always pass
- * (`'auto'` falls back to the CPU in the addon).
+ * The one line `device: 'auto'` logs when it runs on the CPU, once per process: a `process.emitWarning` of type
+ * `ShowO2Warning` and code `SHOWO2_CPU_FALLBACK` (`process.on('warning')` receives it; `node --no-warnings` or
+ * NODE_NO_WARNINGS=1 silences it).
+ */
+function warnCpuFallback(reason: string): void {
+  if (warnedCpuFallback) return;
+  warnedCpuFallback = true;
+  process.emitWarning(`device 'auto' runs on the CPU: ${reason}`, { type: 'ShowO2Warning', code: 'SHOWO2_CPU_FALLBACK' });
+}
+
+/**
+ * The device a load call runs on: `given`, else {@link defaultDevice}. Loads the build of the native addon the device
+ * needs, if none is loaded yet (lib/native.ts). `'cuda'` is checked here, before anything is read or downloaded:
+ * without a usable GPU it rejects with ERR_NO_GPU (a NoGpuError) carrying the reason {@link runtimeInfo} reports,
+ * what was tried and what to do. ERR_CUDA stays for CUDA failures while running. `'cpu'` always passes; `'auto'`
+ * passes and, when it will run on the CPU, logs why once per process (the addon falls back to the CPU).
  * @internal
  */
 export async function resolveDevice(given: Device | undefined): Promise<Device> {
   const device = given ?? defaultDevice();
-  if (device !== 'cuda') return device;
-  const { cuda } = await callNative(() => addon().runtimeInfo());
-  if (cuda.unavailableReason === null) return device;
   const origin = given === undefined ? ' (from the SHOWO2_DEVICE environment variable)' : '';
-  throw createError(
-    'ERR_NO_GPU',
-    `device 'cuda'${origin} is unavailable: ${cuda.unavailableReason}. Use device 'cpu', or 'auto' to use a GPU only ` +
-      "when one is usable (runtimeInfo() or 'showo2 doctor' shows what the GPU setup lacks)",
-  );
+  const loaded = addonFor(device, origin);
+  if (device === 'cpu') return device;
+  if (loaded.variant === 'cpu') {
+    warnCpuFallback(loaded.cudaUnavailable!);
+    return device;
+  }
+  if (device === 'auto' && warnedCpuFallback) return device;
+  const { cuda } = await callNative(() => loaded.addon.runtimeInfo());
+  if (cuda.unavailableReason === null) return device;
+  if (device === 'auto') {
+    warnCpuFallback(cuda.unavailableReason);
+    return device;
+  }
+  throw noGpuError(origin, cuda.unavailableReason, [`loaded: ${loaded.file} (${loaded.source}, CUDA runtime ${cuda.runtimeVersion})`], []);
 }

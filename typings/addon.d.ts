@@ -249,4 +249,8 @@ export interface Addon {
   CancelToken: new () => AddonCancelToken;
   runtimeInfo(): Promise<AddonRuntimeInfo>;
   convertToSafetensors(src: string, dst: string, options: { dtype?: string }): Promise<number>;
+  /** The package version the binary was built for (CMake's SHOWO2_VERSION, from package.json). */
+  version: string;
+  /** `'cuda'` when the CUDA backend is compiled in, else `'cpu'`. */
+  variant: 'cpu' | 'cuda';
 }

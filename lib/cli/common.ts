@@ -224,7 +224,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   ERR_OUT_OF_MEMORY: 'Use a smaller --width/--height, fewer --count or --frames, or close other programs using the memory.',
   ERR_NO_GPU: 'Pass --device cpu (or --device auto); "showo2 doctor" shows what the GPU setup lacks.',
   ERR_CUDA: 'A CUDA call failed while running: check "nvidia-smi" and "showo2 doctor" and try again, or pass --device cpu.',
-  ERR_NATIVE_LOAD: 'Run "showo2 doctor"; rebuilding with "npm rebuild showo2 --build-from-source" usually fixes it.',
+  ERR_NATIVE_LOAD: 'Run "showo2 doctor"; building from source with "npm run build:native --prefix node_modules/showo2" usually fixes it.',
   ERR_MODEL_NOT_FOUND: 'Pass a model directory, or a Hugging Face repo id such as showlab/show-o2-1.5B (check its spelling and --revision).',
   ERR_UNAUTHORIZED: 'Set HF_TOKEN to a Hugging Face token that can read the repo (or log in with "huggingface-cli login").',
   ERR_DOWNLOAD: 'Check the network connection and run the command again: downloads resume where they stopped.',

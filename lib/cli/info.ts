@@ -5,12 +5,11 @@
  * @module
  * @internal
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { createError, ShowO2Error } from '../errors.js';
-import { currentEnvironment, packageRoot } from '../native.js';
+import { BUILD_FROM_SOURCE, currentEnvironment, packageRoot, prebuiltVariants } from '../native.js';
 import { defaultDevice, runtimeInfo, type CudaInfo, type RuntimeInfo } from '../runtime.js';
 import type { ShowO2ModelInfo } from '../model.js';
 import { EXIT_FAILURE, printJson, stringValue, type CliIo, type Command } from './common.js';
@@ -19,7 +18,7 @@ import { formatBytes } from './progress.js';
 
 function printCuda(cuda: CudaInfo, io: CliIo, indent: string): void {
   if (!cuda.built) {
-    io.out(`${indent}cuda:         not built`);
+    io.out(`${indent}cuda:         not in the loaded build`);
   } else {
     io.out(`${indent}cuda:         runtime ${cuda.runtimeVersion}, driver ${cuda.driverVersion ?? 'none'}`);
     for (const d of cuda.devices) {
@@ -35,6 +34,7 @@ function printCuda(cuda: CudaInfo, io: CliIo, indent: string): void {
 function printInfo(info: RuntimeInfo, io: CliIo): void {
   io.out(`showo2 ${info.version} (${info.platform}, Node.js ${process.versions.node})`);
   io.out(`addon:        ${info.addonPath}`);
+  io.out(`build:        ${info.variant} (chosen by ${info.variantReason})`);
   io.out(`cpu features: ${info.cpuFeatures}`);
   io.out(`threads:      ${info.defaultThreadCount}`);
   printCuda(info.cuda, io, '');
@@ -94,18 +94,24 @@ function binarySource(file: string): string {
   const relative = path.relative(packageRoot, file);
   if (relative === path.join('build', 'Release', 'showo2.node')) return 'from-source build';
   if (relative.startsWith(`prebuilds${path.sep}`)) return 'prebuilt binary shipped in the package';
-  return 'found by node-gyp-build (SHOWO2_PREBUILD or next to the node binary)';
-}
-
-/** Whether an NVIDIA driver is installed, for a binary built without CUDA (Linux: the kernel module's proc file). */
-function nvidiaDriverPresent(): boolean {
-  return process.platform === 'linux' && fs.existsSync('/proc/driver/nvidia/version');
+  return 'SHOWO2_BINARY';
 }
 
 /** Everything `doctor` reports (its `--json` output). */
 export interface DoctorReport {
   node: { version: string; platform: string; arch: string; libc: string | null; abi: string; napi: string; supported: boolean };
-  addon: { loaded: boolean; path: string | null; source: string | null; error: { code: string; name: string; message: string } | null };
+  addon: {
+    loaded: boolean;
+    path: string | null;
+    source: string | null;
+    /** The build loaded: `cpu` or `cuda`; null when none loaded. */
+    variant: 'cpu' | 'cuda' | null;
+    /** What chose it (the device asked for, or SHOWO2_VARIANT / SHOWO2_BINARY). */
+    reason: string | null;
+    error: { code: string; name: string; message: string } | null;
+  };
+  /** The prebuilt binaries this installation ships for this platform, by build (null: none), and the NVIDIA driver found. */
+  builds: { cpu: string | null; cuda: string | null; nvidiaDriver: string | null };
   cpu: { model: string; logicalCores: number; features: string | null; defaultThreads: number | null; memoryBytes: number };
   cuda: CudaInfo | null;
   device: { default: string; fromEnvironment: string | null };
@@ -125,7 +131,12 @@ export async function doctorReport(): Promise<DoctorReport> {
       napi: env.napiVersion,
       supported: nodeMajor >= 20,
     },
-    addon: { loaded: false, path: null, source: null, error: null },
+    addon: { loaded: false, path: null, source: null, variant: null, reason: null, error: null },
+    builds: {
+      cpu: prebuiltVariants(packageRoot, env).cpu[0] ?? null,
+      cuda: prebuiltVariants(packageRoot, env).cuda[0] ?? null,
+      nvidiaDriver: env.nvidiaDriver,
+    },
     cpu: {
       model: os.cpus()[0]?.model.trim() ?? 'unknown',
       logicalCores: os.availableParallelism(),
@@ -141,14 +152,21 @@ export async function doctorReport(): Promise<DoctorReport> {
   if (!report.node.supported) suggest(`Node.js ${env.nodeVersion} is older than showo2 supports: install Node.js 20 or newer.`);
   try {
     const runtime = await runtimeInfo();
-    report.addon = { loaded: true, path: runtime.addonPath, source: binarySource(runtime.addonPath), error: null };
+    report.addon = {
+      loaded: true,
+      path: runtime.addonPath,
+      source: binarySource(runtime.addonPath),
+      variant: runtime.variant,
+      reason: runtime.variantReason,
+      error: null,
+    };
     report.cpu.features = runtime.cpuFeatures;
     report.cpu.defaultThreads = runtime.defaultThreadCount;
     report.cuda = runtime.cuda;
   } catch (err) {
     const error = err instanceof ShowO2Error ? err : createError('ERR_INTERNAL', String(err));
     report.addon.error = { code: error.code, name: error.name, message: error.message };
-    suggest('The native addon does not load: rebuild it with "npm rebuild showo2 --build-from-source" (see the error above).');
+    suggest(`The native addon does not load: build it from source with "${BUILD_FROM_SOURCE}" (see the error above).`);
     return report;
   }
   if (env.arch === 'x64' && !/using avx2/.test(report.cpu.features ?? '')) {
@@ -157,10 +175,21 @@ export async function doctorReport(): Promise<DoctorReport> {
   const cuda = report.cuda!;
   const usable = cuda.devices.find((d) => d.supported);
   if (!cuda.built) {
-    if (nvidiaDriverPresent()) {
-      suggest('An NVIDIA driver is installed but this binary has no CUDA backend: rebuild with "SHOWO2_CUDA=ON npm rebuild showo2 --build-from-source" (needs the CUDA toolkit).');
+    const { cuda: cudaBuild, nvidiaDriver } = report.builds;
+    if (nvidiaDriver !== null && cudaBuild !== null) {
+      suggest(`The CPU build is loaded although an NVIDIA driver is installed: ${cuda.unavailableReason}.`);
+    } else if (nvidiaDriver !== null) {
+      suggest(
+        `An NVIDIA driver is installed but this installation has no CUDA build for ${env.platform}-${env.arch}: build one ` +
+          `with "SHOWO2_CUDA=ON ${BUILD_FROM_SOURCE}" (needs the CUDA toolkit).`,
+      );
+    } else if (cudaBuild !== null) {
+      suggest(
+        `Models run on the CPU: ${cuda.unavailableReason}. For a GPU, install the NVIDIA driver: the CUDA build is ` +
+          "installed, and device 'auto' or 'cuda' loads it.",
+      );
     } else {
-      suggest('Models run on the CPU. For a GPU, install the NVIDIA driver and rebuild with "SHOWO2_CUDA=ON npm rebuild showo2 --build-from-source".');
+      suggest(`Models run on the CPU. For a GPU, install the NVIDIA driver and build with "SHOWO2_CUDA=ON ${BUILD_FROM_SOURCE}".`);
     }
   } else if (cuda.unavailableReason) {
     suggest(`The GPU cannot be used: ${cuda.unavailableReason}. Models run on the CPU; "--device cuda" fails until that is fixed.`);
@@ -179,9 +208,12 @@ function printDoctor(r: DoctorReport, io: CliIo): void {
   io.out(`  version:      ${r.node.version} (ABI ${r.node.abi}, N-API ${r.node.napi})${r.node.supported ? '' : ' - too old'}`);
   io.out(`  platform:     ${r.node.platform}-${r.node.arch}${r.node.libc ? ` (${r.node.libc})` : ''}`);
   io.out('Native binary');
+  const installed = (['cpu', 'cuda'] as const).filter((v) => r.builds[v] !== null);
+  io.out(`  installed:    ${installed.length > 0 ? `prebuilt ${installed.join(' and ')} build${installed.length > 1 ? 's' : ''}` : 'no prebuilt binary for this platform'}`);
   if (r.addon.loaded) {
     io.out(`  loaded:       ${r.addon.path}`);
     io.out(`  from:         ${r.addon.source}`);
+    io.out(`  build:        ${r.addon.variant} (chosen by ${r.addon.reason})`);
   } else {
     io.out(`  not loaded:   ${r.addon.error!.code}`);
     for (const line of r.addon.error!.message.split('\n')) io.out(`    ${line}`);
@@ -193,6 +225,7 @@ function printDoctor(r: DoctorReport, io: CliIo): void {
   if (r.cpu.defaultThreads !== null) io.out(`  threads:      ${r.cpu.defaultThreads} by default (--threads N changes it)`);
   io.out(`  memory:       ${formatBytes(r.cpu.memoryBytes)}`);
   io.out('CUDA');
+  io.out(`  driver:       ${r.builds.nvidiaDriver !== null ? `NVIDIA ${r.builds.nvidiaDriver}` : 'none found'}`);
   if (r.cuda) printCuda(r.cuda, io, '  ');
   else io.out('  unknown (the native binary did not load)');
   io.out(`  default:      --device ${r.device.default}${r.device.fromEnvironment !== null ? ` (SHOWO2_DEVICE=${r.device.fromEnvironment})` : ''}`);

@@ -58,8 +58,8 @@ std::unique_ptr<Backend> CreateBackend(const BackendOptions& options) {
   if (options.device == "auto") return std::make_unique<cpu::CpuBackend>(options.threads);
   fail(ErrorCode::Cuda,
        "device 'cuda' is unavailable: this build of showo2 has no CUDA backend (it was built with SHOWO2_CUDA=OFF, or "
-       "nvcc was not found at build time); rebuild with the CUDA toolkit installed, e.g. SHOWO2_CUDA=ON npm rebuild "
-       "showo2 --build-from-source, or use device 'cpu'");
+       "nvcc was not found at build time): load the CUDA build of the addon (see the README, Install), or use device "
+       "'cpu'");
 #endif
 }
 

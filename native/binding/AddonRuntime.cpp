@@ -44,9 +44,10 @@ CudaSummary QueryCuda() {
   }
   out.unavailable_reason = info.unavailable_reason;
 #else
+  // lib/native.ts replaces this with why the CPU build is the one loaded (no driver, SHOWO2_VARIANT=cpu, ...).
   out.unavailable_reason =
       "this build of showo2 has no CUDA backend (it was built with SHOWO2_CUDA=OFF, or nvcc was not found at build "
-      "time): rebuild with the CUDA toolkit installed, e.g. SHOWO2_CUDA=ON npm rebuild showo2 --build-from-source";
+      "time)";
 #endif
   return out;
 }

@@ -26,6 +26,14 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("CancelToken", AddonCancelToken::Init(env));
   exports.Set("runtimeInfo", Napi::Function::New<RuntimeInfo>(env, "runtimeInfo"));
   exports.Set("convertToSafetensors", Napi::Function::New<ConvertToSafetensors>(env, "convertToSafetensors"));
+  // The loader (lib/native.ts) checks both before using the binary: the package version it was built for, and the
+  // variant, "cuda" when the CUDA backend is compiled in, else "cpu".
+  exports.Set("version", Napi::String::New(env, SHOWO2_VERSION));
+#ifdef SHOWO2_WITH_CUDA
+  exports.Set("variant", Napi::String::New(env, "cuda"));
+#else
+  exports.Set("variant", Napi::String::New(env, "cpu"));
+#endif
   return exports;
 }
 

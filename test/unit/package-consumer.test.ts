@@ -1,14 +1,23 @@
 // The package as a user gets it: `npm pack` of the built package, installed from the tarball into a fresh project,
 // then used from CommonJS, ESM, TypeScript (nodenext and bundler resolution) and through its `showo2` bin. Also checks
-// what the tarball ships, and logs its size.
+// what the tarball ships, and logs the size of each package (no binary, the CPU build, the CUDA build, both).
 //
-// The install must compile nothing, so the already built addon goes into the tarball as a prebuilt binary (the
-// layout `npm run prebuild` writes and node-gyp-build reads), and the install runs with a PATH on which every
-// compiler and build tool fails. Dependencies come from the npm cache the repository's own install filled
-// (--prefer-offline). Everything lives in one temporary directory, removed when the test process exits.
+// The install must compile nothing: the tarball carries the addon as prebuilt binaries (the layout tools/prebuild.mjs
+// writes, prebuilds/<platform>-<arch>/showo2.napi.glibc[.cuda].node), the package has no install script, and the
+// install runs with a PATH on which every compiler and build tool fails. The binaries are those `npm run prebuild`
+// left in prebuilds/, else this repository's build/Release/showo2.node under the name of the build it reports (then
+// only that build is tested: `npm run prebuild` makes both). Then, in the installed projects:
+//  - with both builds, on a machine without an NVIDIA driver: `device: 'auto'` loads the CPU build and logs one line
+//    saying why, `'cuda'` is a NoGpuError listing what was tried, and SHOWO2_VARIANT=cuda runs the CUDA build on the
+//    CPU; on a machine with a driver, `'auto'` picks the CUDA build;
+//  - with the CPU build only: `showo2 doctor` and a tiny generate + ask through the API;
+//  - a binary from another version of the package is refused (NativeLoadError naming both versions).
+// Dependencies come from the npm cache the repository's own install filled (--prefer-offline). Everything lives in
+// one temporary directory, removed when the test process exits.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import * as zlib from 'node:zlib';
 
 import test from 'ava';
 
@@ -73,12 +82,15 @@ const required = [
   'native/binding/addon.cpp',
 ];
 
-/** Where `npm run prebuild` puts the addon, the name node-gyp-build and lib/native.ts look for. */
-const prebuildPath = path.posix.join(
-  'prebuilds',
-  `${process.platform}-${process.arch}`,
-  `showo2.napi${process.platform !== 'linux' ? '' : fs.existsSync('/etc/alpine-release') ? '.musl' : '.glibc'}.node`,
-);
+type Variant = 'cpu' | 'cuda';
+const libcTag = process.platform !== 'linux' ? '' : fs.existsSync('/etc/alpine-release') ? '.musl' : '.glibc';
+/** Where tools/prebuild.mjs puts each build, the names lib/native.ts looks for. */
+const prebuildPaths: Record<Variant, string> = {
+  cpu: path.posix.join('prebuilds', `${process.platform}-${process.arch}`, `showo2.napi${libcTag}.node`),
+  cuda: path.posix.join('prebuilds', `${process.platform}-${process.arch}`, `showo2.napi${libcTag}.cuda.node`),
+};
+/** Whether this machine has an NVIDIA driver (what lib/native.ts checks). */
+const hasDriver = process.platform === 'linux' && fs.existsSync('/proc/driver/nvidia/version');
 
 /** Programs that would mean the install is compiling something: each fails loudly. */
 const buildTools = ['cmake', 'ninja', 'make', 'cc', 'gcc', 'g++', 'c++', 'clang', 'clang++', 'nvcc'];
@@ -86,6 +98,8 @@ const buildTools = ['cmake', 'ninja', 'make', 'cc', 'gcc', 'g++', 'c++', 'clang'
 const work = fs.realpathSync(tempDir('showo2-package-'));
 const project = path.join(work, 'consumer');
 const installed = path.join(project, 'node_modules', pkg.name);
+/** A second project, with the package holding the CPU build only (when `project` has both builds). */
+const cpuProject = path.join(work, 'consumer-cpu');
 const noToolchain = path.join(work, 'no-toolchain');
 
 /**
@@ -130,8 +144,13 @@ async function nodeInProject(args: string[], what: string): Promise<string> {
 
 /** Runs the installed bin through node_modules/.bin, as npm scripts and npx do. */
 async function showo2(args: string[]): Promise<string> {
-  const bin = path.join(project, 'node_modules', '.bin', 'showo2');
-  return check(await runCommand(bin, args, { cwd: project, env }), `showo2 ${args.join(' ')}`).stdout;
+  return (await showo2Run(args)).stdout;
+}
+
+/** Runs the installed bin in `cwd` with `extraEnv`; fails unless it exits 0. */
+async function showo2Run(args: string[], cwd = project, extraEnv: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+  const bin = path.join(cwd, 'node_modules', '.bin', 'showo2');
+  return check(await runCommand(bin, args, { cwd, env: { ...env, ...extraEnv } }), `showo2 ${args.join(' ')}`);
 }
 
 async function npmPack(cwd: string, destination: string): Promise<PackResult> {
@@ -145,10 +164,68 @@ async function npmPack(cwd: string, destination: string): Promise<PackResult> {
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(2)} MiB`;
 
+/**
+ * The builds to ship: prebuilds/<platform>-<arch>/ of this repository (`npm run prebuild`), else build/Release's
+ * addon as the build it reports.
+ */
+async function availableBuilds(): Promise<Partial<Record<Variant, string>>> {
+  const builds: Partial<Record<Variant, string>> = {};
+  for (const variant of ['cpu', 'cuda'] as const) {
+    const file = path.join(repoRoot, prebuildPaths[variant]);
+    if (fs.existsSync(file)) builds[variant] = file;
+  }
+  if (Object.keys(builds).length > 0) return builds;
+  const file = path.join(repoRoot, 'build', 'Release', 'showo2.node');
+  const r = check(await runNode(['-p', `require(${JSON.stringify(file)}).variant`], { env }), 'loading build/Release');
+  builds[r.stdout.trim() as Variant] = file;
+  return builds;
+}
+
+/** Repacks the published tarball's contents with exactly the given builds as prebuilt binaries. */
+async function packWith(name: string, builds: Partial<Record<Variant, string>>): Promise<PackResult> {
+  const stage = path.join(work, `stage-${name}`);
+  fs.mkdirSync(stage);
+  check(await runCommand('tar', ['-xzf', path.join(work, published.filename), '-C', stage], { env }), 'tar -x');
+  // What `npm run prebuild` left in this repository's prebuilds/ was packed too.
+  fs.rmSync(path.join(stage, 'package', 'prebuilds'), { recursive: true, force: true });
+  for (const [variant, file] of Object.entries(builds) as [Variant, string][]) {
+    const target = path.join(stage, 'package', prebuildPaths[variant]);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.copyFileSync(file, target);
+  }
+  const destination = path.join(work, `pack-${name}`);
+  fs.mkdirSync(destination);
+  const packed = await npmPack(path.join(stage, 'package'), destination);
+  packed.filename = path.join(destination, packed.filename);
+  return packed;
+}
+
+/** Installs a tarball into a fresh project; returns the install's output and how long it took. */
+async function install(dir: string, tarball: string): Promise<{ log: string; seconds: number }> {
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'showo2-consumer', version: '1.0.0', private: true }, null, 2));
+  const started = performance.now();
+  const r = check(
+    await runCommand('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball], { cwd: dir, env }),
+    `npm install of ${path.basename(tarball)}`,
+  );
+  return { log: r.stdout + r.stderr, seconds: (performance.now() - started) / 1000 };
+}
+
 let published: PackResult;
+let builds: Partial<Record<Variant, string>>;
 let withPrebuild: PackResult;
+/** Sizes of the package with each build alone and with both, for the log. */
+const sizes: { what: string; packed: PackResult }[] = [];
 let installLog: string;
 let installSeconds: number;
+/** Whether cpuProject was installed (a CPU build exists and the main package has the CUDA build too). */
+let cpuProjectInstalled = false;
+
+/** The tiny random-weight Show-o2 and VAE of the test fixtures, unpacked. */
+const modelDir = path.join(work, 'tiny-model');
+const vaePath = path.join(repoRoot, 'test', 'fixtures', 'vae', 'tiny_vae.pth');
+const photo = path.join(repoRoot, 'test', 'fixtures', 'images', 'photo.png');
 
 test.before(async () => {
   fs.mkdirSync(noToolchain);
@@ -160,34 +237,27 @@ test.before(async () => {
   // 1. The tarball `npm publish` would upload.
   published = await npmPack(repoRoot, work);
 
-  // 2. The same tarball plus the built addon as a prebuilt binary, repacked from its own contents.
-  const stage = path.join(work, 'stage');
-  fs.mkdirSync(stage);
-  check(await runCommand('tar', ['-xzf', path.join(work, published.filename), '-C', stage], { env }), 'tar -x');
-  const addon = path.join(stage, 'package', prebuildPath);
-  fs.mkdirSync(path.dirname(addon), { recursive: true });
-  fs.copyFileSync(path.join(repoRoot, 'build', 'Release', 'showo2.node'), addon);
-  fs.mkdirSync(path.join(work, 'with-prebuild'));
-  withPrebuild = await npmPack(path.join(stage, 'package'), path.join(work, 'with-prebuild'));
+  // 2. The same tarball plus every build there is as prebuilt binaries, repacked from its own contents; the sizes of
+  //    each build alone too.
+  builds = await availableBuilds();
+  withPrebuild = await packWith('all', builds);
+  const variants = Object.keys(builds) as Variant[];
+  if (variants.length > 1) {
+    for (const variant of variants) sizes.push({ what: `the ${variant} build only`, packed: await packWith(variant, { [variant]: builds[variant] }) });
+  }
+  sizes.push({ what: `the ${variants.join(' and ')} build${variants.length > 1 ? 's' : ''}`, packed: withPrebuild });
 
-  // 3. A fresh project that installs it.
-  fs.mkdirSync(project);
-  fs.writeFileSync(
-    path.join(project, 'package.json'),
-    JSON.stringify({ name: 'showo2-consumer', version: '1.0.0', private: true }, null, 2),
-  );
-  const started = performance.now();
-  const r = check(
-    await runCommand(
-      'npm',
-      ['install', '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts',
-        path.join(work, 'with-prebuild', withPrebuild.filename)],
-      { cwd: project, env },
-    ),
-    'npm install of the tarball',
-  );
-  installSeconds = (performance.now() - started) / 1000;
-  installLog = r.stdout + r.stderr;
+  // 3. Fresh projects that install them.
+  ({ log: installLog, seconds: installSeconds } = await install(project, withPrebuild.filename));
+  if (builds.cpu !== undefined && builds.cuda !== undefined) {
+    await install(cpuProject, sizes.find((s) => s.what === 'the cpu build only')!.packed.filename);
+    cpuProjectInstalled = true;
+  }
+
+  fs.mkdirSync(modelDir);
+  const fixture = path.join(repoRoot, 'test', 'fixtures', 'showo2', 'tiny-model');
+  fs.copyFileSync(path.join(fixture, 'config.json'), path.join(modelDir, 'config.json'));
+  fs.writeFileSync(path.join(modelDir, 'pytorch_model.bin'), zlib.gunzipSync(fs.readFileSync(path.join(fixture, 'pytorch_model.bin.gz'))));
 });
 
 test('the tarball ships the package, and nothing else from the repository', (t) => {
@@ -197,19 +267,21 @@ test('the tarball ships the package, and nothing else from the repository', (t) 
     list.flatMap((file) => forbidden.filter(([re]) => re.test(file)).map(([, what]) => `${file} (${what})`));
   t.deepEqual(unwanted(files), []);
   t.deepEqual(unwanted(withPrebuild.files.map((f) => f.path)), []);
+  const withoutPrebuilds = files.filter((f) => !f.startsWith('prebuilds/'));
   t.deepEqual(
-    withPrebuild.files.map((f) => f.path).filter((f) => !files.includes(f)),
-    files.includes(prebuildPath) ? [] : [prebuildPath], // already there after `npm run prebuild`
-    'repacking added exactly the prebuilt addon',
+    withPrebuild.files.map((f) => f.path).filter((f) => !withoutPrebuilds.includes(f)).sort(),
+    (Object.keys(builds) as Variant[]).map((v) => prebuildPaths[v]).sort(),
+    'repacking added exactly the prebuilt addons',
   );
   t.log(
     `${published.filename}: ${published.entryCount} files, ${mib(published.size)} packed, ` +
       `${mib(published.unpackedSize)} unpacked`,
   );
-  t.log(
-    `with the ${process.platform}-${process.arch} addon as a prebuilt binary: ${mib(withPrebuild.size)} packed, ` +
-      `${mib(withPrebuild.unpackedSize)} unpacked`,
-  );
+  for (const { what, packed } of sizes) {
+    t.log(`with ${what} for ${process.platform}-${process.arch}: ${mib(packed.size)} packed, ${mib(packed.unpackedSize)} unpacked`);
+    // The budget of one npm package (issue "ship"): beyond it, the CUDA build goes into an optional package.
+    t.true(packed.unpackedSize < 100e6, `the package with ${what} is ${mib(packed.unpackedSize)} unpacked, over 100 MB`);
+  }
 });
 
 test('the source maps point at sources that ship', (t) => {
@@ -231,7 +303,10 @@ test('npm install of the tarball uses the prebuilt addon and compiles nothing', 
   t.false(fs.existsSync(path.join(installed, 'build')), 'the install created a build/ directory');
   // npm prints "> showo2@<version> <script>" before each script it runs (--foreground-scripts).
   t.notRegex(installLog, /^> \S+ build:native$|^> cmake-js /m, installLog);
-  t.true(fs.existsSync(path.join(installed, prebuildPath)));
+  for (const variant of Object.keys(builds) as Variant[]) t.true(fs.existsSync(path.join(installed, prebuildPaths[variant])));
+  // No lifecycle script at all: `npm install` never compiles or downloads anything.
+  const scripts = (JSON.parse(fs.readFileSync(path.join(installed, 'package.json'), 'utf8')) as { scripts?: Record<string, string> }).scripts ?? {};
+  t.deepEqual(Object.keys(scripts).filter((name) => /^(pre|post)?install$/.test(name)), []);
 });
 
 test('require("showo2") and import("showo2") resolve to the installed package and give the same names', async (t) => {
@@ -351,10 +426,15 @@ test('the installed showo2 bin runs', async (t) => {
   t.is(npx.stdout.trim(), pkg.version);
 });
 
+/** The build `device: 'auto'` loads on this machine from the main package. */
+function autoBuild(): Variant {
+  return builds.cuda !== undefined && (hasDriver || builds.cpu === undefined) ? 'cuda' : 'cpu';
+}
+
 test('the native addon loads from the installed package, from the bin and from both module systems', async (t) => {
-  const addon = path.join(installed, prebuildPath);
-  const report = JSON.parse(await showo2(['doctor', '--json'])) as { addon: unknown };
-  t.deepEqual(report.addon, { loaded: true, path: addon, source: 'prebuilt binary shipped in the package', error: null });
+  const addon = path.join(installed, prebuildPaths[autoBuild()]);
+  const report = JSON.parse(await showo2(['doctor', '--json'])) as { addon: Record<string, unknown> };
+  t.like(report.addon, { loaded: true, path: addon, source: 'prebuilt binary shipped in the package', variant: autoBuild(), error: null });
   const cjs = await nodeInProject(
     ['-e', 'require("showo2").runtimeInfo().then((info) => console.log(info.addonPath))'],
     'runtimeInfo() from require',
@@ -365,4 +445,146 @@ test('the native addon loads from the installed package, from the bin and from b
   );
   t.is(cjs.trim(), addon);
   t.is(esm.trim(), addon);
+});
+
+const FAST = ['--width', '64', '--height', '64', '--steps', '3'];
+/**
+ * The one line `device: 'auto'` logs when it runs on the CPU: a process warning, which the CLI prints as
+ * "warning: ..." and Node.js as "(node:PID) [SHOWO2_CPU_FALLBACK] ShowO2Warning: ...".
+ */
+const fallbackLines = (stderr: string) => stderr.split('\n').filter((line) => line.includes("device 'auto' runs on the CPU"));
+
+test("showo2 generate and ask with device 'auto': the CPU without a driver (one line says why), the GPU with one", async (t) => {
+  const cwd = path.join(project, 'out');
+  fs.mkdirSync(cwd, { recursive: true });
+  const load = ['--model', modelDir, '--vae', vaePath, '--device', 'auto'];
+  const gen = await showo2Run(['generate', ...load, '--prompt', 'a red fox', ...FAST, '--seed', '3', '-o', path.join(cwd, 'fox.png'), '-q']);
+  t.true(fs.statSync(path.join(cwd, 'fox.png')).size > 0);
+  const ask = await showo2Run(['ask', ...load, '--image', photo, '--question', 'What is in the image?', '--max-tokens', '4', '-q']);
+  t.true(ask.stdout.trim().length > 0, 'ask printed no answer');
+  for (const r of [gen, ask]) {
+    if (autoBuild() === 'cuda' && hasDriver) {
+      t.deepEqual(fallbackLines(r.stderr), [], r.stderr);
+    } else {
+      const why = builds.cuda === undefined ? 'this installation has no CUDA build' : 'no NVIDIA driver found';
+      const lines = fallbackLines(r.stderr);
+      t.is(lines.length, 1, r.stderr);
+      t.regex(lines[0]!, new RegExp(`^warning: device 'auto' runs on the CPU: ${why}`));
+      t.log(lines[0]);
+      t.notRegex(r.stderr, /--trace-warnings/, 'the CLI prints the warning as one line');
+    }
+  }
+});
+
+/** Loads the tiny model in the project's Node.js with `device` and prints what happened as JSON. */
+async function loadInProject(device: string, cwd = project, extraEnv: NodeJS.ProcessEnv = {}): Promise<Record<string, unknown> & { stderr: string }> {
+  const script = `
+const { ShowO2Model, runtimeInfo } = require('showo2');
+(async () => {
+  try {
+    const model = await ShowO2Model.load(process.argv[1], { vaePath: process.argv[2], device: process.argv[3] });
+    const answer = await model.answer({ image: process.argv[4], question: 'What is it?', maxTokens: 3 });
+    const { images } = await model.generateImages({ prompt: 'a cat', width: 64, height: 64, steps: 2, seed: 1 });
+    const info = await runtimeInfo();
+    console.log(JSON.stringify({ device: model.device, variant: info.variant, reason: info.variantReason, file: info.addonPath,
+      answer: answer.text, images: images.length }));
+    model.dispose();
+  } catch (err) {
+    console.log(JSON.stringify({ error: { name: err.name, code: err.code, message: err.message } }));
+  }
+})();`;
+  const r = check(await runNode(['-e', script, modelDir, vaePath, device, photo], { cwd, env: { ...env, ...extraEnv } }), `load ${device}`);
+  return { ...(JSON.parse(r.stdout) as Record<string, unknown>), stderr: r.stderr };
+}
+
+test("device 'cuda' without a driver is a NoGpuError listing what was tried and what to do", async (t) => {
+  if (hasDriver) {
+    t.log('an NVIDIA driver is present: the no-driver case cannot be produced here');
+    t.pass();
+    return;
+  }
+  const r = await loadInProject('cuda');
+  const error = r.error as { name: string; code: string; message: string };
+  t.like(error, { name: 'NoGpuError', code: 'ERR_NO_GPU' });
+  t.regex(error.message, /^device 'cuda' is unavailable: /);
+  t.true(error.message.includes('\nTried:\n'), error.message);
+  t.true(error.message.includes('  - NVIDIA driver: none (/proc/driver/nvidia/version does not exist)'), error.message);
+  t.true(error.message.includes('\nTo use the GPU:\n'), error.message);
+  if (builds.cuda !== undefined) {
+    t.true(error.message.includes(`  - CUDA build: ${path.join(installed, prebuildPaths.cuda)}: present, not loaded`), error.message);
+  } else {
+    t.regex(error.message, /this installation has no CUDA build/);
+  }
+});
+
+test('on a machine with an NVIDIA driver, the CUDA build is what device auto picks', async (t) => {
+  if (!hasDriver || builds.cuda === undefined) {
+    t.log(hasDriver ? 'no CUDA build to ship (npm run prebuild makes one)' : 'no NVIDIA driver here (/proc/driver/nvidia/version): runs on a GPU machine');
+    t.pass();
+    return;
+  }
+  const r = await loadInProject('auto');
+  t.like(r, { device: 'cuda', variant: 'cuda', file: path.join(installed, prebuildPaths.cuda), images: 1 });
+  t.regex(r.reason as string, /^device 'auto', NVIDIA driver /);
+  t.deepEqual(fallbackLines(r.stderr), []);
+});
+
+test('SHOWO2_VARIANT=cuda on a machine without a GPU: the CUDA build loads and runs on the CPU', async (t) => {
+  if (builds.cuda === undefined || hasDriver) {
+    t.log(builds.cuda === undefined ? 'no CUDA build to ship (npm run prebuild makes one)' : 'a driver is present: covered above');
+    t.pass();
+    return;
+  }
+  const r = await loadInProject('auto', project, { SHOWO2_VARIANT: 'cuda' });
+  t.like(r, { device: 'cpu', variant: 'cuda', reason: 'SHOWO2_VARIANT=cuda', file: path.join(installed, prebuildPaths.cuda), images: 1 });
+  const lines = fallbackLines(r.stderr);
+  t.is(lines.length, 1, r.stderr);
+  t.regex(lines[0]!, /^\(node:\d+\) \[SHOWO2_CPU_FALLBACK\] ShowO2Warning: device 'auto' runs on the CPU: no NVIDIA driver found/);
+  const doctor = (await showo2Run(['doctor'], project, { SHOWO2_VARIANT: 'cuda' })).stdout;
+  t.regex(doctor, /build: {8}cuda \(chosen by SHOWO2_VARIANT=cuda\)/);
+  t.regex(doctor, /gpu: {10}unavailable: no NVIDIA driver found/);
+});
+
+test('with the CPU build only: showo2 doctor explains it, and a tiny generate and ask run', async (t) => {
+  const cwd = cpuProjectInstalled ? cpuProject : builds.cpu !== undefined ? project : undefined;
+  if (cwd === undefined) {
+    t.log('no CPU build to ship (npm run prebuild makes one)');
+    t.pass();
+    return;
+  }
+  const cpuFile = path.join(cwd, 'node_modules', pkg.name, prebuildPaths.cpu);
+  const report = JSON.parse((await showo2Run(['doctor', '--json'], cwd)).stdout) as {
+    addon: Record<string, unknown>;
+    builds: Record<string, unknown>;
+    suggestions: string[];
+  };
+  t.like(report.addon, { loaded: true, path: cpuFile, variant: 'cpu' });
+  t.is(report.builds.cpu, cpuFile);
+  const doctor = (await showo2Run(['doctor'], cwd)).stdout;
+  t.regex(doctor, /installed: {4}prebuilt cpu build/);
+  t.log(doctor.split('\n').filter((l) => /installed|build:|gpu:|driver:/.test(l)).join('\n'));
+  const r = await loadInProject('cpu', cwd);
+  t.like(r, { device: 'cpu', variant: 'cpu', file: cpuFile, images: 1, reason: "device 'cpu'" });
+  t.true((r.answer as string).length > 0);
+  t.deepEqual(fallbackLines(r.stderr), [], "device 'cpu' logs nothing");
+});
+
+test('a binary built for another version of showo2 is refused with NativeLoadError naming both versions', async (t) => {
+  // The installed package with another version in its package.json: its binaries were built for pkg.version.
+  const copy = path.join(project, 'node_modules', 'showo2-other-version');
+  fs.cpSync(installed, copy, { recursive: true });
+  const copiedPkg = JSON.parse(fs.readFileSync(path.join(copy, 'package.json'), 'utf8')) as { version: string };
+  copiedPkg.version = '99.0.0';
+  fs.writeFileSync(path.join(copy, 'package.json'), JSON.stringify(copiedPkg));
+  const r = check(
+    await runNode(
+      ['-e', 'require(process.argv[1]).runtimeInfo().then(() => console.log("loaded"), (e) => console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })))', copy],
+      { cwd: project, env },
+    ),
+    'runtimeInfo() of the copy',
+  );
+  const error = JSON.parse(r.stdout) as { name: string; code: string; message: string };
+  t.like(error, { name: 'NativeLoadError', code: 'ERR_NATIVE_LOAD' });
+  t.regex(error.message, new RegExp(`built for showo2 ${pkg.version.replace(/\./g, '\\.')}, but this package is showo2 99\\.0\\.0`));
+  t.true(error.message.includes('The binary belongs to another release of showo2'), error.message);
 });

@@ -21,6 +21,9 @@ test('runtimeInfo', async (t) => {
 
   const { cuda } = info;
   t.is(typeof cuda.built, 'boolean');
+  // The build loaded is the one the binary reports; in the repository, the from-source build (lib/native.ts).
+  t.is(info.variant, cuda.built ? 'cuda' : 'cpu');
+  t.is(info.variantReason, 'a from-source build is present (npm run build:native)');
   t.true(Array.isArray(cuda.devices));
   if (!cuda.built) {
     t.is(cuda.runtimeVersion, null);
