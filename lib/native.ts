@@ -17,6 +17,8 @@
  *  - `SHOWO2_BINARY=/path/to/showo2.node`: that file and nothing else (e.g. a build made elsewhere);
  *  - `SHOWO2_VARIANT=cpu|cuda`: that prebuilt build, whatever the driver (the from-source build is skipped);
  *  - a from-source build, build/Release/showo2.node (`npm run build:native`), is used whenever it exists.
+ * When prebuilds/ holds no CPU build for this platform, node-gyp-build's own lookup is tried for one (it also reads
+ * SHOWO2_PREBUILD and prebuilds beside the node binary, where bundlers put them).
  *
  * Every binary must report the version of the package it belongs to (compiled in from package.json): one from another
  * release is refused. When nothing loads, a single ShowO2Error `ERR_NATIVE_LOAD` lists every attempt and the likely
@@ -191,6 +193,20 @@ function sourceBuild(root: string): AddonCandidate {
 function prebuiltCandidates(variant: Variant, files: string[], root: string, env: LoadEnvironment): AddonCandidate[] {
   const label = variant === 'cuda' ? 'CUDA build' : 'CPU build';
   if (files.length > 0) return files.map((file) => ({ label, resolve: () => file }));
+  if (variant === 'cpu') {
+    // Nothing in prebuilds/ here: node-gyp-build's own lookup also reads SHOWO2_PREBUILD and prebuilds beside the
+    // node binary (how prebuildify packages are found in bundled apps).
+    return [
+      {
+        label: `${label} (node-gyp-build lookup)`,
+        resolve: () => {
+          const file = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(root);
+          if (variantOfFile(file) === 'cuda') throw new Error(`node-gyp-build found only the CUDA build ${file}`);
+          return file;
+        },
+      },
+    ];
+  }
   const dir = path.join(root, 'prebuilds', `${env.platform}-${env.arch}`);
   return [
     {
