@@ -249,4 +249,9 @@ export interface Addon {
   CancelToken: new () => AddonCancelToken;
   runtimeInfo(): Promise<AddonRuntimeInfo>;
   convertToSafetensors(src: string, dst: string, options: { dtype?: string }): Promise<number>;
+  /**
+   * V8's count of external memory for this isolate, in bytes: what loaded models and VAEs report (their weights) and
+   * give back on dispose() or in their finalizer. `process.memoryUsage().external` counts only ArrayBuffers.
+   */
+  externalMemory(): number;
 }

@@ -43,7 +43,7 @@ const forbidden: [RegExp, string][] = [
   [/^tools\/(?!fetch_cublas_headers\.sh$)/, 'development tools'],
   [/(^|\/)\.devcarry(\/|$)/, 'device-run scratch files'],
   [/^\.ci\//, 'CI scripts'],
-  [/^docs\//, 'generated API docs'],
+  [/^docs\/api\//, 'generated API docs'],
   [/(^|\/)node_modules\//, 'installed dependencies'],
   [/^(?!prebuilds\/[^/]+\/[^/]+\.node$).*\.node$/, 'a native binary outside prebuilds/<platform>-<arch>/'],
   [/\.(tgz|tsbuildinfo|log|py|pyc)$/, 'a tarball, build info, log or Python file'],
