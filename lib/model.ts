@@ -649,7 +649,8 @@ export class ShowO2Model implements AsyncDisposable {
    * step (exact, by the structure of the omni mask).
    *
    * Rejects with a {@link ShowO2Error}: `ERR_INVALID_ARGUMENT` for bad options (a size that is not a multiple of 16,
-   * fewer than 2 steps, a negative guidance scale, a prompt longer than `maxTextTokens`), `ERR_SHAPE_MISMATCH` for
+   * fewer than 2 steps, a negative guidance scale, a prompt longer than `maxTextTokens`, a size whose visual tokens
+   * and `maxTextTokens` do not fit in the model's context, NaN or Infinity in `latents`), `ERR_SHAPE_MISMATCH` for
    * `latents` of the wrong shape, `ERR_CANCELLED` when `signal` aborts it, `ERR_DISPOSED` after dispose().
    *
    * @example
@@ -876,6 +877,8 @@ export class ChatSession {
       image = { data, shape: [indices.length, 3, 1, resolution, resolution], position: 0, poolTo: [pooled, pooled] };
     }
 
+    // Reading the image took a while: the chat (or its model) may have been disposed meanwhile.
+    if (this.#context === null || session.disposed) throw disposedError('chat', 'ask');
     // A previous answer's last token(s) that are not cached yet come first.
     const carried = this.#uncached;
     const start = session.length + carried.length;
@@ -904,8 +907,11 @@ export class ChatSession {
     };
 
     // Every native step goes through the model's queue; the session itself is one turn at a time.
+    // The model's dispose() can dispose the session while this turn awaits: every read after an await goes through
+    // this getter, so it fails with a typed ERR_DISPOSED rather than the raw addon's error.
     const queuedSession: AddonUnderstandingSession = {
       get length() {
+        if (session.disposed) throw disposedError('chat', 'ask');
         return session.length;
       },
       get disposed() {
@@ -918,8 +924,18 @@ export class ChatSession {
       dispose: () => session.dispose(),
     };
     const target: GenerationTarget = { session: queuedSession, tokenizer, prompt, contextLength };
-    const result = yield* runGeneration(target, generation);
-    if (session.length > start - carried.length) {
+    let result: GenerationResult;
+    try {
+      result = yield* runGeneration(target, generation);
+    } catch (err) {
+      // Disposing the session (the chat's or the model's dispose()) stops an evaluation in flight, which the addon
+      // reports as cancelled: say what happened instead.
+      if (err instanceof ShowO2Error && err.code === 'ERR_CANCELLED' && session.disposed) {
+        throw createError('ERR_DISPOSED', 'Cannot ask: the chat was disposed while it was answering', { cause: err });
+      }
+      throw err;
+    }
+    if (queuedSession.length > start - carried.length) {
       // The prompt went in: the turn counts, and its uncached tail opens the next turn.
       this.#turns += 1;
       this.#uncached = target.uncached ?? [];

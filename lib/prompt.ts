@@ -96,6 +96,11 @@ export function buildTurn(tokenizer: ShowO2Tokenizer, options: TurnOptions): Tur
   ids.push(...tokenizer.encode(training ? `\n${options.question}` : options.question));
   if (training) ids.push(...tokenizer.encode('<|im_end|>'));
   ids.push(...tokenizer.encode('\n<|im_start|>assistant\n'));
+  // The demo's video block keeps the per-image length whatever the number of visual tokens, so with few frames
+  // (fewer pooled tokens than one image has) it runs past the end of the prompt. The reference builds the mask by
+  // slicing, which stops at the prompt's end: clamp the block to the chunk the same way (generated tokens stay causal).
+  const end = options.start + ids.length;
+  for (const block of chunk.blocks) block.length = Math.min(block.length, end - block.offset);
   return chunk;
 }
 

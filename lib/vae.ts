@@ -9,7 +9,7 @@ import { callNative, createError, describeValue, disposedError, fromNativeError,
 import { imageToTensor, pixelsToFrames, type RgbImage } from './image.js';
 import { addon } from './native.js';
 import { DEVICES, resolveDevice, WEIGHT_DTYPES, type Device, type WeightDtype } from './runtime.js';
-import { isDefined, isInteger, isNonEmptyString, isOneOf, isPlainObject, isPositiveInteger } from './validate.js';
+import { firstNonFinite, isDefined, isInteger, isNonEmptyString, isOneOf, isPlainObject, isPositiveInteger } from './validate.js';
 
 /**
  * The VAE's architecture, in the spellings of the reference's `config.json` (`vae_config`). Every field is optional;
@@ -203,6 +203,9 @@ function checkTensor5(value: unknown, name: string, layout: string): asserts val
   if (data.length !== numel) {
     throw shapeMismatch(`${name}.data`, `${numel} floats (the product of shape [${shape.join(', ')}])`, `${data.length} floats`);
   }
+  // NaN or Infinity would flow through every layer into the output (black or garbage frames): refuse them here.
+  const bad = firstNonFinite(data);
+  if (bad >= 0) throw invalidParameterError(`${name}.data[${bad}]`, 'a finite number (the tensor must not hold NaN or Infinity)', data[bad]);
 }
 
 /**
@@ -346,8 +349,8 @@ export class WanVae implements AsyncDisposable {
    *
    * Width and height must be multiples of 8 (the spatial stride).
    *
-   * Throws (rejects with) a {@link ShowO2Error}: `ERR_INVALID_ARGUMENT` for a malformed input, a frame count that is
-   * not `1 + 4k`, frames of different sizes or a size that is not a multiple of 8; `ERR_SHAPE_MISMATCH` for a tensor
+   * Throws (rejects with) a {@link ShowO2Error}: `ERR_INVALID_ARGUMENT` for a malformed input, a tensor holding NaN or
+   * Infinity, a frame count that is not `1 + 4k`, frames of different sizes or a size that is not a multiple of 8; `ERR_SHAPE_MISMATCH` for a tensor
    * that is not 5-D, has other than 3 channels or whose data length does not match its shape; `ERR_DISPOSED`
    * after dispose.
    *
@@ -382,7 +385,8 @@ export class WanVae implements AsyncDisposable {
    * {@link tensorToImage}, rounded to the nearest level by default. The reference truncates instead
    * (`astype(uint8)`, spec §3.1 and §11.11); pass `{ rounding: 'truncate' }` for bit-parity with its images.
    *
-   * Throws (rejects with) a {@link ShowO2Error}: `ERR_INVALID_ARGUMENT` for a malformed latent or option,
+   * Throws (rejects with) a {@link ShowO2Error}: `ERR_INVALID_ARGUMENT` for a malformed latent or option, or a latent
+   * holding NaN or Infinity (the message names the first such element),
    * `ERR_SHAPE_MISMATCH` for a latent that is not 5-D, has other than `z_dim` channels or whose data length does not
    * match its shape; `ERR_DISPOSED` after dispose.
    *

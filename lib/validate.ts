@@ -44,3 +44,13 @@ export function inRange(value: number, min: number, max: number): boolean {
 export function isOneOf<T>(value: unknown, allowed: readonly T[]): value is T {
   return allowed.includes(value as T);
 }
+
+/** The index of the first NaN or ±Infinity in `data`, or -1 when every value is finite. */
+export function firstNonFinite(data: ArrayLike<number>): number {
+  for (let i = 0; i < data.length; i++) {
+    // x - x is 0 for a finite x and NaN for NaN and ±Infinity: one comparison per value.
+    const x = data[i]!;
+    if (x - x !== 0) return i;
+  }
+  return -1;
+}

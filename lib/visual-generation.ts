@@ -14,7 +14,7 @@ import { centerCrop, imageToTensor, pixelsToFrames, resizeShorterSide, type RgbI
 import { addon } from './native.js';
 import { buildGenerationSequence, defaultMaxTextTokens } from './prompt.js';
 import type { ShowO2Tokenizer } from './tokenizer.js';
-import { isDefined, isOneOf, isPlainObject, isPositiveInteger } from './validate.js';
+import { firstNonFinite, isDefined, isOneOf, isPlainObject, isPositiveInteger } from './validate.js';
 
 /**
  * What the `onStep` callback receives after each ODE step.
@@ -167,7 +167,7 @@ export interface VideoGenerationResult {
 export interface GenerationContext {
   native: AddonShowo2Model;
   tokenizer: ShowO2Tokenizer;
-  config: { image_resolution: number; patch_size: number; vae_spatial_stride: number; vae_temporal_stride: number; image_latent_dim: number };
+  config: { image_resolution: number; patch_size: number; vae_spatial_stride: number; vae_temporal_stride: number; image_latent_dim: number; max_position_embeddings: number };
   /** Runs one native call in the model's queue. */
   run<T>(call: () => Promise<T>): Promise<T>;
   /** Decodes an image input to pixels. */
@@ -287,6 +287,10 @@ function resolveOptions(ctx: GenerationContext, options: unknown, video: boolean
     if (l.data.length !== latentShape.reduce((a, b) => a * b, 1)) {
       throw createError('ERR_SHAPE_MISMATCH', `options.latents.data holds ${l.data.length} floats, not the product of its shape`);
     }
+    const bad = firstNonFinite(l.data);
+    if (bad >= 0) {
+      throw invalidParameterError(`options.latents.data[${bad}]`, 'a finite number (the starting noise must not hold NaN or Infinity)', l.data[bad]);
+    }
   }
   return {
     prompts,
@@ -329,6 +333,20 @@ export async function runVisualGeneration(
   const visualTokens = latentShape[2]! * tokensPerFrame;
   const maxTextTokens = r.maxTextTokens ?? defaultMaxTextTokens(visualTokens);
   const isVideo = latentShape[2]! > 1;
+  // Before anything is built: the sequence (maxTextTokens + visual tokens + 5 positions, spec §2.3) must fit in the
+  // model's context. Checked here, not only natively, because a size or frame count far past it would otherwise make
+  // arrays of billions of ids (and pixels) before the native side could refuse them.
+  const sequenceLength = maxTextTokens + visualTokens + 5;
+  const contextLength = ctx.config.max_position_embeddings;
+  if (sequenceLength > contextLength) {
+    const sizes = `${r.width}x${r.height}${video ? `, ${r.frames} frames` : ''}`;
+    throw createError(
+      'ERR_INVALID_ARGUMENT',
+      `The generation needs ${sequenceLength} positions (${visualTokens} visual tokens for ${sizes}, plus ` +
+        `${maxTextTokens + 5} for the prompt: options.maxTextTokens + 5) but the model's context is ${contextLength} ` +
+        `positions; use a smaller width/height${video ? ', fewer frames' : ''} or a smaller maxTextTokens`,
+    );
+  }
 
   const cond = r.prompts.map((prompt, i) => {
     const textIds = ctx.tokenizer.encode(prompt);

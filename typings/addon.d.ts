@@ -253,4 +253,9 @@ export interface Addon {
   version: string;
   /** `'cuda'` when the CUDA backend is compiled in, else `'cpu'`. */
   variant: 'cpu' | 'cuda';
+  /**
+   * V8's count of external memory for this isolate, in bytes: what loaded models and VAEs report (their weights) and
+   * give back on dispose() or in their finalizer. `process.memoryUsage().external` counts only ArrayBuffers.
+   */
+  externalMemory(): number;
 }

@@ -54,6 +54,7 @@ class LoadWorker : public AddonPromiseWorker {
     // Loaded tensors keep their file mappings alive, so the WeightFiles can go when this returns.
     handle->model = std::make_unique<Showo2Model>(config, *weights, *vae, *handle->backend);
     handle->parameter_counts = count_parameters(config, weights->tensors(), vae->tensors());
+    handle->host_bytes = CheckpointBytes(weights->tensors()) + CheckpointBytes(vae->tensors());
     handle_ = std::move(handle);
   }
   Napi::Value Result(Napi::Env env) override { return AddonShowo2Model::Wrap(env, std::move(handle_)); }
@@ -308,6 +309,7 @@ AddonShowo2Model::AddonShowo2Model(const Napi::CallbackInfo& info) : Napi::Objec
   if (info.Length() != 1 || !info[0].IsExternal())
     throw MakeError(info.Env(), kErrInvalidArgument, "Showo2Model cannot be constructed directly: use Showo2Model.load()");
   handle_ = *info[0].As<Napi::External<std::shared_ptr<Showo2ModelHandle>>>().Data();
+  external_.Report(info.Env(), handle_->host_bytes);
 }
 
 Napi::Value AddonShowo2Model::Load(const Napi::CallbackInfo& info) {
@@ -492,6 +494,7 @@ Napi::Value AddonShowo2Model::Vae(const Napi::CallbackInfo& info) {
 
 Napi::Value AddonShowo2Model::Dispose(const Napi::CallbackInfo& info) {
   handle_.reset();
+  external_.Release();
   return info.Env().Undefined();
 }
 

@@ -14,12 +14,15 @@
 //                               weights; its calls take the model's mutex; it keeps the model's memory alive until
 //                               it is disposed too (lib/model.ts disposes it with the model)
 //   .dispose()                  idempotent; later use throws ERR_DISPOSED. Sessions keep the weights alive until
-//                               they are disposed too (lib/model.ts disposes them with the model).
+//                               they are disposed too (lib/model.ts disposes them with the model). The weights'
+//                               size counts as V8 external memory from load to dispose() (or, for a model dropped
+//                               without dispose(), to its finalizer).
 //
 // Calls on one model (from any of its sessions) run one at a time: the CPU backend's thread pool and scratch memory
 // are not reentrant, so every worker takes the model's mutex.
 #pragma once
 
+#include "AddonExternalMemory.h"
 #include "AddonNapi.h"
 
 #include <memory>
@@ -35,6 +38,7 @@ struct Showo2ModelHandle {
   std::unique_ptr<Showo2Model> model;
   std::mutex mutex;
   Showo2ParameterCounts parameter_counts;
+  int64_t host_bytes = 0;  // the checkpoint and VAE tensors (reported to V8 as external memory)
   ~Showo2ModelHandle();
 };
 
@@ -59,6 +63,7 @@ class AddonShowo2Model : public Napi::ObjectWrap<AddonShowo2Model> {
 
   const std::shared_ptr<Showo2ModelHandle>& Handle(Napi::Env env, const char* operation) const;
   std::shared_ptr<Showo2ModelHandle> handle_;
+  ExternalMemory external_;  // handle_->host_bytes while this wrapper holds the handle
 };
 
 }  // namespace showo2::binding

@@ -77,6 +77,7 @@ class LoadWorker : public AddonPromiseWorker {
     model->vae = owned->vae.get();
     model->mutex = &owned->mutex;
     model->backend = owned->backend.get();
+    model->host_bytes = CheckpointBytes(file->tensors());
     model->owner = std::move(owned);
     model_ = std::move(model);
   }
@@ -207,6 +208,7 @@ AddonWanVae::AddonWanVae(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Addo
     throw MakeError(info.Env(), kErrInvalidArgument, "WanVae cannot be constructed directly: use WanVae.load(path)");
   }
   model_ = *info[0].As<Napi::External<std::shared_ptr<WanVaeModel>>>().Data();
+  external_.Report(info.Env(), model_->host_bytes);
 }
 
 Napi::Value AddonWanVae::Load(const Napi::CallbackInfo& info) {
@@ -287,6 +289,7 @@ Napi::Value AddonWanVae::Decode(const Napi::CallbackInfo& info) {
 
 Napi::Value AddonWanVae::Dispose(const Napi::CallbackInfo& info) {
   model_.reset();
+  external_.Release();
   return info.Env().Undefined();
 }
 

@@ -15,8 +15,10 @@
 // typed array so it stays alive, and the caller must not modify it until the promise settles.
 #pragma once
 
+#include "AddonExternalMemory.h"
 #include "AddonNapi.h"
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
 
@@ -35,6 +37,7 @@ struct WanVaeModel {
   WanVae* vae = nullptr;
   std::mutex* mutex = nullptr;
   const Backend* backend = nullptr;
+  int64_t host_bytes = 0;  // a standalone VAE's tensors (reported to V8); 0 for a view (the model reports them)
 };
 
 class AddonWanVae : public Napi::ObjectWrap<AddonWanVae> {
@@ -59,6 +62,7 @@ class AddonWanVae : public Napi::ObjectWrap<AddonWanVae> {
   const std::shared_ptr<WanVaeModel>& Model(Napi::Env env, const char* operation) const;
 
   std::shared_ptr<WanVaeModel> model_;
+  ExternalMemory external_;  // model_->host_bytes while this wrapper holds the model
 };
 
 }  // namespace showo2::binding

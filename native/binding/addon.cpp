@@ -17,6 +17,12 @@ namespace {
 
 using namespace showo2::binding;
 
+// V8's count of external memory in this environment's isolate (the total that napi_adjust_external_memory keeps;
+// process.memoryUsage().external shows only ArrayBuffer memory), so tests can see models report and release theirs.
+Napi::Value ExternalMemory(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(Napi::MemoryManagement::AdjustExternalMemory(info.Env(), 0)));
+}
+
 Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
   exports.Set("WeightFile", AddonWeightFile::Init(env));
@@ -34,6 +40,7 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
 #else
   exports.Set("variant", Napi::String::New(env, "cpu"));
 #endif
+  exports.Set("externalMemory", Napi::Function::New<ExternalMemory>(env, "externalMemory"));
   return exports;
 }
 

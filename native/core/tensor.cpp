@@ -1,5 +1,6 @@
 #include "tensor.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -9,7 +10,28 @@ namespace showo2 {
 
 // ---- Storage --------------------------------------------------------------------------------------------------------
 
+namespace {
+
+// Fault injection for tests (test/unit/faults.test.ts): SHOWO2_TEST_ALLOC_LIMIT=N makes every host allocation of more
+// than N bytes fail exactly as a real out-of-memory does, so the ERR_OUT_OF_MEMORY path can be exercised without
+// exhausting the machine. Read once; unset (the normal case) means no limit.
+size_t test_alloc_limit() {
+  static const size_t limit = [] {
+    const char* value = std::getenv("SHOWO2_TEST_ALLOC_LIMIT");
+    if (value == nullptr || *value == '\0') return SIZE_MAX;
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(value, &end, 10);
+    return (end != nullptr && *end == '\0') ? static_cast<size_t>(n) : SIZE_MAX;
+  }();
+  return limit;
+}
+
+}  // namespace
+
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes) {
+  if (nbytes > test_alloc_limit())
+    fail(ErrorCode::OutOfMemory, "could not allocate ", nbytes, " bytes of host memory (SHOWO2_TEST_ALLOC_LIMIT is ",
+         test_alloc_limit(), ")");
   std::shared_ptr<Storage> s(new Storage());
   // 64-byte alignment keeps SIMD loads and cache lines aligned; round up because aligned_alloc requires a multiple.
   size_t padded = (nbytes + 63) / 64 * 64;

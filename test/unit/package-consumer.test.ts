@@ -52,7 +52,7 @@ const forbidden: [RegExp, string][] = [
   [/^tools\/(?!fetch_cublas_headers\.sh$)/, 'development tools'],
   [/(^|\/)\.devcarry(\/|$)/, 'device-run scratch files'],
   [/^\.ci\//, 'CI scripts'],
-  [/^docs\/(?!TROUBLESHOOTING\.md$)/, 'generated API docs (docs/TROUBLESHOOTING.md ships: the CLI points to it)'],
+  [/^docs\/(?!TROUBLESHOOTING\.md$|RELIABILITY\.md$)/, 'generated API docs (docs/TROUBLESHOOTING.md and RELIABILITY.md ship)'],
   [/(^|\/)node_modules\//, 'installed dependencies'],
   [/^(?!prebuilds\/[^/]+\/[^/]+\.node$).*\.node$/, 'a native binary outside prebuilds/<platform>-<arch>/'],
   [/\.(tgz|tsbuildinfo|log|py|pyc)$/, 'a tarball, build info, log or Python file'],

@@ -1,6 +1,8 @@
 #include "mapped_file.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #ifdef _WIN32
@@ -16,6 +18,14 @@
 #endif
 
 namespace showo2::weights {
+
+bool read_instead_of_map() {
+  static const bool value = [] {
+    const char* v = std::getenv("SHOWO2_NO_MMAP");
+    return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+  }();
+  return value;
+}
 
 #ifdef _WIN32
 
@@ -102,6 +112,35 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
     ::close(fd);
     fail(ErrorCode::FileRead, path, ": file of ", size, " bytes is too large to map on this platform");
   }
+  if (read_instead_of_map()) {
+    // A private copy: a file truncated or rewritten after this cannot reach the tensors (a mapping would SIGBUS).
+    void* buffer = std::malloc(static_cast<size_t>(size));
+    if (buffer == nullptr) {
+      ::close(fd);
+      fail(ErrorCode::OutOfMemory, path, ": cannot allocate ", size, " bytes to read the file into");
+    }
+    uint64_t done = 0;
+    while (done < size) {
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(size - done, uint64_t{1} << 30));
+      const ssize_t n = ::pread(fd, static_cast<uint8_t*>(buffer) + done, want, static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int err = n < 0 ? errno : 0;
+        ::close(fd);
+        std::free(buffer);
+        if (n == 0)
+          fail(ErrorCode::CorruptFile, path, ": the file ended after ", done, " of its ", size,
+               " bytes (it was truncated while being read)");
+        fail(ErrorCode::FileRead, path, ": cannot read: ", std::strerror(err));
+      }
+      done += static_cast<uint64_t>(n);
+    }
+    ::close(fd);
+    file->data_ = static_cast<const uint8_t*>(buffer);
+    file->size_ = size;
+    file->owned_ = true;
+    return file;
+  }
   void* p = mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0);
   int err = errno;
   ::close(fd);  // the mapping keeps its own reference to the file
@@ -112,7 +151,8 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
 }
 
 MappedFile::~MappedFile() {
-  if (data_) munmap(const_cast<uint8_t*>(data_), static_cast<size_t>(size_));
+  if (owned_) std::free(const_cast<uint8_t*>(data_));
+  else if (data_) munmap(const_cast<uint8_t*>(data_), static_cast<size_t>(size_));
 }
 
 #endif

@@ -7,6 +7,11 @@
 // All reads that depend on values found in the file go through span()/u16()/u32()/u64(), which throw
 // ERR_CORRUPT_FILE naming the file instead of reading out of bounds. POSIX (Linux, macOS) uses mmap; the Windows
 // branch uses CreateFileMapping/MapViewOfFile behind the same interface.
+//
+// A mapped file that another process truncates while it is mapped makes the next access to a vanished page raise
+// SIGBUS, which kills the process (docs/RELIABILITY.md). With the environment variable SHOWO2_NO_MMAP=1 (POSIX) the
+// file is read into private memory instead: it costs the file's size in RAM that the OS cannot page back to the file,
+// and a file truncated while it is being read is an ERR_CORRUPT_FILE; afterwards the file can change freely.
 #pragma once
 
 #include <cstddef>
@@ -17,6 +22,9 @@
 #include "../tensor.h"
 
 namespace showo2::weights {
+
+// True when SHOWO2_NO_MMAP is set to a value other than "" or "0" (read once per process).
+bool read_instead_of_map();
 
 class MappedFile : public std::enable_shared_from_this<MappedFile> {
  public:
@@ -52,6 +60,7 @@ class MappedFile : public std::enable_shared_from_this<MappedFile> {
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
   void* platform_handle_ = nullptr;  // Windows: the file-mapping handle; unused on POSIX
+  bool owned_ = false;               // SHOWO2_NO_MMAP: data_ is a malloc'd copy, not a mapping
 };
 
 // Little-endian decoding from raw bytes already known to be in bounds (callers check with span()).
