@@ -162,8 +162,9 @@ interface Settings {
  * Finds a Show-o2 model: a local directory, or a Hugging Face repo id whose files are downloaded (or found in the
  * cache) as the module description explains.
  *
- * - A directory is returned as is, with no network access; its VAE is `options.vaePath`, else `Wan2.1_VAE.pth` there or
- *   in its `vae/` folder; its tokenizer is `options.tokenizerPath`, else its own `tokenizer.json` if it has one.
+ * - A directory is returned as is, with no network access; its VAE is `options.vaePath`, else the first of
+ *   `Wan2.1_VAE.pth`, `Wan2.1_VAE.safetensors` and `vae.safetensors` there or in its `vae/` folder; its tokenizer is
+ *   `options.tokenizerPath`, else its own `tokenizer.json` if it has one.
  * - A repo id (`showlab/show-o2-1.5B`) resolves config.json, the checkpoint (`pytorch_model.bin`, a safetensors file,
  *   or a sharded index and its shards), `tokenizer.json` and `tokenizer_config.json` of config.json's
  *   `llm_model_path`, and the VAE. Files already in the cache are not downloaded again; interrupted downloads resume.
@@ -209,24 +210,36 @@ export async function resolveModel(source: string, options: ResolveOptions = {})
   return resolveHub(source, options, settings);
 }
 
-async function resolveLocal(dir: string, options: ResolveOptions): Promise<ResolvedModel> {
-  let vaePath = options.vaePath;
-  if (!isDefined(vaePath)) {
-    for (const file of [path.join(dir, VAE_FILE), path.join(dir, 'vae', VAE_FILE)]) {
-      if (await isFile(file)) {
-        vaePath = file;
-        break;
-      }
+/**
+ * The VAE file names a model directory is searched for, in order, first in the directory itself and then in its
+ * `vae/` folder: the published PyTorch file, then safetensors files with the same tensor names (the VAE's
+ * architecture comes from config.json's `vae_config`, so a small VAE such as the bundled demo model's fits too).
+ * @internal
+ */
+export const VAE_FILE_NAMES: readonly string[] = Object.freeze([VAE_FILE, 'Wan2.1_VAE.safetensors', 'vae.safetensors']);
+
+/**
+ * The VAE of a local model directory (the first of {@link VAE_FILE_NAMES} there, then in its `vae/` folder).
+ * Rejects with `ERR_FILE_NOT_FOUND` when there is none.
+ * @internal
+ */
+export async function findLocalVae(dir: string): Promise<string> {
+  for (const folder of [dir, path.join(dir, 'vae')]) {
+    for (const name of VAE_FILE_NAMES) {
+      const file = path.join(folder, name);
+      if (await isFile(file)) return file;
     }
   }
   // No silent 500 MB download for a directory: the caller names the VAE, or resolves the repo id instead.
-  if (!isDefined(vaePath)) {
-    throw createError(
-      'ERR_MODEL_NOT_FOUND',
-      `No VAE found for the model directory ${dir}: expected ${VAE_FILE} there or in its vae/ folder, or pass ` +
-        `options.vaePath (the published Show-o2 repos do not include it; it is ${VAE_REPO}/${VAE_FILE})`,
-    );
-  }
+  throw createError(
+    'ERR_MODEL_NOT_FOUND',
+    `No VAE found for the model directory ${dir}: expected one of ${VAE_FILE_NAMES.join(', ')} there or in its vae/ ` +
+      `folder, or pass options.vaePath (the published Show-o2 repos do not include it; it is ${VAE_REPO}/${VAE_FILE})`,
+  );
+}
+
+async function resolveLocal(dir: string, options: ResolveOptions): Promise<ResolvedModel> {
+  const vaePath = options.vaePath ?? (await findLocalVae(dir));
   let tokenizerPath = options.tokenizerPath;
   if (!isDefined(tokenizerPath) && (await isFile(path.join(dir, 'tokenizer.json')))) tokenizerPath = dir;
   return { modelDir: dir, vaePath, ...(isDefined(tokenizerPath) ? { tokenizerPath } : {}) };

@@ -29,7 +29,7 @@ import {
   type VideoGenerationResult,
 } from './visual-generation.js';
 import { DEVICES, resolveDevice, WEIGHT_DTYPES, type Device, type WeightDtype } from './runtime.js';
-import { checkShowO2Config, resolveModel, type DownloadProgress } from './hub.js';
+import { checkShowO2Config, findLocalVae, resolveModel, type DownloadProgress } from './hub.js';
 import { ShowO2Tokenizer } from './tokenizer.js';
 import { WanVae } from './vae.js';
 import { isDefined, isNonEmptyString, isOneOf, isPlainObject, isPositiveInteger, isString } from './validate.js';
@@ -75,7 +75,9 @@ export const DEFAULT_SYSTEM_PROMPT = 'You are a helpful assistant.';
  */
 export interface ShowO2LoadOptions {
   /**
-   * The Wan2.1 VAE checkpoint. Defaults to `Wan2.1_VAE.pth` in the model directory, then in its `vae/` folder.
+   * The Wan2.1 VAE checkpoint. Defaults to the first of `Wan2.1_VAE.pth` (as published), `Wan2.1_VAE.safetensors`
+   * and `vae.safetensors` (the same tensor names as safetensors, as the bundled demo model ships its small VAE)
+   * found in the model directory, then in its `vae/` folder.
    */
   vaePath?: string;
   /**
@@ -293,14 +295,7 @@ async function findVae(dir: string, given: string | undefined): Promise<string> 
     if (!(await fileExists(given))) throw createError('ERR_FILE_NOT_FOUND', `The VAE checkpoint ${given} (options.vaePath) does not exist`);
     return given;
   }
-  for (const file of [path.join(dir, 'Wan2.1_VAE.pth'), path.join(dir, 'vae', 'Wan2.1_VAE.pth')]) {
-    if (await fileExists(file)) return file;
-  }
-  throw createError(
-    'ERR_MODEL_NOT_FOUND',
-    `No VAE found for the model directory ${dir}: expected Wan2.1_VAE.pth there or in its vae/ folder, or pass ` +
-      'options.vaePath (the published Show-o2 repos do not include it; it is Wan-AI/Wan2.1-T2V-14B/Wan2.1_VAE.pth)',
-  );
+  return findLocalVae(dir);
 }
 
 async function readImageInput(input: unknown, name: string): Promise<RgbImage> {

@@ -45,7 +45,8 @@ export const LOAD_OPTIONS: Record<string, OptionSpec> = {
     type: 'string',
     value: 'PATH',
     description:
-      'The Wan2.1 VAE checkpoint (Wan2.1_VAE.pth). Defaults to Wan2.1_VAE.pth in the model directory or its vae/ folder; ' +
+      'The Wan2.1 VAE checkpoint (Wan2.1_VAE.pth). Defaults to Wan2.1_VAE.pth (or Wan2.1_VAE.safetensors, vae.safetensors) ' +
+      'in the model directory or its vae/ folder; ' +
       'for a repo id, the one from Wan-AI/Wan2.1-T2V-14B (downloaded once into the Hugging Face cache).',
   },
   tokenizer: {

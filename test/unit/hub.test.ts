@@ -660,13 +660,25 @@ test('a local directory is returned as is, with its VAE and tokenizer found besi
   fs.writeFileSync(path.join(dir, 'tokenizer.json'), tokenizerBytes);
   t.deepEqual(await resolveModel(dir, { vaePath: '/elsewhere/vae.pth' }), { modelDir: dir, vaePath: '/elsewhere/vae.pth', tokenizerPath: dir });
 
+  // A safetensors VAE (as the bundled demo model ships) is found too; the published .pth name comes first, and the
+  // model directory before its vae/ folder.
+  fs.writeFileSync(path.join(dir, 'vae', 'vae.safetensors'), vaeBytes);
+  t.is((await resolveModel(dir)).vaePath, path.join(dir, 'vae', 'Wan2.1_VAE.pth'));
+  fs.rmSync(path.join(dir, 'vae', 'Wan2.1_VAE.pth'));
+  t.is((await resolveModel(dir)).vaePath, path.join(dir, 'vae', 'vae.safetensors'));
+  fs.writeFileSync(path.join(dir, 'Wan2.1_VAE.safetensors'), vaeBytes);
+  t.is((await resolveModel(dir)).vaePath, path.join(dir, 'Wan2.1_VAE.safetensors'));
+  fs.rmSync(path.join(dir, 'Wan2.1_VAE.safetensors'));
+
   // Without a VAE of its own: the same error ShowO2Model.load gives, and no network access.
   fs.rmSync(path.join(dir, 'vae'), { recursive: true });
   await t.throwsAsync(resolveModel(dir, { endpoint: 'http://127.0.0.1:9' }), {
     instanceOf: ModelNotFoundError,
     code: 'ERR_MODEL_NOT_FOUND',
-    message: `No VAE found for the model directory ${dir}: expected Wan2.1_VAE.pth there or in its vae/ folder, or pass ` +
-      'options.vaePath (the published Show-o2 repos do not include it; it is Wan-AI/Wan2.1-T2V-14B/Wan2.1_VAE.pth)',
+    message:
+      `No VAE found for the model directory ${dir}: expected one of Wan2.1_VAE.pth, Wan2.1_VAE.safetensors, ` +
+      'vae.safetensors there or in its vae/ folder, or pass options.vaePath (the published Show-o2 repos do not ' +
+      'include it; it is Wan-AI/Wan2.1-T2V-14B/Wan2.1_VAE.pth)',
   });
 });
 
