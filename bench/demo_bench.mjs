@@ -10,9 +10,11 @@
 //   image           generateImages with the defaults (the model's resolution, 50 grid points, CFG 5), decoded to
 //                   pixels: goal < 3000 ms
 //   answer          answer() about a 64x64 scene image, greedy, default maxTokens (stops at <|im_end|>): goal < 1000 ms
-// The PyTorch twin (bench/torch/demo_baseline.py) times the plain reference computation of the same two calls; the
-// ratio printed is torch_ms / showo2_ms (> 1: showo2 is faster). Needs torch only for the twin (--no-torch skips it).
+// The goals are absolute (issue [demo]); the printed ratio is goal / measured (> 1: within the goal). A PyTorch twin
+// (bench/torch/demo_baseline.py, the reference computation of the same calls) is run and compared when it exists; it
+// is not written yet (the demo tokenizer's role ids differ from the constants tools/reference/showo2.py hard-codes).
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -68,8 +70,8 @@ try {
   model.dispose();
 }
 
-if (!values['no-torch']) {
-  const script = path.join(here, 'torch', 'demo_baseline.py');
+const script = path.join(here, 'torch', 'demo_baseline.py');
+if (!values['no-torch'] && existsSync(script)) {
   const r = spawnSync('python3', [script, '--model', values.model, '--threads', String(threads), '--iters', String(iters), '--json'], {
     encoding: 'utf8',
   });
@@ -86,7 +88,7 @@ if (values.json) {
 } else {
   console.log(`demo model ${values.model}, ${threads} threads, median of ${iters}`);
   for (const r of rows) {
-    const goal = r.goalMs === undefined ? '' : `  goal < ${r.goalMs} ms: ${r.ms < r.goalMs ? 'met' : 'MISSED'}`;
+    const goal = r.goalMs === undefined ? '' : `  goal < ${r.goalMs} ms: ${r.ms < r.goalMs ? 'met' : 'MISSED'} (${(r.goalMs / r.ms).toFixed(1)}x)`;
     const torch = r.torchMs === undefined ? '' : `  torch ${r.torchMs.toFixed(1)} ms, ratio ${r.ratio.toFixed(2)}x`;
     console.log(`${r.case.padEnd(8)} ${r.ms.toFixed(1).padStart(9)} ms${goal}${torch}${r.text ? `  "${r.text}"` : ''}`);
   }
