@@ -5,7 +5,6 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 
 import test from 'ava';
 
@@ -13,6 +12,7 @@ import { decodeImage, encodeJpeg, ShowO2Model } from 'showo2';
 import { commands } from '../../dist/cli.js';
 import { COMMON_OPTIONS } from '../../dist/cli/common.js';
 import { cliPath, repoRoot, runCli, tempDir } from '../helpers.js';
+import { writeTinyModel } from '../scenarios/tiny-model.js';
 
 const fixtureDir = path.join(repoRoot, 'test', 'fixtures', 'showo2');
 const vaePath = path.join(repoRoot, 'test', 'fixtures', 'vae', 'tiny_vae.pth');
@@ -20,11 +20,7 @@ const imagesDir = path.join(repoRoot, 'test', 'fixtures', 'images');
 const photo = path.join(imagesDir, 'photo.png');
 
 function makeModelDir(): string {
-  const dir = tempDir('showo2-cli-model-');
-  fs.copyFileSync(path.join(fixtureDir, 'tiny-model', 'config.json'), path.join(dir, 'config.json'));
-  const gz = fs.readFileSync(path.join(fixtureDir, 'tiny-model', 'pytorch_model.bin.gz'));
-  fs.writeFileSync(path.join(dir, 'pytorch_model.bin'), zlib.gunzipSync(gz));
-  return dir;
+  return writeTinyModel(tempDir('showo2-cli-model-'));
 }
 
 const modelDir = makeModelDir();

@@ -4,12 +4,12 @@
 // values are ERR_INVALID_ARGUMENT naming the field before anything loads.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 
 import test from 'ava';
 
 import { NoGpuError, runtimeInfo, ShowO2Error, ShowO2Model, WanVae, type WanVaeConfig } from 'showo2';
 import { repoRoot, tempDir } from '../helpers.js';
+import { writeTinyModel } from '../scenarios/tiny-model.js';
 
 const fixtureDir = path.join(repoRoot, 'test', 'fixtures', 'showo2');
 const vaeDir = path.join(repoRoot, 'test', 'fixtures', 'vae');
@@ -17,11 +17,7 @@ const vaePath = path.join(vaeDir, 'tiny_vae.pth');
 const vaeConfig = JSON.parse(fs.readFileSync(path.join(vaeDir, 'tiny_vae_config.json'), 'utf8')) as WanVaeConfig;
 
 function makeModelDir(): string {
-  const dir = tempDir('showo2-device-');
-  fs.copyFileSync(path.join(fixtureDir, 'tiny-model', 'config.json'), path.join(dir, 'config.json'));
-  const gz = fs.readFileSync(path.join(fixtureDir, 'tiny-model', 'pytorch_model.bin.gz'));
-  fs.writeFileSync(path.join(dir, 'pytorch_model.bin'), zlib.gunzipSync(gz));
-  return dir;
+  return writeTinyModel(tempDir('showo2-device-'));
 }
 const modelDir = makeModelDir();
 

@@ -4,23 +4,19 @@
 // generation-parity.test.ts.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 
 import test from 'ava';
 
 import { CancelledError, encodeAnimatedPng, ShowO2Error, ShowO2Model, type GenerationProgress } from 'showo2';
 import { repoRoot, tempDir } from '../helpers.js';
+import { writeTinyModel } from '../scenarios/tiny-model.js';
 
 const fixtureDir = path.join(repoRoot, 'test', 'fixtures', 'showo2');
 const vaePath = path.join(repoRoot, 'test', 'fixtures', 'vae', 'tiny_vae.pth');
 const photo = path.join(repoRoot, 'test', 'fixtures', 'images', 'photo.png');
 
 function makeModelDir(): string {
-  const dir = tempDir('showo2-gen-');
-  fs.copyFileSync(path.join(fixtureDir, 'tiny-model', 'config.json'), path.join(dir, 'config.json'));
-  const gz = fs.readFileSync(path.join(fixtureDir, 'tiny-model', 'pytorch_model.bin.gz'));
-  fs.writeFileSync(path.join(dir, 'pytorch_model.bin'), zlib.gunzipSync(gz));
-  return dir;
+  return writeTinyModel(tempDir('showo2-gen-'));
 }
 
 const modelPromise = ShowO2Model.load(makeModelDir(), { vaePath });

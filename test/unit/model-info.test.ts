@@ -4,23 +4,19 @@
 // the same file and config.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 
 import test from 'ava';
 
 import { ShowO2Error, ShowO2Model, WanVae, WeightFile, type Latent } from 'showo2';
 import { repoRoot, tempDir } from '../helpers.js';
+import { writeTinyModel } from '../scenarios/tiny-model.js';
 
 const fixtureDir = path.join(repoRoot, 'test', 'fixtures', 'showo2');
 const vaePath = path.join(repoRoot, 'test', 'fixtures', 'vae', 'tiny_vae.pth');
 const configJson = JSON.parse(fs.readFileSync(path.join(fixtureDir, 'tiny-model', 'config.json'), 'utf8'));
 
 function makeModelDir(): string {
-  const dir = tempDir('showo2-info-');
-  fs.copyFileSync(path.join(fixtureDir, 'tiny-model', 'config.json'), path.join(dir, 'config.json'));
-  const gz = fs.readFileSync(path.join(fixtureDir, 'tiny-model', 'pytorch_model.bin.gz'));
-  fs.writeFileSync(path.join(dir, 'pytorch_model.bin'), zlib.gunzipSync(gz));
-  return dir;
+  return writeTinyModel(tempDir('showo2-info-'));
 }
 
 const modelDir = makeModelDir();

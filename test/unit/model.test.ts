@@ -9,7 +9,6 @@
 // The greedy tokens must be identical: the smallest top-2 logit gap over every decode step is 2.7e-3 >> 1e-4.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 
 import test from 'ava';
 
@@ -27,6 +26,7 @@ import { addon } from '../../dist/native.js';
 import { buildTurn } from '../../dist/prompt.js';
 import { ShowO2Tokenizer } from '../../dist/tokenizer.js';
 import { repoRoot, tempDir } from '../helpers.js';
+import { writeTinyModel } from '../scenarios/tiny-model.js';
 
 const fixtureDir = path.join(repoRoot, 'test', 'fixtures', 'showo2');
 const imagesDir = path.join(repoRoot, 'test', 'fixtures', 'images');
@@ -56,11 +56,7 @@ const imageCase = (name: string) => fixture.cases.find((c) => c.name === name)!;
 
 /** A model directory as published: config.json + pytorch_model.bin (gunzipped from the committed fixture). */
 function makeModelDir(): string {
-  const dir = tempDir('showo2-model-');
-  fs.copyFileSync(path.join(fixtureDir, 'tiny-model', 'config.json'), path.join(dir, 'config.json'));
-  const gz = fs.readFileSync(path.join(fixtureDir, 'tiny-model', 'pytorch_model.bin.gz'));
-  fs.writeFileSync(path.join(dir, 'pytorch_model.bin'), zlib.gunzipSync(gz));
-  return dir;
+  return writeTinyModel(tempDir('showo2-model-'));
 }
 
 const modelDir = makeModelDir();
