@@ -7,14 +7,14 @@ import * as path from 'node:path';
 
 import test from 'ava';
 
-import { decodeImage, ShowO2Model, WanVae, type WanVaeConfig } from 'showo2';
+import { decodeImage, DEMO_MODEL, ShowO2Model, WanVae, type WanVaeConfig } from 'showo2';
 
 import { detect, loadEvalSet, normaliseAnswer, psnr, rate, scoreGeneration } from '../demo/scenes.js';
 import { repoRoot } from '../helpers.js';
 
 const modelDir = path.join(repoRoot, 'models', 'demo');
 const set = loadEvalSet(path.join(repoRoot, 'test', 'fixtures', 'demo'));
-const modelPromise = ShowO2Model.load(modelDir);
+const modelPromise = ShowO2Model.load(DEMO_MODEL); // the exported path, as the README's quick start uses it
 
 // Every third held-out caption (12 of 36: each held-out triple once, with and without a position), one seed.
 const captions = set.generation.filter((_, i) => i % 3 === 1 || i % 6 === 0).slice(0, 12);
@@ -37,6 +37,8 @@ test('the detector reads the rendering rules: every committed held-out image is 
 
 test('the demo model loads from the package with no options', async (t) => {
   const model = await modelPromise;
+  t.is(DEMO_MODEL, modelDir);
+  t.is(model.info.files.modelDir, modelDir);
   t.is(model.config.image_resolution, set.resolution);
   t.true(model.tokenizer.vocabSize < 2048, 'a small tokenizer of its own');
   t.deepEqual(model.tokenizer.encode('a red circle on a blue background').length > 0, true);
