@@ -74,10 +74,10 @@ SYSTEM_PROMPT = "You are a helpful assistant."
 
 VAE_CONFIG = dict(dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
                   temperal_downsample=[False, True, True])
-TOKEN_GRID = scenes.RESOLUTION // 16  # 64 px -> 8x8 latent -> 4x4 tokens of 2x2
 
 
-def model_config(vocab_size, vae_config):
+def model_config(vocab_size, vae_config, patch_size):
+    grid = scenes.RESOLUTION // (8 * patch_size)  # 64 px -> 8x8 latent -> 8x8 tokens of 1x1 (patch 1)
     return {
         "_class_name": "Showo2Qwen2_5",
         "add_qk_norm": True,
@@ -86,15 +86,15 @@ def model_config(vocab_size, vae_config):
         "clip_pretrained_model_path": "google/siglip-so400m-patch14-384",
         "hidden_size": 128,
         "image_latent_dim": 16,
-        "image_latent_height": TOKEN_GRID,
-        "image_latent_width": TOKEN_GRID,
+        "image_latent_height": grid,
+        "image_latent_width": grid,
         "llm_model_path": "Qwen/Qwen2.5-1.5B-Instruct",
         "llm_vocab_size": vocab_size,
         "load_from_showo": True,
         "num_diffusion_layers": 3,
-        "patch_size": 2,
-        "video_latent_height": TOKEN_GRID,
-        "video_latent_width": TOKEN_GRID,
+        "patch_size": patch_size,
+        "video_latent_height": grid,
+        "video_latent_width": grid,
         "llm_config": {"vocab_size": vocab_size, "hidden_size": 128, "intermediate_size": 256,
                        "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32,
                        "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "max_position_embeddings": 4096,
@@ -359,7 +359,7 @@ def pad_batch(seqs, pad_id):
     return torch.tensor([s + [pad_id] * (length - len(s)) for s in seqs]), length
 
 
-def joint_step(model, text, bank, rng, gen, batch_gen, batch_und, cfg_drop=0.1):
+def joint_step(model, text, bank, rng, gen, batch_gen, batch_und, cfg_drop=0.1, ntp_weighting="sample"):
     """One batch: batch_gen generation samples + batch_und understanding samples -> (loss_flow, loss_ntp)."""
     cfg = model.config
     n_vis = cfg.image_latent_height * cfg.image_latent_width
@@ -410,7 +410,12 @@ def joint_step(model, text, bank, rng, gen, batch_gen, batch_und, cfg_drop=0.1):
         und_hidden.append(hidden[i, first - 1:first - 1 + n_ans])
         targets.append(input_ids[i, first:first + n_ans])
     logits = model.lm_head(torch.cat(und_hidden))
-    loss_ntp = F.cross_entropy(logits, torch.cat(targets))
+    per_token = F.cross_entropy(logits, torch.cat(targets), reduction="none")
+    if ntp_weighting == "token":
+        loss_ntp = per_token.mean()
+    else:  # each answer counts once, so long "Describe the image." answers do not drown the one-word ones
+        lengths = [len(tg) for tg in targets]
+        loss_ntp = torch.stack([chunk.mean() for chunk in per_token.split(lengths)]).mean()
     return loss_flow, loss_ntp
 
 
@@ -455,7 +460,8 @@ def train_showo2(args, config, text, bank):
     for step in range(args.steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
-        loss_flow, loss_ntp = joint_step(model, text, bank, rng, gen, args.batch_gen, args.batch_und)
+        loss_flow, loss_ntp = joint_step(model, text, bank, rng, gen, args.batch_gen, args.batch_und,
+                                         ntp_weighting=args.ntp_weighting)
         loss = loss_flow + loss_ntp
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -505,7 +511,7 @@ def quick_eval(model, vae, text, seed, n_captions=12):
 
     cond = [seq(it["caption"]) for it in items]
     uncond = [seq("") for _ in items]
-    noise = torch.randn(len(items), 16, 2 * cfg.image_latent_height, 2 * cfg.image_latent_width,
+    noise = torch.randn(len(items), 16, cfg.patch_size * cfg.image_latent_height, cfg.patch_size * cfg.image_latent_width,
                         generator=torch.Generator().manual_seed(seed))
     out = ref.generate_latent(model, cond, uncond, noise, 5.0, 50)
     pixels = vae.decode(out["latent"].unsqueeze(2))[:, :, 0]
@@ -524,6 +530,9 @@ def main():
     parser.add_argument("--vae-batch", type=int, default=16)
     parser.add_argument("--vae-lr", type=float, default=2e-3)
     parser.add_argument("--scenes", type=int, default=12000)
+    parser.add_argument("--patch-size", type=int, default=1, help="latent pixels per visual token side")
+    parser.add_argument("--ntp-weighting", choices=["sample", "token"], default="sample",
+                        help="next-token loss: mean over answers (sample) or over all answer tokens (token)")
     parser.add_argument("--steps", type=int, default=7000)
     parser.add_argument("--batch-gen", type=int, default=32)
     parser.add_argument("--batch-und", type=int, default=16)
@@ -573,7 +582,7 @@ def main():
     log(f"stage 1 VAE (bf16 weights, reference 3-D path): held-out PSNR mean {psnr.mean():.2f} dB, "
         f"min {psnr.min():.2f} dB")
 
-    config_dict = model_config(vocab, vae_config)
+    config_dict = model_config(vocab, vae_config, args.patch_size)
     config = ref.Showo2Config.from_dict(config_dict)
     tokenizer.save(os.path.join(args.out, "tokenizer.json"))
     with open(os.path.join(args.out, "config.json"), "w") as f:
@@ -617,7 +626,7 @@ def probe(args, text, vocab):
         log(f"vae batch {bs}: render {times[-1][0]:.3f}s, step {min(t for _, t in times[1:]):.3f}s; "
             f"{sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M params")
     vae.eval()
-    config = ref.Showo2Config.from_dict(model_config(vocab, dict(VAE_CONFIG)))
+    config = ref.Showo2Config.from_dict(model_config(vocab, dict(VAE_CONFIG), args.patch_size))
     t0 = time.time()
     bank = SceneBank(vae, 256, 0)
     log(f"scene bank 256: {time.time() - t0:.2f}s")
