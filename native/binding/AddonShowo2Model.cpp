@@ -129,14 +129,15 @@ class GenerateWorker : public AddonPromiseWorker {
  public:
   GenerateWorker(Napi::Env env, std::shared_ptr<Showo2ModelHandle> handle, GenerationRequest request,
                  FloatInput initial, FloatInput first_frame, bool preview, Napi::Function on_step,
-                 std::shared_ptr<std::atomic<bool>> cancel)
+                 std::shared_ptr<std::atomic<bool>> cancel, std::shared_ptr<SessionState> session)
       : AddonPromiseWorker(env, "showo2:Showo2Model.generate"),
         handle_(std::move(handle)),
         request_(std::move(request)),
         initial_(std::move(initial)),
         first_frame_(std::move(first_frame)),
         preview_(preview),
-        cancel_(std::move(cancel)) {
+        cancel_(std::move(cancel)),
+        session_(std::move(session)) {
     if (!on_step.IsEmpty()) {
       on_step_ = Napi::ThreadSafeFunction::New(env, on_step, "showo2:generate.onStep", 0, 1);
       has_on_step_ = true;
@@ -145,6 +146,7 @@ class GenerateWorker : public AddonPromiseWorker {
 
   ~GenerateWorker() override {
     if (has_on_step_) on_step_.Release();
+    if (session_) session_->busy.store(false);
   }
 
  protected:
@@ -182,6 +184,17 @@ class GenerateWorker : public AddonPromiseWorker {
     }
     {
       std::lock_guard<std::mutex> lock(handle_->mutex);
+      if (session_) {
+        // Mixed modality (spec §8.4): the cond branch continues the conversation. request_.cond[0] holds only the ids
+        // from the block on (placeholders and suffix), relative to the session's end.
+        UnderstandingSession& session = *session_->session;
+        GenerationSequence& cond = request_.cond[0];
+        cond.cached_prefix = session.generation_prefix(should_cancel);
+        std::vector<int32_t> ids = session.ids();
+        ids.insert(ids.end(), cond.ids.begin(), cond.ids.end());
+        cond.ids = std::move(ids);
+        cond.block_offset += session.length();
+      }
       Tensor latents = generate_latents(*handle_->model, request_, on_step, should_cancel);
       result_ = CopyTensorBytes(latents);
     }
@@ -229,6 +242,7 @@ class GenerateWorker : public AddonPromiseWorker {
   FloatInput first_frame_;
   bool preview_;
   std::shared_ptr<std::atomic<bool>> cancel_;
+  std::shared_ptr<SessionState> session_;  // set: the cond branch continues this conversation (busy while we run)
   Napi::ThreadSafeFunction on_step_;
   bool has_on_step_ = false;
   std::shared_ptr<DeliveryCounter> counter_ = std::make_shared<DeliveryCounter>();
@@ -365,7 +379,16 @@ Napi::Value AddonShowo2Model::GetDisposed(const Napi::CallbackInfo& info) {
 
 Napi::Value AddonShowo2Model::CreateSession(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return AddonUnderstandingSession::Wrap(env, Handle(env, "create a session"));
+  bool flow_head_context = false;
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    if (!info[0].IsObject()) throw MakeError(env, kErrInvalidArgument, "Expected an object for options");
+    Napi::Value v = info[0].As<Napi::Object>().Get("flowHeadContext");
+    if (!v.IsUndefined()) {
+      if (!v.IsBoolean()) throw MakeError(env, kErrInvalidArgument, "Expected a boolean for options.flowHeadContext");
+      flow_head_context = v.As<Napi::Boolean>().Value();
+    }
+  }
+  return AddonUnderstandingSession::Wrap(env, Handle(env, "create a session"), flow_head_context);
 }
 
 Napi::Value AddonShowo2Model::Generate(const Napi::CallbackInfo& info) {
@@ -434,8 +457,21 @@ Napi::Value AddonShowo2Model::Generate(const Napi::CallbackInfo& info) {
     on_step = info[1].As<Napi::Function>();
   }
   auto cancel = AddonCancelToken::FlagOf(env, info.Length() > 2 ? info[2] : env.Undefined(), "cancelToken");
+  std::shared_ptr<SessionState> session;
+  Napi::Value session_value = r.Get("session");
+  if (!session_value.IsUndefined() && !session_value.IsNull()) {
+    session = AddonUnderstandingSession::StateOf(env, session_value, "request.session");
+    if (session->model != handle)
+      throw MakeError(env, kErrInvalidArgument, "request.session belongs to another model");
+    if (request.cond.size() != 1 || request.latent_shape[0] != 1)
+      throw MakeError(env, kErrInvalidArgument,
+                      "A generation that continues request.session has exactly one cond sequence and batch 1");
+    if (session->busy.exchange(true))
+      throw MakeError(env, kErrInvalidArgument, "Cannot generate: request.session is busy (one call at a time)");
+  }
   return AddonPromiseWorker::Start(new GenerateWorker(env, std::move(handle), std::move(request), std::move(initial),
-                                                      std::move(first_frame), preview, on_step, std::move(cancel)));
+                                                      std::move(first_frame), preview, on_step, std::move(cancel),
+                                                      std::move(session)));
 }
 
 Napi::Value AddonShowo2Model::EncodeImages(const Napi::CallbackInfo& info) {

@@ -21,15 +21,9 @@
 
 namespace showo2::binding {
 
-struct SessionState {
-  std::shared_ptr<Showo2ModelHandle> model;
-  std::unique_ptr<UnderstandingSession> session;
-  std::atomic<bool> cancel{false};
-  std::atomic<bool> busy{false};
-  std::atomic<int64_t> length{0};  // mirrored after each evaluate so the getter never races a worker
-};
-
 namespace {
+
+using Int32Vector = std::vector<int32_t>;
 
 struct ImageInput {
   FloatInput pixels;      // [F, 3, 1, H, W] in [-1, 1]
@@ -37,11 +31,17 @@ struct ImageInput {
   int64_t pool_h = 0, pool_w = 0;  // 0: no pooling
 };
 
+struct LatentInput {
+  FloatInput latent;     // [1, z, 1, h, w] normalised VAE latent
+  int64_t position = 0;  // first visual position
+};
+
 struct ChunkInput {
   std::vector<int32_t> ids;
   std::vector<TimeInsert> times;
   std::vector<BidirectionalBlock> blocks;
   std::vector<ImageInput> images;
+  std::vector<LatentInput> latents;
 };
 
 // ---- argument readers (lib/model.ts validates first; these are the cheap re-checks) -----------------------------
@@ -115,7 +115,39 @@ ChunkInput ReadChunk(Napi::Env env, const Napi::Value& value) {
     }
     chunk.images.push_back(std::move(input));
   }
+  Napi::Array latents = RequireArray(env, obj, "latents", "chunk");
+  for (uint32_t i = 0; i < latents.Length(); ++i) {
+    const std::string what = "chunk.latents[" + std::to_string(i) + "]";
+    Napi::Value item = latents.Get(i);
+    if (!item.IsObject()) throw MakeError(env, kErrInvalidArgument, "Expected an object for " + what);
+    Napi::Object l = item.As<Napi::Object>();
+    LatentInput input;
+    input.latent = ReadFloatInput(env, l.Get("data"), l.Get("shape"), 5, what);
+    input.position = ReadInt(env, l.Get("position"), what + ".position", 0, kMaxPos);
+    chunk.latents.push_back(std::move(input));
+  }
   return chunk;
+}
+
+Int32Vector ReadIdList(Napi::Env env, const Napi::Object& obj, const char* key, const std::string& what) {
+  Napi::Value v = obj.Get(key);
+  if (v.IsUndefined()) return {};
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw MakeError(env, kErrInvalidArgument, "Expected an Int32Array for " + what + "." + key);
+  Napi::Int32Array a = v.As<Napi::Int32Array>();
+  return Int32Vector(a.Data(), a.Data() + a.ElementLength());
+}
+
+// Fused visual tokens [gh*gw, hidden] of one image given by its latent [1, z, 1, h, w].
+Tensor LatentTokens(Showo2Model& model, const LatentInput& input, const std::function<bool()>& should_cancel) {
+  Tensor latent = CopyFloatInput(input.latent);
+  const int64_t z = model.config().image_latent_dim, p = model.config().patch_size;
+  if (latent.size(0) != 1 || latent.size(1) != z || latent.size(2) != 1 || latent.size(3) % p != 0 ||
+      latent.size(4) % p != 0)
+    fail(ErrorCode::ShapeMismatch, "evaluate: a latent insert must be [1, ", z, ", 1, h, w] with h, w multiples of ",
+         p, " but got ", latent.shape_string());
+  Tensor tokens = model.visual_tokens(model.backend().to_device(latent), should_cancel);  // [1, gh*gw, hidden]
+  return model.backend().to_host(tokens).reshape({tokens.size(1), tokens.size(2)});
 }
 
 // Per-frame visual tokens of one image input, flattened to [frames * tokens_per_frame, hidden].
@@ -144,12 +176,14 @@ Tensor EncodeImage(Showo2Model& model, const ImageInput& image, const std::funct
 
 class EvaluateWorker : public AddonPromiseWorker {
  public:
-  EvaluateWorker(Napi::Env env, std::shared_ptr<SessionState> state, ChunkInput chunk, bool sample, bool return_logits)
+  EvaluateWorker(Napi::Env env, std::shared_ptr<SessionState> state, ChunkInput chunk, bool sample, bool return_logits,
+                 Int32Vector ban)
       : AddonPromiseWorker(env, "showo2:UnderstandingSession.evaluate"),
         state_(std::move(state)),
         chunk_(std::move(chunk)),
         sample_(sample),
-        return_logits_(return_logits) {}
+        return_logits_(return_logits),
+        ban_(std::move(ban)) {}
 
  protected:
   void Run() override {
@@ -167,9 +201,11 @@ class EvaluateWorker : public AddonPromiseWorker {
     chunk.times = std::move(chunk_.times);
     chunk.blocks = std::move(chunk_.blocks);
     for (const ImageInput& image : chunk_.images) chunk.visuals.push_back({image.position, EncodeImage(model, image, should_cancel)});
+    for (const LatentInput& latent : chunk_.latents)
+      chunk.visuals.push_back({latent.position, LatentTokens(model, latent, should_cancel)});
     state_->session->append(chunk, should_cancel);
     state_->length.store(state_->session->length());
-    if (sample_) token_ = state_->session->sample();
+    if (sample_) token_ = state_->session->sample(ban_);
     if (return_logits_) logits_ = state_->session->last_logits();
   }
 
@@ -189,6 +225,7 @@ class EvaluateWorker : public AddonPromiseWorker {
   ChunkInput chunk_;  // the image References are released on the JS thread when the worker is deleted
   bool sample_;
   bool return_logits_;
+  Int32Vector ban_;
   int32_t token_ = -1;
   std::vector<float> logits_;
 };
@@ -218,19 +255,27 @@ Napi::Function AddonUnderstandingSession::Init(Napi::Env env) {
   return constructor;
 }
 
-Napi::Object AddonUnderstandingSession::Wrap(Napi::Env env, std::shared_ptr<Showo2ModelHandle> model) {
+Napi::Object AddonUnderstandingSession::Wrap(Napi::Env env, std::shared_ptr<Showo2ModelHandle> model,
+                                             bool flow_head_context) {
   auto external = Napi::External<std::shared_ptr<Showo2ModelHandle>>::New(env, &model);
-  return addon_data(env).session_constructor.New({external});
+  return addon_data(env).session_constructor.New({external, Napi::Boolean::New(env, flow_head_context)});
+}
+
+std::shared_ptr<SessionState> AddonUnderstandingSession::StateOf(Napi::Env env, const Napi::Value& value,
+                                                                 const std::string& what) {
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(addon_data(env).session_constructor.Value()))
+    throw MakeError(env, kErrInvalidArgument, "Expected a session (model.createSession()) for " + what);
+  return Napi::ObjectWrap<AddonUnderstandingSession>::Unwrap(value.As<Napi::Object>())->State(env, "use the session");
 }
 
 AddonUnderstandingSession::AddonUnderstandingSession(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<AddonUnderstandingSession>(info) {
-  if (info.Length() != 1 || !info[0].IsExternal())
+  if (info.Length() != 2 || !info[0].IsExternal() || !info[1].IsBoolean())
     throw MakeError(info.Env(), kErrInvalidArgument,
                     "UnderstandingSession cannot be constructed directly: use model.createSession()");
   auto state = std::make_shared<SessionState>();
   state->model = *info[0].As<Napi::External<std::shared_ptr<Showo2ModelHandle>>>().Data();
-  state->session = std::make_unique<UnderstandingSession>(*state->model->model);
+  state->session = std::make_unique<UnderstandingSession>(*state->model->model, info[1].As<Napi::Boolean>().Value());
   state_ = std::move(state);
 }
 
@@ -244,16 +289,19 @@ Napi::Value AddonUnderstandingSession::Evaluate(const Napi::CallbackInfo& info) 
   std::shared_ptr<SessionState> state = State(env, "evaluate");
   ChunkInput chunk = ReadChunk(env, info.Length() > 0 ? info[0] : env.Undefined());
   bool sample = false, return_logits = false;
+  Int32Vector ban;
   if (info.Length() > 1 && !info[1].IsUndefined()) {
     if (!info[1].IsObject()) throw MakeError(env, kErrInvalidArgument, "Expected an object for options");
     Napi::Object options = info[1].As<Napi::Object>();
     sample = ReadBool(env, options, "sample", "options");
     return_logits = ReadBool(env, options, "returnLogits", "options");
+    ban = ReadIdList(env, options, "ban", "options");
   }
   if (state->busy.exchange(true))
     throw MakeError(env, kErrInvalidArgument, "Cannot evaluate: the session is already evaluating (one call at a time)");
   state->cancel.store(false);  // on the JS thread, before queuing: a cancel() issued after this call is never lost
-  return AddonPromiseWorker::Start(new EvaluateWorker(env, std::move(state), std::move(chunk), sample, return_logits));
+  return AddonPromiseWorker::Start(
+      new EvaluateWorker(env, std::move(state), std::move(chunk), sample, return_logits, std::move(ban)));
 }
 
 Napi::Value AddonUnderstandingSession::SetSampling(const Napi::CallbackInfo& info) {
@@ -280,6 +328,20 @@ Napi::Value AddonUnderstandingSession::SetSampling(const Napi::CallbackInfo& inf
   if (!(seed >= 0) || seed != std::floor(seed) || seed > 9007199254740991.0)
     throw MakeError(env, kErrInvalidArgument, "Expected a non-negative safe integer for sampling.seed");
   params.seed = static_cast<uint64_t>(seed);
+  Napi::Value bias = o.Get("logitBias");
+  if (!bias.IsUndefined()) {
+    if (!bias.IsArray()) throw MakeError(env, kErrInvalidArgument, "Expected an array of [id, bias] for sampling.logitBias");
+    Napi::Array pairs = bias.As<Napi::Array>();
+    for (uint32_t i = 0; i < pairs.Length(); ++i) {
+      Napi::Value pair = pairs.Get(i);
+      const std::string what = "sampling.logitBias[" + std::to_string(i) + "]";
+      if (!pair.IsArray() || pair.As<Napi::Array>().Length() != 2 || !pair.As<Napi::Array>().Get(1u).IsNumber())
+        throw MakeError(env, kErrInvalidArgument, "Expected [id, bias] for " + what);
+      const int64_t id = ReadInt(env, pair.As<Napi::Array>().Get(0u), what + "[0]", 0, 2147483647.0);
+      params.logit_bias.emplace_back(static_cast<int32_t>(id),
+                                     static_cast<float>(pair.As<Napi::Array>().Get(1u).As<Napi::Number>().DoubleValue()));
+    }
+  }
   try {
     state->session->set_sampling(params);
   } catch (const showo2::Error& e) {

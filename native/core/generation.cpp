@@ -107,9 +107,27 @@ Plan validate_request(const Showo2Model& model, const GenerationRequest& r) {
 
   const int64_t vocab = config.llm.vocab_size;
   const int64_t context = std::min(config.llm.max_position_embeddings, config.diffusion_head.max_position_embeddings);
-  for (size_t i = 0; i < r.cond.size(); ++i) check_sequence(r.cond[i], sequence_name(true, i), p.n_vis, vocab, context);
+  for (size_t i = 0; i < r.cond.size(); ++i) {
+    const GenerationSequence& c = r.cond[i];
+    check_sequence(c, sequence_name(true, i), p.n_vis, vocab, context);
+    if (!c.has_cached_prefix()) continue;
+    const std::string name = sequence_name(true, i);
+    const CachedPrefix& pre = c.cached_prefix;
+    if (!r.reuse_prefix)
+      fail(ErrorCode::InvalidArgument, "generate: ", name, ".cached_prefix: a computed prefix needs reuse_prefix");
+    if (pre.head == nullptr || pre.llm->batch() != 1 || pre.head->batch() != 1)
+      fail(ErrorCode::InvalidArgument, "generate: ", name, ".cached_prefix: expected an LLM and a flow-head cache of ",
+           "batch 1");
+    if (pre.llm->length() != c.block_offset || pre.head->length() != c.block_offset)
+      fail(ErrorCode::InvalidArgument, "generate: ", name, ".cached_prefix: the caches hold ", pre.llm->length(),
+           " (LLM) and ", pre.head->length(), " (flow head) positions but the block starts at ", c.block_offset);
+  }
   p.cfg = r.sampler.guidance_scale > 0.0f;
-  if (p.cfg) check_sequence(r.uncond, sequence_name(false, 0), p.n_vis, vocab, context);
+  if (p.cfg) {
+    check_sequence(r.uncond, sequence_name(false, 0), p.n_vis, vocab, context);
+    if (r.uncond.has_cached_prefix())
+      fail(ErrorCode::InvalidArgument, "generate: uncond.cached_prefix: only cond sequences may continue a computed prefix");
+  }
 
   for (const GenerationSequence& c : r.cond) p.rows.push_back(&c);
   if (p.cfg)
@@ -182,11 +200,14 @@ class GenerationRun {
   }
 
  private:
-  // Rows sharing one prefix and one block offset; with reuse_prefix their caches hold the prefix.
+  // Rows sharing one prefix and one block offset; with reuse_prefix their caches hold the prefix (owned copies, or a
+  // caller's CachedPrefix used in place).
   struct RowGroup {
     int64_t row_begin = 0, row_end = 0;
     int64_t prefix = 0;  // block_offset: cached positions
-    std::unique_ptr<KvCache> llm_cache, head_cache;
+    KvCache* llm_cache = nullptr;
+    KvCache* head_cache = nullptr;
+    std::unique_ptr<KvCache> owned_llm, owned_head;
   };
 
   bool cancelled() const { return should_cancel_ && should_cancel_(); }
@@ -210,9 +231,21 @@ class GenerationRun {
     std::map<std::vector<int32_t>, Prefix> computed;
     for (int64_t r = 0; r < p.num_rows();) {
       const GenerationSequence& s = *p.rows[static_cast<size_t>(r)];
+      if (s.has_cached_prefix()) {  // a conversation's K/V (spec §8.4): used in place, one row
+        RowGroup g;
+        g.row_begin = r;
+        g.row_end = r + 1;
+        g.prefix = s.block_offset;
+        g.llm_cache = s.cached_prefix.llm;
+        g.head_cache = s.cached_prefix.head;
+        groups_.push_back(std::move(g));
+        r += 1;
+        continue;
+      }
       const std::vector<int32_t> prefix(s.ids.begin(), s.ids.begin() + s.block_offset);
       int64_t end = r + 1;
-      while (end < p.num_rows() && p.rows[static_cast<size_t>(end)]->block_offset == s.block_offset &&
+      while (end < p.num_rows() && !p.rows[static_cast<size_t>(end)]->has_cached_prefix() &&
+             p.rows[static_cast<size_t>(end)]->block_offset == s.block_offset &&
              std::equal(prefix.begin(), prefix.end(), p.rows[static_cast<size_t>(end)]->ids.begin()))
         ++end;
       auto it = computed.find(prefix);
@@ -234,8 +267,10 @@ class GenerationRun {
       g.row_begin = r;
       g.row_end = end;
       g.prefix = s.block_offset;
-      g.llm_cache = std::make_unique<KvCache>(it->second.llm->replicate(0, end - r, p.n_vis + 1, backend_));
-      g.head_cache = std::make_unique<KvCache>(it->second.head->replicate(0, end - r, p.n_vis + 1, backend_));
+      g.owned_llm = std::make_unique<KvCache>(it->second.llm->replicate(0, end - r, p.n_vis + 1, backend_));
+      g.owned_head = std::make_unique<KvCache>(it->second.head->replicate(0, end - r, p.n_vis + 1, backend_));
+      g.llm_cache = g.owned_llm.get();
+      g.head_cache = g.owned_head.get();
       groups_.push_back(std::move(g));
       r = end;
     }
@@ -254,8 +289,8 @@ class GenerationRun {
     std::vector<CacheRows> llm_groups, head_groups;
     for (RowGroup& g : groups_) {
       const std::vector<std::vector<BidirectionalBlock>> blocks = {{BidirectionalBlock{g.prefix, Lb}}};
-      llm_groups.push_back(CacheRows{g.row_begin, g.row_end, g.llm_cache.get(), blocks});
-      head_groups.push_back(CacheRows{g.row_begin, g.row_end, g.head_cache.get(), blocks});
+      llm_groups.push_back(CacheRows{g.row_begin, g.row_end, g.llm_cache, blocks});
+      head_groups.push_back(CacheRows{g.row_begin, g.row_end, g.head_cache, blocks});
     }
     struct Rewind {  // the block never stays in a cache
       std::vector<RowGroup>& groups;

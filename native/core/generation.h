@@ -29,16 +29,31 @@
 #include <vector>
 
 #include "flow_sampler.h"
+#include "kv_cache.h"
 #include "showo2.h"
 #include "tensor.h"
 
 namespace showo2 {
+
+// Positions [0, length) already run through the LLM and the flow head elsewhere: a conversation that decided to draw
+// (mixed-modality generation, spec §8.4; understanding_session.h). Both caches have batch 1 and the same length, and
+// hold the K/V of exactly the sequence's ids before its block (history images included, with their own TIME and
+// modulation). Generation appends the block to them at every evaluation and cuts them back to `length` afterwards
+// (and on any error), so they end unchanged; nothing else may use them meanwhile.
+struct CachedPrefix {
+  KvCache* llm = nullptr;
+  KvCache* head = nullptr;
+};
 
 struct GenerationSequence {  // one branch's token sequence exactly as the reference builds it (spec §2.3)
   // [bos] text [boi or bov] [img_pad/vid_pad]*(N_vis+1) [eoi or eov] [eos] [PAD]*: the placeholder run must hold
   // exactly N_vis + 1 equal ids starting at block_offset (their embeddings are overwritten).
   std::vector<int32_t> ids;
   int64_t block_offset = 0;  // position of the TIME token; the block is [block_offset, block_offset + N_vis + 1)
+  // Optional: the prefix [0, block_offset) is already computed (the ids before the block then only describe it).
+  // Needs reuse_prefix; a cond sequence only.
+  CachedPrefix cached_prefix;
+  bool has_cached_prefix() const { return cached_prefix.llm != nullptr; }
 };
 
 struct GenerationRequest {

@@ -25,6 +25,15 @@ void SamplingParams::validate() const {
   if (!(repetition_penalty > 0.0f) || !std::isfinite(repetition_penalty))
     fail(ErrorCode::InvalidArgument, "SamplingParams: repetition_penalty: expected a finite value > 0 but got ",
          repetition_penalty);
+  for (size_t i = 0; i < logit_bias.size(); ++i) {
+    const float b = logit_bias[i].second;
+    if (std::isnan(b) || b == std::numeric_limits<float>::infinity())
+      fail(ErrorCode::InvalidArgument, "SamplingParams: logit_bias[", i, "] (id ", logit_bias[i].first,
+           "): expected a finite bias or -inf but got ", b);
+    if (logit_bias[i].first < 0)
+      fail(ErrorCode::InvalidArgument, "SamplingParams: logit_bias[", i, "]: expected a token id >= 0 but got ",
+           logit_bias[i].first);
+  }
 }
 
 TextSampler::TextSampler(const SamplingParams& params) : params_(params), rng_(params.seed) { params_.validate(); }
@@ -41,7 +50,8 @@ struct ByScoreDesc {
 
 }  // namespace
 
-int32_t TextSampler::sample(const float* logits, int64_t vocab, const std::vector<int32_t>& history) {
+int32_t TextSampler::sample(const float* logits, int64_t vocab, const std::vector<int32_t>& history,
+                            const std::vector<int32_t>& banned) {
   SHOWO2_CHECK(logits != nullptr, InvalidArgument, "TextSampler.sample: logits is null");
   SHOWO2_CHECK(vocab > 0 && vocab <= std::numeric_limits<int32_t>::max(), InvalidArgument,
                "TextSampler.sample: vocab: expected 1..2^31-1 but got ", vocab);
@@ -71,6 +81,25 @@ int32_t TextSampler::sample(const float* logits, int64_t vocab, const std::vecto
       const float l = s[id];
       s[id] = l > 0.0f ? l / params_.repetition_penalty : l * params_.repetition_penalty;
     }
+  }
+
+  // 1b. the user's logit bias, then this call's bans.
+  if (!params_.logit_bias.empty() || !banned.empty()) {
+    for (const auto& [id, bias] : params_.logit_bias) {
+      if (id < 0 || id >= vocab)
+        fail(ErrorCode::InvalidArgument, "TextSampler.sample: logit_bias: id ", id, " is outside the vocabulary [0, ",
+             vocab, ")");
+      s[id] += bias;
+    }
+    for (int32_t id : banned) {
+      if (id < 0 || id >= vocab)
+        fail(ErrorCode::InvalidArgument, "TextSampler.sample: banned: id ", id, " is outside the vocabulary [0, ",
+             vocab, ")");
+      s[id] = -kInf;
+    }
+    bool any = false;
+    for (int64_t i = 0; i < vocab && !any; ++i) any = s[i] != -kInf;
+    SHOWO2_CHECK(any, InvalidArgument, "TextSampler.sample: the logit bias and the banned tokens leave no token to pick");
   }
 
   // Greedy: the first maximum (lowest id among ties).

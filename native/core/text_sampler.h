@@ -3,6 +3,8 @@
 // Semantics follow transformers' generate() with its logits processors, in its order:
 //   1. repetition penalty (RepetitionPenaltyLogitsProcessor): for each distinct id already in the sequence,
 //      logit > 0 ? logit / p : logit * p;
+//   1b. logit bias (the user's `logit_bias`, then the caller's per-call bans, which set -inf): added after the
+//      penalty, so a bias is an adjustment of the final score (as OpenAI's logit_bias); -inf bans a token;
 //   2. temperature (TemperatureLogitsWarper): logit / T, in F32;
 //   3. top-k (TopKLogitsWarper): keep every token whose logit is >= the k-th largest (ties at the boundary are kept,
 //      as torch.topk's threshold comparison does);
@@ -28,6 +30,7 @@
 
 #include <cstdint>
 #include <random>
+#include <utility>
 #include <vector>
 
 namespace showo2 {
@@ -38,6 +41,9 @@ struct SamplingParams {
   float top_p = 1.0f;               // (0, 1]; 1: off
   float repetition_penalty = 1.0f;  // > 0 and finite; 1: off. HF semantics (see above).
   uint64_t seed = 0;
+  // (id, bias) pairs added to the scores (step 1b); a bias is finite or -inf (never pick). Ids are checked against
+  // the vocabulary when sampling.
+  std::vector<std::pair<int32_t, float>> logit_bias;
   void validate() const;            // ERR_INVALID_ARGUMENT naming the field ("temperature", "top_p", ...)
 };
 
@@ -48,7 +54,10 @@ class TextSampler {
   // Picks the next token from logits [vocab] F32 given the ids already in the sequence (for the repetition penalty;
   // an id outside [0, vocab) there is ERR_INVALID_ARGUMENT). Cost: O(vocab) plus, with top-k, O(k log k); with top-p
   // alone, a partial sort of only as many top tokens as it takes to reach the mass.
-  int32_t sample(const float* logits, int64_t vocab, const std::vector<int32_t>& history);
+  // `banned`: ids that may not be picked on this call only (e.g. <|vision_start|> once an image budget is spent).
+  // If the bias and the bans leave no token, ERR_INVALID_ARGUMENT.
+  int32_t sample(const float* logits, int64_t vocab, const std::vector<int32_t>& history,
+                 const std::vector<int32_t>& banned = {});
 
   const SamplingParams& params() const { return params_; }
 

@@ -15,6 +15,9 @@
 #include <memory>
 #include <vector>
 
+#include "flow_head.h"
+#include "generation.h"
+#include "kv_cache.h"
 #include "omni_mask.h"
 #include "qwen2.h"
 #include "showo2.h"
@@ -43,9 +46,17 @@ struct SequenceChunk {
 };
 // The repetition penalty sees every appended id except the placeholders that inserts overwrite (they are not text).
 
+// Mixed-modality generation (spec §8.4) draws images in the middle of a conversation: the new image's block attends to
+// every earlier position in the LLM AND in the flow head, which runs over the whole sequence (spec §11.6). A session
+// created with `flow_head_context` keeps the final-normed LLM states of the positions it appends until
+// generation_prefix() runs the flow head over them, so the head's K/V of the history are computed once, incrementally,
+// like the LLM's. Inside the head, a block whose first position holds a TIME(t) insert takes the adaLN modulation of
+// time_embed(t) (an earlier image, t = 1.0 in the reference's t2i_generate); every other position takes identity
+// modulation (spec §6.2).
 class UnderstandingSession {
  public:
-  explicit UnderstandingSession(Showo2Model& model);
+  explicit UnderstandingSession(Showo2Model& model, bool flow_head_context = false);
+  ~UnderstandingSession();
 
   int64_t length() const { return cache_.length(); }
   // Context length of the model (max_position_embeddings of the LLM).
@@ -62,18 +73,43 @@ class UnderstandingSession {
 
   // Starts a new sampling run (a new seed, temperature, ...). Until called, sampling is greedy.
   void set_sampling(const SamplingParams& params);
-  // Draws the next token from last_logits(). ERR_INVALID_ARGUMENT before the first append.
-  int32_t sample();
+  // Draws the next token from last_logits(), never one of `banned` (this call only). ERR_INVALID_ARGUMENT before
+  // the first append.
+  int32_t sample(const std::vector<int32_t>& banned = {});
 
   // Forgets positions >= length (e.g. a turn the user discarded). ERR_INVALID_ARGUMENT if length > length().
   void truncate(int64_t length);
 
+  // Every id appended so far, placeholders included (length() of them).
+  const std::vector<int32_t>& ids() const { return ids_; }
+  bool has_flow_head_context() const { return head_ != nullptr; }
+
+  // The K/V of every position so far in the LLM and the flow head, as the cond prefix of an image generated in place
+  // (GenerationSequence::cached_prefix). Runs the flow head over the positions appended since the last call first
+  // (polling should_cancel before each of its blocks; on cancel the work done so far is kept and the next call
+  // resumes). The caches are the session's own: valid until the next append or truncate, and generation leaves them
+  // as it found them. ERR_INVALID_ARGUMENT for a session without flow_head_context.
+  CachedPrefix generation_prefix(const std::function<bool()>& should_cancel = {});
+
  private:
+  // Appended positions whose flow-head K/V are not computed yet (flow_head_context only).
+  struct PendingStates {
+    int64_t start = 0;                       // absolute position of states' first row
+    Tensor states;                           // [n, hidden] final-normed LLM states (backend memory)
+    std::vector<BidirectionalBlock> blocks;  // the chunk's blocks (absolute)
+    std::vector<TimeInsert> times;           // the chunk's TIME inserts (absolute)
+  };
+  void sync_flow_head(const std::function<bool()>& should_cancel);
+
   Showo2Model* model_;
   Qwen2KvCache cache_;
+  std::vector<int32_t> ids_;                 // every id per position
   std::vector<int32_t> history_;             // text ids per position, -1 at inserted positions
   std::vector<float> last_logits_;
   std::unique_ptr<TextSampler> sampler_;
+  std::unique_ptr<FlowHead> head_;           // flow_head_context only
+  std::unique_ptr<KvCache> head_cache_;
+  std::vector<PendingStates> pending_;
 };
 
 }  // namespace showo2

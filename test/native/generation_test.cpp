@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +36,8 @@
 #include "showo2_random_model.h"
 #include "tensor.h"
 #include "test_util.h"
+#include "text_sampler.h"
+#include "understanding_session.h"
 #include "weights/weight_file.h"
 
 using namespace showo2;
@@ -427,3 +430,165 @@ SHOWO2_TEST(unpatchify_is_the_channels_last_reinterpretation) {
 }
 
 SHOWO2_TEST_MAIN()
+
+// ---- mixed modality: an image drawn inside a conversation (spec §8.4; understanding_session.h) ---------------------
+//
+// The cond branch continues an UnderstandingSession created with flow_head_context: its LLM cache and its flow-head
+// cache (computed incrementally from the kept LLM states) are the prefix. Checked here: with a text-only history the
+// result equals the plain full-sequence computation of the same ids; with an earlier image in the history (its own
+// TIME(1.0) block, modulated in the head) an incremental conversation (several appends, a head sync half-way, a
+// discarded tail) equals a fresh session that appends the whole history at once; and the session's caches come back
+// unchanged. The independent check against the PyTorch reference is test/unit/mixed-parity.test.ts.
+
+namespace {
+
+// A conversation's image-generation request: the cond row continues `prefix`; ids are the session's plus the block.
+GenerationRequest conversation_request(UnderstandingSession& session, const CachedPrefix& prefix, int64_t n_vis) {
+  GenerationRequest r;
+  GenerationSequence cond;
+  cond.ids = session.ids();
+  cond.block_offset = static_cast<int64_t>(cond.ids.size());
+  cond.ids.insert(cond.ids.end(), static_cast<size_t>(n_vis + 1), kImgPad);
+  cond.ids.push_back(kEoi);
+  cond.cached_prefix = prefix;
+  r.cond = {cond};
+  r.uncond = sequence({}, n_vis, 4);
+  r.latent_shape = {1, 16, 1, 8, 8};
+  r.seed = 21;
+  r.sampler.num_inference_steps = 4;
+  r.sampler.guidance_scale = 3.0f;
+  return r;
+}
+
+// [boi] TIME(t) visual tokens of `latent` [eoi] starting at `start` (the image's chunk inside a conversation).
+SequenceChunk image_chunk(Showo2Model& model, int64_t start, const Tensor& latent, float t) {
+  SequenceChunk c;
+  const Tensor tokens = model.visual_tokens(latent);  // [1, n, hidden]
+  const int64_t n = tokens.size(1);
+  c.ids.push_back(kBoi);
+  c.ids.insert(c.ids.end(), static_cast<size_t>(n + 1), kImgPad);
+  c.ids.push_back(kEoi);
+  c.times.push_back(TimeInsert{start + 1, t});
+  c.visuals.push_back(VisualInsert{start + 2, tokens.reshape({n, tokens.size(2)})});
+  c.blocks.push_back(BidirectionalBlock{start + 1, n + 1});
+  return c;
+}
+
+SequenceChunk text_chunk(const std::vector<int32_t>& ids) {
+  SequenceChunk c;
+  c.ids = ids;
+  return c;
+}
+
+}  // namespace
+
+SHOWO2_TEST(conversation_prefix_text_only_matches_plain_sequence) {
+  TinyModel& m = tiny();
+  const int64_t n_vis = 16;
+  UnderstandingSession session(*m.model, /*flow_head_context=*/true);
+  std::vector<int32_t> first = {kBos};
+  const std::vector<int32_t> words = text(6, 3);
+  first.insert(first.end(), words.begin(), words.begin() + 4);
+  session.append(text_chunk(first));
+  session.append(text_chunk({words[4]}));          // one token at a time, as a decode loop appends
+  session.append(text_chunk({words[5], kBoi}));
+  GenerationRequest in_context = conversation_request(session, session.generation_prefix(), n_vis);
+  // The same ids as a plain sequence ([bos] text [boi] block [eoi]), every evaluation from scratch.
+  GenerationRequest plain = in_context;
+  plain.cond[0].cached_prefix = CachedPrefix{};
+  plain.reuse_prefix = false;
+  const Tensor x = gaussian_noise(in_context.latent_shape, 5);
+  expect_reuse_matches(guided_velocity(*m.model, in_context, x, 0.3), guided_velocity(*m.model, plain, x, 0.3),
+                       "conversation (text only) vs plain: guided velocity at t = 0.3");
+  expect_reuse_matches(generate_latents(*m.model, in_context), generate_latents(*m.model, plain),
+                       "conversation (text only) vs plain: final latent");
+  CHECK_EQ(session.length(), static_cast<int64_t>(first.size()) + 3);  // generation left the caches as they were
+}
+
+SHOWO2_TEST(conversation_prefix_with_history_image_incremental_equals_whole) {
+  TinyModel& m = tiny();
+  const int64_t n_vis = 16;
+  const Tensor history_latent = Tensor::from_f32({1, 16, 1, 8, 8}, test::random_normal(16 * 64, 41));
+  const std::vector<int32_t> before = {kBos, 20, 21, 22}, after = {23, 24, 25, kBoi};
+
+  // Incremental: text, image (head synced right after it), text one token at a time with a discarded detour.
+  UnderstandingSession incremental(*m.model, true);
+  incremental.append(text_chunk(before));
+  incremental.append(image_chunk(*m.model, incremental.length(), history_latent, 1.0f));
+  (void)incremental.generation_prefix();  // a sync half-way
+  incremental.append(text_chunk({after[0]}));
+  const int64_t keep = incremental.length();
+  incremental.append(text_chunk({30, 31, 32}));
+  (void)incremental.generation_prefix();  // the detour reaches the head too, then is discarded
+  incremental.truncate(keep);
+  incremental.append(text_chunk({after[1], after[2]}));
+  incremental.append(text_chunk({after[3]}));
+
+  // Whole: one chunk with the same ids, TIME and visual tokens.
+  UnderstandingSession whole(*m.model, true);
+  SequenceChunk all = text_chunk(before);
+  SequenceChunk image = image_chunk(*m.model, static_cast<int64_t>(before.size()), history_latent, 1.0f);
+  all.ids.insert(all.ids.end(), image.ids.begin(), image.ids.end());
+  all.times = image.times;
+  all.visuals = image.visuals;
+  all.blocks = image.blocks;
+  all.ids.insert(all.ids.end(), after.begin(), after.end());
+  whole.append(all);
+  CHECK(incremental.ids() == whole.ids());
+
+  GenerationRequest a = conversation_request(incremental, incremental.generation_prefix(), n_vis);
+  GenerationRequest b = conversation_request(whole, whole.generation_prefix(), n_vis);
+  const Tensor x = gaussian_noise(a.latent_shape, 6);
+  const Tensor va = guided_velocity(*m.model, a, x, 0.4), vb = guided_velocity(*m.model, b, x, 0.4);
+  expect_reuse_matches(va, vb, "conversation with an image: incremental vs whole, velocity");
+  expect_reuse_matches(generate_latents(*m.model, a), generate_latents(*m.model, b),
+                       "conversation with an image: incremental vs whole, final latent");
+
+  // The history image matters, and so does its TIME (the head's modulation and the LLM's TIME token).
+  UnderstandingSession other_time(*m.model, true);
+  SequenceChunk all_t0 = all;
+  all_t0.times[0].t = 0.0f;
+  other_time.append(all_t0);
+  GenerationRequest c = conversation_request(other_time, other_time.generation_prefix(), n_vis);
+  const Compare d = compare(guided_velocity(*m.model, c, x, 0.4), vb);
+  std::printf("    history image at TIME(0) instead of TIME(1): max |dv| %.3g of %.3g\n", d.max_err, d.max_ref);
+  CHECK(d.max_err > 1e-3 * d.max_ref);
+  // Generation leaves the conversation as it was: a second run gives the same velocity.
+  CHECK_EQ(compare(guided_velocity(*m.model, a, x, 0.4), va).max_err, 0.0);
+}
+
+SHOWO2_TEST(conversation_prefix_errors_are_typed) {
+  TinyModel& m = tiny();
+  UnderstandingSession plain_session(*m.model);  // no flow-head context
+  plain_session.append(text_chunk({kBos, 20, kBoi}));
+  CHECK_THROWS_CODE(plain_session.generation_prefix(), InvalidArgument);
+
+  UnderstandingSession session(*m.model, true);
+  session.append(text_chunk({kBos, 20, kBoi}));
+  GenerationRequest r = conversation_request(session, session.generation_prefix(), 16);
+  GenerationRequest no_reuse = r;
+  no_reuse.reuse_prefix = false;
+  CHECK_THROWS_CODE(generate_latents(*m.model, no_reuse), InvalidArgument);
+  GenerationRequest wrong_offset = r;
+  wrong_offset.cond[0].ids.insert(wrong_offset.cond[0].ids.begin() + 1, 21);  // block one later than the caches
+  wrong_offset.cond[0].block_offset += 1;
+  CHECK_THROWS_CODE(generate_latents(*m.model, wrong_offset), InvalidArgument);
+  GenerationRequest uncond_cached = r;
+  uncond_cached.uncond.cached_prefix = r.cond[0].cached_prefix;
+  CHECK_THROWS_CODE(generate_latents(*m.model, uncond_cached), InvalidArgument);
+}
+
+SHOWO2_TEST(sampler_bans_and_logit_bias) {
+  SamplingParams params;
+  params.logit_bias = {{2, 5.0f}};
+  TextSampler sampler(params);
+  const std::vector<float> logits = {0.0f, 3.0f, 1.0f, -1.0f};
+  CHECK_EQ(sampler.sample(logits.data(), 4, {}), 2);        // 1 + 5 beats 3
+  CHECK_EQ(sampler.sample(logits.data(), 4, {}, {2}), 1);   // banned this call only
+  CHECK_EQ(sampler.sample(logits.data(), 4, {}), 2);
+  CHECK_THROWS_CODE(sampler.sample(logits.data(), 4, {}, {0, 1, 2, 3}), InvalidArgument);  // nothing left
+  CHECK_THROWS_CODE(sampler.sample(logits.data(), 4, {}, {7}), InvalidArgument);           // outside the vocabulary
+  SamplingParams bad;
+  bad.logit_bias = {{1, std::numeric_limits<float>::infinity()}};
+  CHECK_THROWS_CODE(TextSampler{bad}, InvalidArgument);
+}
