@@ -103,6 +103,14 @@ export {
   type VideoGenerationOptions,
   type VideoGenerationResult,
 } from './visual-generation.js';
+export {
+  type InterleavedEvent,
+  type InterleavedFinishReason,
+  type InterleavedGenerationOptions,
+  type InterleavedGenerationResult,
+  type InterleavedInput,
+  type InterleavedPart,
+} from './interleaved-generation.js';
 export { encodeAnimatedPng, type AnimatedPngOptions } from './animation.js';
 export { DEMO_MODEL } from './demo-model.js';
 export { resolveModel, VAE_FILE, VAE_REPO, type DownloadProgress, type ResolvedModel, type ResolveOptions } from './hub.js';

@@ -28,6 +28,12 @@ import {
   type VideoGenerationOptions,
   type VideoGenerationResult,
 } from './visual-generation.js';
+import {
+  runInterleavedGeneration,
+  type InterleavedEvent,
+  type InterleavedGenerationOptions,
+  type InterleavedGenerationResult,
+} from './interleaved-generation.js';
 import { DEVICES, resolveDevice, WEIGHT_DTYPES, type Device, type WeightDtype } from './runtime.js';
 import { checkShowO2Config, findLocalVae, resolveModel, type DownloadProgress } from './hub.js';
 import { ShowO2Tokenizer } from './tokenizer.js';
@@ -687,6 +693,68 @@ export class ShowO2Model implements AsyncDisposable {
   async generateVideo(options: VideoGenerationOptions): Promise<VideoGenerationResult> {
     const { frames, ...rest } = await runVisualGeneration(this.#generationContext('generate a video'), options, true);
     return { videos: frames, ...rest };
+  }
+
+  /**
+   * Writes an answer that interleaves text and images (mixed-modality generation, spec §8.4): the model writes text,
+   * draws an image in place when it emits `<|vision_start|>` (with the conversation so far, earlier images included,
+   * as context), and goes on writing with the new image in context. Resolves with the ordered parts.
+   *
+   * The whole conversation stays KV-cached (LLM and flow head), so neither a new token nor a new image recomputes the
+   * history. Needs a checkpoint fine-tuned for it (the released ones were not; the bundled demo model was not either).
+   * Differences from the reference script are listed in lib/interleaved-generation.ts (`referenceQuirks: true`
+   * reproduces it).
+   *
+   * Rejects with a {@link ShowO2Error}: `ERR_INVALID_ARGUMENT` for bad options (among them `startWithImage` with
+   * `maxImages: 0`, or a history image that is not `width` x `height`), `ERR_SHAPE_MISMATCH` for `latents` of the
+   * wrong shape, `ERR_FILE_NOT_FOUND` / `ERR_INVALID_IMAGE` for an unreadable history image, `ERR_DISPOSED` after
+   * dispose(). An aborted signal resolves with the parts so far and `finishReason: 'abort'`.
+   *
+   * @example
+   * ```ts
+   * import { writeFileSync } from 'node:fs';
+   * import { encodePng } from 'showo2';
+   *
+   * const { parts } = await model.generateInterleaved({ prompt: 'A short story about a fox, with pictures.', maxImages: 2 });
+   * for (const part of parts) {
+   *   if (part.type === 'text') console.log(part.text);
+   *   else writeFileSync(`fox-${part.index}.png`, encodePng(part.image!));
+   * }
+   * ```
+   */
+  async generateInterleaved(options: InterleavedGenerationOptions): Promise<InterleavedGenerationResult> {
+    const stream = this.generateInterleavedStream(options);
+    for (;;) {
+      const step = await stream.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  /**
+   * {@link ShowO2Model.generateInterleaved} as a stream: text pieces as they are decoded and each image when it is
+   * done; the generator's return value is the {@link InterleavedGenerationResult}. Stopping the iteration early
+   * (`break`) stops the generation.
+   *
+   * @example
+   * ```ts
+   * for await (const event of model.generateInterleavedStream({ prompt: 'A recipe with pictures.' })) {
+   *   if (event.type === 'text') process.stdout.write(event.text);
+   *   else console.log(`\n[image ${event.index}]`);
+   * }
+   * ```
+   */
+  async *generateInterleavedStream(options: InterleavedGenerationOptions): AsyncGenerator<InterleavedEvent, InterleavedGenerationResult> {
+    const native = this.#nativeOrThrow('generate an interleaved answer');
+    return yield* runInterleavedGeneration(
+      {
+        native,
+        tokenizer: this.#tokenizer,
+        config: this.#config,
+        run: (call) => this.#queue.run(call),
+        readImage: readImageInput,
+      },
+      options,
+    );
   }
 
   #generationContext(operation: string): GenerationContext {

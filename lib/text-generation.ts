@@ -86,7 +86,7 @@ export interface GenerationResult {
 /** Validated options with defaults applied. @internal */
 export interface ResolvedGenerationOptions {
   maxTokens: number;
-  sampling: Required<AddonSamplingParams>;
+  sampling: Required<Omit<AddonSamplingParams, 'logitBias'>>;
   stop: string[];
   stopTokens: Set<number>;
   signal: AbortSignal | undefined;

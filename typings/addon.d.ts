@@ -109,6 +109,8 @@ export interface AddonSequenceChunk {
   blocks?: { offset: number; length: number }[];
   /** Frames [F, 3, 1, H, W] in [-1, 1], each encoded alone; tokens frame-major from `position`. */
   images?: { data: Float32Array; shape: number[]; position: number; poolTo?: [number, number] }[];
+  /** Images given by their normalised VAE latent [1, z, 1, h, w] (e.g. one just generated in place, spec §8.4). */
+  latents?: { data: Float32Array; shape: number[]; position: number }[];
 }
 
 export interface AddonSamplingParams {
@@ -117,6 +119,8 @@ export interface AddonSamplingParams {
   topP?: number;
   repetitionPenalty?: number;
   seed?: number;
+  /** [id, bias] pairs added to the scores after the repetition penalty; -Infinity bans a token. */
+  logitBias?: [number, number][];
 }
 
 /** native/binding/AddonUnderstandingSession.h */
@@ -125,7 +129,7 @@ export interface AddonUnderstandingSession {
   readonly disposed: boolean;
   evaluate(
     chunk: AddonSequenceChunk,
-    options?: { sample?: boolean; returnLogits?: boolean },
+    options?: { sample?: boolean; returnLogits?: boolean; ban?: Int32Array },
   ): Promise<{ token?: number; logits?: Float32Array }>;
   setSampling(params: AddonSamplingParams): void;
   cancel(): void;
@@ -154,6 +158,11 @@ export interface AddonGenerationRequest {
   preview?: boolean;
   initialLatents?: AddonFloatTensor;
   firstFrame?: AddonFloatTensor;
+  /**
+   * Mixed modality (spec §8.4): the one cond row continues this session (created with flowHeadContext); its `ids` and
+   * `blockOffset` are then relative to the session's end (the block placeholders and the suffix only). Batch 1.
+   */
+  session?: AddonUnderstandingSession;
 }
 
 /** What the native generation reports after each ODE step. */
@@ -178,7 +187,8 @@ export interface AddonShowo2Model {
   readonly disposed: boolean;
   /** The backend's device: what 'auto' resolved to. */
   readonly device: 'cpu' | 'cuda';
-  createSession(): AddonUnderstandingSession;
+  /** flowHeadContext: keep what the flow head needs to draw images inside the conversation (spec §8.4). */
+  createSession(options?: { flowHeadContext?: boolean }): AddonUnderstandingSession;
   generate(
     request: AddonGenerationRequest,
     onStep?: (step: AddonGenerationStep) => void,
