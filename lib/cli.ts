@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `showo2` command line (the package's bin). Commands live in lib/cli/: generate and video in generate.ts, ask
+ * The `showo2` command line (the package's bin). Commands live in lib/cli/: generate and video in generate.ts, interleave in interleave.ts, ask
  * and chat in understand.ts, pull in pull.ts, info and doctor in info.ts, convert and inspect in files.ts; finding and loading the
  * model (a directory or a Hub repo id) in load-model.ts, progress in progress.ts, the rest they share in common.ts.
  * This file parses the arguments, runs one command, and turns what happened into output and an exit code.
@@ -38,6 +38,7 @@ import {
 import { convert, inspect } from './cli/files.js';
 import { generate, video } from './cli/generate.js';
 import { doctor, info } from './cli/info.js';
+import { interleave } from './cli/interleave.js';
 import { Progress } from './cli/progress.js';
 import { pull } from './cli/pull.js';
 import { ask, chat } from './cli/understand.js';
@@ -45,7 +46,7 @@ import { ask, chat } from './cli/understand.js';
 export { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, type CliIo };
 
 /** Every command, in the order `showo2 --help` lists them. */
-export const commands: Record<string, Command> = { generate, video, ask, chat, pull, doctor, info, convert, inspect };
+export const commands: Record<string, Command> = { generate, video, interleave, ask, chat, pull, doctor, info, convert, inspect };
 
 function overview(): string {
   const width = Math.max(...Object.keys(commands).map((n) => n.length));

@@ -32,7 +32,7 @@ import { LOAD_OPTIONS, loadModel } from './load-model.js';
 import type { ProgressTask } from './progress.js';
 
 /** The sampling flags `generate` and `video` share. */
-const SAMPLING_OPTIONS: Record<string, OptionSpec> = {
+export const SAMPLING_OPTIONS: Record<string, OptionSpec> = {
   width: { type: 'string', value: 'N', description: "Width in pixels, a multiple of 16. Defaults to the model's resolution (432)." },
   height: { type: 'string', value: 'N', description: "Height in pixels, a multiple of 16. Defaults to the model's resolution (432)." },
   steps: { type: 'string', value: 'N', description: 'Time-grid points of the ODE, >= 2 (50 gives 49 steps). Defaults to 50.' },
@@ -48,7 +48,7 @@ const SAMPLING_OPTIONS: Record<string, OptionSpec> = {
 
 const MAX_SEED = 2 ** 48 - 1;
 
-function samplingOptions(values: OptionValues): Omit<ImageGenerationOptions, 'prompt' | 'seed'> {
+export function samplingOptions(values: OptionValues): Omit<ImageGenerationOptions, 'prompt' | 'seed'> {
   const options: Omit<ImageGenerationOptions, 'prompt' | 'seed'> = {};
   const width = intValue(values, 'width', 1, 16384);
   if (width !== undefined) options.width = width;
@@ -109,7 +109,7 @@ function requiredPrompts(values: OptionValues, args: string[]): string[] {
   return prompts;
 }
 
-function seedValue(values: OptionValues): number {
+export function seedValue(values: OptionValues): number {
   // A drawn seed stays short enough to retype.
   return intValue(values, 'seed', 0, MAX_SEED) ?? randomInt(0, 2 ** 31);
 }
@@ -141,7 +141,7 @@ function generationProgress(ctx: CommandContext, prefix: string, encoding: boole
 }
 
 /** Runs a generation, turning an abort into ERR_CANCELLED and the library's option errors into flag errors. */
-async function generating<T>(ctx: CommandContext, run: () => Promise<T>): Promise<T> {
+export async function generating<T>(ctx: CommandContext, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (err) {

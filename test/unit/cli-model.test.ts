@@ -428,3 +428,36 @@ test('info --model prints model.info (text and --json)', async (t) => {
   t.regex(text.stdout, /^ {2}parameters: [\d.]+ M \(LLM [\d.]+ M, semantic [\d.]+ M, flow head [\d.]+ M, projections [\d.]+ M, VAE [\d.]+ M\)$/m);
   t.regex(text.stdout, /^ {2}images: +64x64 px, 16 tokens each$/m);
 });
+
+test('interleave streams the text, writes each image and answer.md: the parts the API gives for that seed', async (t) => {
+  const cwd = tempDir('showo2-cli-interleave-');
+  const args = ['--start-with-image', '--max-images', '1', '--max-tokens', '6', '--seed', '4', ...FAST];
+  const r = await runCli(['interleave', 'Mixed-modality generation. A fox.', '--model', modelDir, '--vae', vaePath, ...args, '-o', 'story'], { cwd });
+  t.is(r.code, 0, r.stderr);
+  const model = await modelPromise;
+  const api = await model.generateInterleaved({
+    prompt: 'Mixed-modality generation. A fox.',
+    startWithImage: true,
+    maxImages: 1,
+    maxTokens: 6,
+    seed: 4,
+    width: 64,
+    height: 64,
+    steps: 3,
+  });
+  const text = api.parts.filter((p) => p.type === 'text').map((p) => (p.type === 'text' ? p.text : '')).join('');
+  t.is(r.stdout, `[image 0: ${path.join('story', 'image-0.png')}]\n${text}\nwrote ${path.join('story', 'answer.md')} (1 image; length)\nseed: 4\n`);
+  t.regex(r.stderr, /^image 0: denoising: done in [\d.]+ s$/m);
+  const png = decodeImage(fs.readFileSync(path.join(cwd, 'story', 'image-0.png')));
+  t.deepEqual(png.data, (api.parts[0] as { image: { data: Uint8Array } }).image.data);
+  t.is(fs.readFileSync(path.join(cwd, 'story', 'answer.md'), 'utf8'), `![image 0](image-0.png)\n\n${text.trim()}\n`);
+  // --json, and a usage error for a forced image with no budget.
+  const json = await runCli(['interleave', 'A fox.', '--model', modelDir, '--vae', vaePath, ...args, '-o', 'story2', '--json'], { cwd });
+  t.is(json.code, 0, json.stderr);
+  const out = JSON.parse(json.stdout) as { command: string; images: { index: number }[]; usage: { images: number } };
+  t.is(out.command, 'interleave');
+  t.is(out.usage.images, 1);
+  const bad = await runCli(['interleave', 'A fox.', '--model', modelDir, '--start-with-image', '--max-images', '0'], { cwd });
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /--start-with-image needs --max-images of at least 1/);
+});
