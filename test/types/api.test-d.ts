@@ -110,3 +110,24 @@ function imageTypeChecks(bytes: Buffer): void {
   void [png, back];
 }
 void imageTypeChecks;
+
+// Interleaved generation: the parts are a discriminated union.
+async function interleavedTypes(model: import('showo2').ShowO2Model): Promise<void> {
+  const { parts, finishReason, usage } = await model.generateInterleaved({ prompt: 'a story', maxImages: 2, history: [{ type: 'text', tokens: [1, 2] }] });
+  for (const part of parts) {
+    if (part.type === 'text') {
+      const text: string = part.text;
+      void text;
+    } else {
+      const index: number = part.index;
+      const shape: readonly number[] = part.latents.shape;
+      void index, shape;
+    }
+  }
+  const reason: 'eos' | 'length' | 'abort' = finishReason;
+  const images: number = usage.images;
+  void reason, images;
+  // @ts-expect-error a history part needs its payload
+  await model.generateInterleaved({ prompt: 'x', history: [{ type: 'image' }] });
+}
+void interleavedTypes;
