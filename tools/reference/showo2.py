@@ -24,7 +24,10 @@ Layout (read top-down, like a transformers model file):
      video (§8.3);
   9. generation (§2.3, §7.2, §8.1, §8.5, §14): the generation sequence, one model evaluation over the FULL sequence
      (no prefix caching, no suffix dropping), CFG with cond/uncond batched, the shifted grid, Euler and Heun, T2V
-     and I2V; tools/fixtures/make_generation_fixtures.py writes its fixtures.
+     and I2V; tools/fixtures/make_generation_fixtures.py writes its fixtures;
+ 10. mixed-modality generation (§8.4): interleaved text and images from one prompt (`mixed_generate`), greedy text
+     with a BOI bias and an image budget, each image an Euler ODE over the whole interleaved sequence, again by full
+     recomputation; tools/fixtures/make_mixed_fixtures.py writes its fixtures.
 
 Readings of the spec made here (the fixtures pin them down):
   * The VAE latent is the posterior MEAN (§3.1 recommendation), not the demo's stochastic sample.
@@ -48,6 +51,16 @@ Readings of the spec made here (the fixtures pin them down):
     I2V zeroes frame 0 of the GUIDED velocity (the branches are kept raw) and the clip has one tau, although
     frame 0 is clean (§14); Heun (not in the reference repository, offered by the port) is the explicit trapezoid:
     v1 = v(x, tau_i), v2 = v(x + dt v1, tau_{i+1}), x += dt (v1 + v2) / 2, the last v2 evaluated at tau = 1.
+  * Mixed modality (section 10; the port's algorithm, not the demo's sampling): the sequence starts [BOS] +
+    tok(prompt) with no chat template (the VIST training layout); text is greedy over logits + bias with
+    bias[BOI] = boi_bias, and -inf once max_images images exist; every sampled token (BOI, a final EOS) counts
+    against max_tokens; EOS stops and is not appended; a BOI sampled as the last allowed token is text. An image's
+    cond sequence is the sequence so far + [image_pad] * (N_vis + 1) + [EOI, EOS] with earlier images at TIME(1.0)
+    (LLM token and flow-head c) and their final ODE latents as is (no VAE round trip); uncond is the T2I
+    empty-prompt sequence (offset 2); only the new image's velocity is read. Afterwards the block and EOI are
+    appended; while sampling text, earlier images carry TIME(history_time): 1.0, or 0.0 for the demo's mm_generate
+    quirk (§11.5). The demo samples text by multinomial with no bias and re-pads the sequence to a multiple of 128
+    (§8.4); greedy + bias is the deterministic, testable variant, and the padding is after the block (irrelevant).
 
 Precision: modules run in the dtype of their parameters and inputs; norms and softmax run in at least float32.
 """
@@ -990,6 +1003,176 @@ def generate_latent(model, cond, uncond, noise, guidance_scale, num_inference_st
 def to_uint8(pixels):
     """[-1, 1] -> uint8 as the demo's denorm (§3.1): clamp((x + 1) / 2, 0, 1) * 255 truncated (astype), not rounded."""
     return (((pixels + 1) / 2).clamp(0, 1) * 255).to(torch.uint8)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 10. Mixed-modality generation (§8.4): interleaved text and images from one prompt
+#     The plain computation again: every text token re-runs the WHOLE sequence so far through the LLM, and every
+#     ODE evaluation re-runs the whole cond sequence and the whole uncond sequence through the LLM and the flow
+#     head, with every earlier image's visual tokens recomputed from its latent. A port's KV-cached version (text
+#     decode continuing a cache; Euler steps over a cached prefix, §12) is checked against this.
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class InterleavedImage:
+    """One image inside an interleaved sequence: TIME(t) at `offset`, then the visual tokens of `latent`; its omni
+    block is (offset, N_vis + 1) (§4, §5.1). `latent` [C, H, W] is the normalised latent in the ODE dtype (for the
+    image being generated: the current ODE state); t is a float or a 0-d tensor."""
+    offset: int
+    latent: torch.Tensor
+    t: object
+
+
+@torch.no_grad()
+def interleaved_forward(model, input_ids, images):
+    """The LLM over ONE sequence that holds any number of images (§4): E = embed(input_ids), then for every image
+    E[offset] = time_token(t) and E[offset+1 : offset+1+N_vis] = its fused visual tokens; the omni mask has one
+    bidirectional block per image (§5.1). input_ids holds <|image_pad|> at TIME and visual positions.
+    Returns (final-normed hidden states [1, L, h], blocks [(offset, N_vis + 1)], c [num_images, Dh])."""
+    dtype = model.position_embedding.weight.dtype
+    inputs_embeds = model.embed(torch.tensor(input_ids)).clone()                         # [L, h]
+    blocks, cs = [], []
+    for image in images:
+        fused = model.visual_tokens(image.latent.to(dtype)[None])["fused"][0]           # [N_vis, h]
+        # t enters the sinusoids in the ODE dtype, unrounded, as in model_velocity (§3.6)
+        t = torch.as_tensor(image.t, dtype=image.latent.dtype).reshape(1)
+        c, time_token = model.time_token(t)                                              # [1, Dh], [1, h]
+        length = fused.shape[0] + 1
+        assert input_ids[image.offset:image.offset + length] == [IMAGE_PAD_ID] * length, "block not on placeholders"
+        inputs_embeds[image.offset] = time_token[0]
+        inputs_embeds[image.offset + 1:image.offset + length] = fused
+        blocks.append((image.offset, length))
+        cs.append(c)
+    hidden_states = model.llm(inputs_embeds[None], blocks)                               # [1, L, h]
+    c = torch.cat(cs) if cs else None                                                    # [num_images, Dh]
+    return hidden_states, blocks, c
+
+
+@torch.no_grad()
+def interleaved_next_token_logits(model, input_ids, images):
+    """lm_head of the final-normed state at the LAST position of the whole sequence so far (§6.1): [V]."""
+    hidden_states, _, _ = interleaved_forward(model, input_ids, images)
+    return model.lm_head(hidden_states[0, -1])
+
+
+@torch.no_grad()
+def interleaved_velocity(model, input_ids, images, target):
+    """The velocity of images[target] from one pass of the LLM and the flow head over the whole sequence. Every image
+    modulates its own block with its own c = time_embed(t) (§6.2); only the target's head output is read, at
+    offset+1 .. offset+N_vis (the other images are fixed inputs, §8.4 "only the last image's velocity").
+    Returns (velocity [C, H, W] in the model dtype, head output at the target's visual positions [N_vis, p*p*C])."""
+    hidden_states, blocks, c = interleaved_forward(model, input_ids, images)
+    out = model.flow_head(hidden_states, blocks, c)                                       # [1, L, p*p*C]
+    offset, length = blocks[target]
+    tokens_out = out[0, offset + 1:offset + length]                                       # [N_vis, p*p*C]
+    channels, height, width = images[target].latent.shape
+    p = model.config.patch_size
+    return unpatchify(tokens_out, height // p, width // p, p, channels), tokens_out
+
+
+@torch.no_grad()
+def generate_interleaved_image(model, cond_ids, history, offset, uncond, noise, guidance_scale, num_inference_steps,
+                               shift=3.0):
+    """One image of a mixed-modality run: the Euler ODE of §7.2 (N grid points, N-1 evaluations) for a new image
+    whose TIME token sits at `offset` of cond_ids. history: the earlier images of the cond sequence, fixed inputs
+    with their own t (§8.4: t = 1.0, clean). uncond: a GenSequence (the empty-prompt generation sequence, block at
+    offset 2). v = v_u + g (v_c - v_u) with both branches on the same x; g = 0 runs the cond branch alone.
+    noise [C, H, W] is the initial state (its dtype is the ODE dtype). Returns {"latent" [C, H, W], "grid",
+    "evaluations": [(t, {"v_cond", "v_uncond", "v", "head_out"}), ...]}."""
+    x = noise.clone()                                                                     # [C, H, W]
+    grid = time_grid(num_inference_steps, shift, x.dtype)
+    target = len(history)
+    evaluations = []
+    for i in range(num_inference_steps - 1):
+        t = grid[i]
+        v_cond, head_out = interleaved_velocity(model, cond_ids, history + [InterleavedImage(offset, x, t)], target)
+        if guidance_scale > 0:
+            v_uncond, _ = interleaved_velocity(model, uncond.input_ids, [InterleavedImage(uncond.block[0], x, t)], 0)
+            v = v_uncond + guidance_scale * (v_cond - v_uncond)                          # model dtype (§7.2)
+        else:
+            v_uncond, v = None, v_cond
+        evaluations.append((t, {"v_cond": v_cond, "v_uncond": v_uncond, "v": v, "head_out": head_out}))
+        x = x + (grid[i + 1] - grid[i]) * v.to(x.dtype)
+    return {"latent": x, "grid": grid, "evaluations": evaluations}
+
+
+@torch.no_grad()
+def mixed_generate(model, prompt_ids, uncond, noises, boi_bias, max_tokens, max_images, guidance_scale,
+                   num_inference_steps, shift=3.0, history_time=1.0, boi_id=BOI_ID, eos_id=EOS_ID):
+    """Interleaved text + image generation (§8.4), greedy, from [BOS] + prompt_ids (no chat template, the VIST layout).
+
+    Each step: the logits of the last position of the whole sequence so far, under the omni mask with every image
+    so far as a bidirectional block (TIME(history_time) + its final latent's visual tokens); the token is
+    argmax(logits + bias) (ties: lowest id) with bias[BOI] = boi_bias while fewer than max_images images exist and
+    -inf after (the budget bans BOI). Every sampled token counts against max_tokens. EOS: stop ("eos"), not
+    appended. Otherwise the token is appended; if max_tokens is reached: stop ("length"; a BOI there is only text).
+    A BOI (budget allowing) then generates image k in place at P = the sequence length:
+      cond   = sequence (ending with BOI) + [IMAGE_PAD] * (N_vis + 1) + [EOI, EOS], the earlier images at their
+               offsets with t = 1.0 whatever history_time is (t2i_generate's behaviour, §8.4, §11.5), the new one at
+               P with t = tau and the ODE state;
+      uncond = the given GenSequence (empty prompt, block at offset 2), the new image alone;
+      noise  = noises[k] [C, H, W]; the final ODE latent (as is, not a VAE round trip) is the image.
+    Then [IMAGE_PAD] * (N_vis + 1) + [EOI] is appended (EOI is not sampled and does not count) and the next logits
+    are those of the EOI position. history_time = 1.0 is the consistent choice (images are clean); 0.0 reproduces
+    the reference scripts' mm_generate, which feeds t = 0 for history images while sampling text (§11.5).
+
+    Returns a dict: input_ids (final sequence: <|image_pad|> at image positions, no EOS), sampled (every sampled
+    id in order, BOIs and a final EOS included), parts ([{"type": "text", "ids"}, {"type": "image", "index",
+    "offset"}], text parts = the sampled text tokens between images, a BOI that starts an image ends its text part
+    and is not in it, empty text parts omitted, EOS not included), finish ("eos" | "length"), images ([{"offset",
+    "noise", "cond_ids", "latent", "grid", "evaluations"}]), steps ([{"token", "margin" (best minus second best
+    of logits + bias), "top5" ([id, logit + bias] best first), "boi_banned", "ban_changed_choice" (BOI + boi_bias
+    would have won without the ban)}])."""
+    channels, height, width = noises[0].shape
+    p = model.config.patch_size
+    block_length = (height // p) * (width // p) + 1                                       # N_vis + 1
+    input_ids = [BOS_ID] + list(prompt_ids)
+    history = []                              # [(offset, final latent)] of the images so far
+    images, steps, sampled, parts, text = [], [], [], [], []
+    finish = None
+    while finish is None:
+        text_view = [InterleavedImage(offset, latent, history_time) for offset, latent in history]
+        logits = interleaved_next_token_logits(model, input_ids, text_view)             # [V]
+        banned = len(history) >= max_images
+        bias = torch.zeros_like(logits)
+        bias[boi_id] = -math.inf if banned else boi_bias
+        scores = logits + bias
+        token = int(torch.argmax(scores))                                                 # first index on ties
+        top = torch.topk(scores, 5)
+        unbanned = scores.clone()
+        unbanned[boi_id] = logits[boi_id] + boi_bias
+        steps.append({"token": token, "margin": (top.values[0] - top.values[1]).item(),
+                      "top5": [[int(i), v.item()] for i, v in zip(top.indices, top.values)],
+                      "boi_banned": banned, "ban_changed_choice": banned and int(torch.argmax(unbanned)) == boi_id})
+        sampled.append(token)
+        if token == eos_id:
+            finish = "eos"
+            break
+        input_ids.append(token)
+        if len(sampled) == max_tokens:
+            finish = "length"
+            text.append(token)                # a BOI here is just a text token: no image
+            break
+        if token != boi_id:
+            text.append(token)
+            continue
+        # ---- an image in place: TIME at P, visual tokens P+1 .. P+N_vis, then EOI ----
+        if text:
+            parts.append({"type": "text", "ids": text})
+            text = []
+        offset = len(input_ids)
+        cond_ids = input_ids + [IMAGE_PAD_ID] * block_length + [EOI_ID, EOS_ID]
+        clean_history = [InterleavedImage(o, latent, 1.0) for o, latent in history]
+        run = generate_interleaved_image(model, cond_ids, clean_history, offset, uncond, noises[len(history)],
+                                         guidance_scale, num_inference_steps, shift)
+        parts.append({"type": "image", "index": len(history), "offset": offset})
+        images.append({"offset": offset, "noise": noises[len(history)], "cond_ids": cond_ids, **run})
+        history.append((offset, run["latent"]))
+        input_ids = input_ids + [IMAGE_PAD_ID] * block_length + [EOI_ID]
+    if text:
+        parts.append({"type": "text", "ids": text})
+    return {"input_ids": input_ids, "sampled": sampled, "parts": parts, "finish": finish, "images": images,
+            "steps": steps}
 
 
 # ---------------------------------------------------------------------------------------------------------------
