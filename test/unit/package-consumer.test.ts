@@ -5,8 +5,8 @@
 // The install must compile nothing: the tarball carries the addon as prebuilt binaries (the layout tools/prebuild.mjs
 // writes, prebuilds/<platform>-<arch>/showo2.napi.glibc[.cuda].node), the package has no install script, and the
 // install runs with a PATH on which every compiler and build tool fails. The binaries are those `npm run prebuild`
-// left in prebuilds/, else this repository's build/Release/showo2.node under the name of the build it reports (then
-// only that build is tested: `npm run prebuild` makes both). Then, in the installed projects:
+// left in prebuilds/, plus this repository's build/Release/showo2.node under the name of the build it reports when
+// prebuilds/ lacks that build (CI: the zig-built CPU build and the CUDA build). Then, in the installed projects:
 //  - with both builds, on a machine without an NVIDIA driver: `device: 'auto'` loads the CPU build and logs one line
 //    saying why, `'cuda'` is a NoGpuError listing what was tried, and SHOWO2_VARIANT=cuda runs the CUDA build on the
 //    CPU; on a machine with a driver, `'auto'` picks the CUDA build;
@@ -165,8 +165,9 @@ async function npmPack(cwd: string, destination: string): Promise<PackResult> {
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(2)} MiB`;
 
 /**
- * The builds to ship: prebuilds/<platform>-<arch>/ of this repository (`npm run prebuild`), else build/Release's
- * addon as the build it reports.
+ * The builds to ship: prebuilds/<platform>-<arch>/ of this repository (`npm run prebuild`), plus build/Release's
+ * addon as the build it reports when prebuilds/ has none of that kind (CI prebuilds the CPU build with zig and has
+ * the CUDA build in build/Release from `npm run build:native`, so both are tested).
  */
 async function availableBuilds(): Promise<Partial<Record<Variant, string>>> {
   const builds: Partial<Record<Variant, string>> = {};
@@ -174,10 +175,12 @@ async function availableBuilds(): Promise<Partial<Record<Variant, string>>> {
     const file = path.join(repoRoot, prebuildPaths[variant]);
     if (fs.existsSync(file)) builds[variant] = file;
   }
-  if (Object.keys(builds).length > 0) return builds;
   const file = path.join(repoRoot, 'build', 'Release', 'showo2.node');
-  const r = check(await runNode(['-p', `require(${JSON.stringify(file)}).variant`], { env }), 'loading build/Release');
-  builds[r.stdout.trim() as Variant] = file;
+  if (fs.existsSync(file)) {
+    const r = check(await runNode(['-p', `require(${JSON.stringify(file)}).variant`], { env }), 'loading build/Release');
+    const variant = r.stdout.trim() as Variant;
+    builds[variant] ??= file;
+  }
   return builds;
 }
 
