@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { encodePng } from '../image.js';
 import type { InterleavedGenerationOptions } from '../interleaved-generation.js';
 import { generating, SAMPLING_OPTIONS, samplingOptions, seedValue } from './generate.js';
-import { intValue, numberValue, printJson, stringValue, UsageError, writeFile, type Command } from './common.js';
+import { intValue, numberValue, printJson, stringList, stringValue, UsageError, writeFile, type Command } from './common.js';
 import { LOAD_OPTIONS, loadModel } from './load-model.js';
 import type { ProgressTask } from './progress.js';
 
@@ -31,6 +31,12 @@ export const interleave: Command = {
     temperature: { type: 'string', value: 'T', description: 'Text sampling temperature, >= 0; 0 is greedy. Defaults to 1.' },
     'top-p': { type: 'string', value: 'P', description: 'Nucleus sampling threshold, in (0, 1]. Defaults to 1 (off).' },
     'top-k': { type: 'string', value: 'K', description: 'Sample only from the K most likely tokens; 0 turns it off. Defaults to 0.' },
+    'logit-bias': {
+      type: 'string',
+      multiple: true,
+      value: 'ID=BIAS',
+      description: 'Add BIAS to token ID\'s score before sampling (-inf bans it); repeatable. Defaults to none.',
+    },
     ...IMAGE_OPTIONS,
     'reference-quirks': {
       type: 'boolean',
@@ -51,7 +57,8 @@ bundled demo model were not trained for it and rarely draw on their own.
 
 Examples:
   showo2 interleave "Mixed-modality generation. A day at the beach." --model ./show-o2-mixed -o beach/
-  showo2 interleave "A recipe for pancakes." --model ./show-o2-mixed --max-images 2 --start-with-image --seed 3`,
+  showo2 interleave "A recipe for pancakes." --model ./show-o2-mixed --max-images 2 --start-with-image --seed 3
+  showo2 interleave "A walk in the park." --model ./tiny --temperature 0 --logit-bias 151652=1.4 --max-images 2`,
   async run(ctx, args, values) {
     const promptFlag = stringValue(values, 'prompt');
     if (args.length > 0 && promptFlag !== undefined) throw new UsageError('Give the prompt as the PROMPT argument or --prompt, not both');
@@ -73,6 +80,13 @@ Examples:
     const topK = intValue(values, 'top-k', 0);
     if (topK !== undefined) options.topK = topK;
     if (values['reference-quirks'] === true) options.referenceQuirks = true;
+    const bias: Record<number, number> = {};
+    for (const item of stringList(values, 'logit-bias')) {
+      const m = /^\s*(\d+)\s*=\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?|-inf)\s*$/i.exec(item);
+      if (!m) throw new UsageError(`Expected --logit-bias ID=BIAS (e.g. 151652=2.5 or 151645=-inf) but received "${item}"`);
+      bias[Number(m[1])] = m[2]!.toLowerCase() === '-inf' ? -Infinity : Number(m[2]);
+    }
+    if (Object.keys(bias).length > 0) options.logitBias = bias;
     if (options.startWithImage && options.maxImages === 0) {
       throw new UsageError('--start-with-image needs --max-images of at least 1');
     }

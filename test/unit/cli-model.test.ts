@@ -460,4 +460,24 @@ test('interleave streams the text, writes each image and answer.md: the parts th
   const bad = await runCli(['interleave', 'A fox.', '--model', modelDir, '--start-with-image', '--max-images', '0'], { cwd });
   t.is(bad.code, 2);
   t.regex(bad.stderr, /--start-with-image needs --max-images of at least 1/);
+  const badBias = await runCli(['interleave', 'A fox.', '--model', modelDir, '--logit-bias', '151652:2'], { cwd });
+  t.is(badBias.code, 2);
+  t.regex(badBias.stderr, /--logit-bias ID=BIAS/);
+});
+
+test('interleave: two images and text between them (the mixed-parity fixture settings: greedy, <|vision_start|> +1.4)', async (t) => {
+  const cwd = tempDir('showo2-cli-interleave2-');
+  const r = await runCli(
+    ['interleave', 'A walk in the park.', '--model', modelDir, '--vae', vaePath, '--temperature', '0', '--logit-bias', '151652=1.4',
+      '--max-images', '2', '--max-tokens', '24', ...FAST, '--guidance', '3', '-o', 'walk', '--json'],
+    { cwd },
+  );
+  t.is(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { images: { index: number; path: string }[]; text: string[]; usage: { images: number } };
+  t.is(out.usage.images, 2);
+  t.deepEqual(out.images.map((i) => i.index), [0, 1]);
+  t.is(out.text.length, 3); // text, image, text, image, text
+  for (const image of out.images) t.is(decodeImage(fs.readFileSync(path.join(cwd, image.path))).width, 64);
+  const md = fs.readFileSync(path.join(cwd, 'walk', 'answer.md'), 'utf8');
+  t.true(md.indexOf('![image 0](image-0.png)') < md.indexOf('![image 1](image-1.png)'));
 });
