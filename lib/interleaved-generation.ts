@@ -31,29 +31,34 @@ import { firstNonFinite, isDefined, isOneOf, isPlainObject, isPositiveInteger } 
 /** An earlier part of the conversation, given to {@link ShowO2Model.generateInterleaved} as `history`. */
 export type InterleavedInput =
   | {
-      /** Text, tokenized and appended. */
+      /** A text part. */
       type: 'text';
+      /** The text, tokenized and appended. */
       text: string;
     }
   | {
-      /** Token ids appended as they are (e.g. a text part's `tokens` from an earlier answer). */
+      /** A text part given as token ids. */
       type: 'text';
+      /** Token ids appended as they are (e.g. a text part's `tokens` from an earlier answer). */
       tokens: readonly number[];
     }
   | {
-      /** An image at exactly the generation size (`width` x `height`): a path, PNG/JPEG/WebP bytes or an RgbImage. */
+      /** An image part. */
       type: 'image';
+      /** An image at exactly the generation size (`width` x `height`): a path, PNG/JPEG/WebP bytes or an RgbImage. */
       image: RgbImage | Uint8Array | string;
     }
   | {
-      /** An image given by its latent `[1, 16, 1, h, w]` (e.g. an image part's `latents`), used without the VAE. */
+      /** An image part given by its latent. */
       type: 'image';
+      /** The latent `[1, 16, 1, h, w]` (e.g. an image part's `latents`), used as is, without the VAE. */
       latents: LatentTensor;
     };
 
 /** One part of an interleaved answer. */
 export type InterleavedPart =
   | {
+      /** Text the model wrote. */
       type: 'text';
       /** The text the model wrote (special tokens left out). */
       text: string;
@@ -61,6 +66,7 @@ export type InterleavedPart =
       tokens: number[];
     }
   | {
+      /** An image the model drew. */
       type: 'image';
       /** 0 for the answer's first image, then 1, ... */
       index: number;
@@ -73,7 +79,14 @@ export type InterleavedPart =
     };
 
 /** What {@link ShowO2Model.generateInterleavedStream} yields: text as it is decoded, each image when it is done. */
-export type InterleavedEvent = { type: 'text'; text: string } | Extract<InterleavedPart, { type: 'image' }>;
+export type InterleavedEvent =
+  | {
+      /** A piece of text, as soon as it is decoded (never a broken UTF-8 character). */
+      type: 'text';
+      /** The new text. */
+      text: string;
+    }
+  | Extract<InterleavedPart, { type: 'image' }>;
 
 /** Why an interleaved answer ended. */
 export type InterleavedFinishReason = 'eos' | 'length' | 'abort';
@@ -150,6 +163,7 @@ export interface InterleavedGenerationResult {
   parts: InterleavedPart[];
   /** `'eos'`: the model ended; `'length'`: maxTokens or the context; `'abort'`: the signal. */
   finishReason: InterleavedFinishReason;
+  /** What the answer used. */
   usage: {
     /** Positions of the prompt and the history. */
     promptTokens: number;
