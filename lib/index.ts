@@ -108,8 +108,11 @@ export {
   type InterleavedFinishReason,
   type InterleavedGenerationOptions,
   type InterleavedGenerationResult,
+  type InterleavedImagePart,
   type InterleavedInput,
   type InterleavedPart,
+  type InterleavedTextEvent,
+  type InterleavedTextPart,
 } from './interleaved-generation.js';
 export { encodeAnimatedPng, type AnimatedPngOptions } from './animation.js';
 export { DEMO_MODEL } from './demo-model.js';

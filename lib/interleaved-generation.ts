@@ -55,38 +55,43 @@ export type InterleavedInput =
       latents: LatentTensor;
     };
 
+/** Text the model wrote: one part of an interleaved answer. */
+export interface InterleavedTextPart {
+  /** Always `'text'`. */
+  type: 'text';
+  /** The text (special tokens left out). */
+  text: string;
+  /** Its token ids. */
+  tokens: number[];
+}
+
+/** An image the model drew: one part of an interleaved answer, and what the stream yields for it. */
+export interface InterleavedImagePart {
+  /** Always `'image'`. */
+  type: 'image';
+  /** 0 for the answer's first image, then 1, ... */
+  index: number;
+  /** The decoded image (absent with `output: 'latent'`). */
+  image?: RgbImage;
+  /** The final latent `[1, 16, 1, h, w]`, as it stays in the conversation. */
+  latents: LatentTensor;
+  /** The seed of this image's noise (`seed + index`; meaningless with explicit `latents`). */
+  seed: number;
+}
+
 /** One part of an interleaved answer. */
-export type InterleavedPart =
-  | {
-      /** Text the model wrote. */
-      type: 'text';
-      /** The text the model wrote (special tokens left out). */
-      text: string;
-      /** Its token ids. */
-      tokens: number[];
-    }
-  | {
-      /** An image the model drew. */
-      type: 'image';
-      /** 0 for the answer's first image, then 1, ... */
-      index: number;
-      /** The decoded image (absent with `output: 'latent'`). */
-      image?: RgbImage;
-      /** The final latent `[1, 16, 1, h, w]`, as it stays in the conversation. */
-      latents: LatentTensor;
-      /** The seed of this image's noise (`seed + index`; meaningless with explicit `latents`). */
-      seed: number;
-    };
+export type InterleavedPart = InterleavedTextPart | InterleavedImagePart;
+
+/** A piece of text as the stream yields it, as soon as it is decoded (never a broken UTF-8 character). */
+export interface InterleavedTextEvent {
+  /** Always `'text'`. */
+  type: 'text';
+  /** The new text. */
+  text: string;
+}
 
 /** What {@link ShowO2Model.generateInterleavedStream} yields: text as it is decoded, each image when it is done. */
-export type InterleavedEvent =
-  | {
-      /** A piece of text, as soon as it is decoded (never a broken UTF-8 character). */
-      type: 'text';
-      /** The new text. */
-      text: string;
-    }
-  | Extract<InterleavedPart, { type: 'image' }>;
+export type InterleavedEvent = InterleavedTextEvent | InterleavedImagePart;
 
 /** Why an interleaved answer ended. */
 export type InterleavedFinishReason = 'eos' | 'length' | 'abort';
@@ -449,13 +454,13 @@ export async function* runInterleavedGeneration(
   };
   signal?.addEventListener('abort', onAbort);
 
-  const emitText = (piece: string): { type: 'text'; text: string } | null => {
+  const emitText = (piece: string): InterleavedTextEvent | null => {
     if (piece.length === 0) return null;
     textSoFar += piece;
     r.onTextChunk?.(piece);
     return { type: 'text', text: piece };
   };
-  const closeText = (): { type: 'text'; text: string } | null => {
+  const closeText = (): InterleavedTextEvent | null => {
     const rest = emitText(decoder.flush());
     if (textIds.length > 0 || textSoFar.length > 0) parts.push({ type: 'text', text: textSoFar, tokens: textIds });
     textIds = [];
@@ -615,7 +620,7 @@ export async function* runInterleavedGeneration(
           const pixels = await ctx.run(() => callNative(() => ctx.native.decodeLatents(latent)));
           image = pixelsToFrames(pixels.data, pixels.shape, r.rounding)[0]![0]!;
         }
-        const part: Extract<InterleavedPart, { type: 'image' }> = {
+        const part: InterleavedImagePart = {
           type: 'image',
           index,
           ...(image ? { image } : {}),
