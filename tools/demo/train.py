@@ -77,7 +77,7 @@ VAE_CONFIG = dict(dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, att
 
 
 def model_config(vocab_size, vae_config, patch_size):
-    grid = scenes.RESOLUTION // (8 * patch_size)  # 64 px -> 8x8 latent -> 8x8 tokens of 1x1 (patch 1)
+    grid = scenes.RESOLUTION // (8 * patch_size)  # 64 px -> 8x8 latent -> 4x4 tokens of 2x2 (patch 2)
     return {
         "_class_name": "Showo2Qwen2_5",
         "add_qk_norm": True,
@@ -530,8 +530,10 @@ def main():
     parser.add_argument("--vae-batch", type=int, default=16)
     parser.add_argument("--vae-lr", type=float, default=2e-3)
     parser.add_argument("--scenes", type=int, default=12000)
-    parser.add_argument("--patch-size", type=int, default=1, help="latent pixels per visual token side")
-    parser.add_argument("--ntp-weighting", choices=["sample", "token"], default="sample",
+    # The committed weights use patch 2 (Show-o2's) and token weighting; tools/demo/experiment-patch1.log is a run with
+    # --patch-size 1 --ntp-weighting sample (see the model card's "What was tried").
+    parser.add_argument("--patch-size", type=int, default=2, help="latent pixels per visual token side")
+    parser.add_argument("--ntp-weighting", choices=["sample", "token"], default="token",
                         help="next-token loss: mean over answers (sample) or over all answer tokens (token)")
     parser.add_argument("--steps", type=int, default=7000)
     parser.add_argument("--batch-gen", type=int, default=32)
