@@ -18,11 +18,11 @@
 #
 # Needs clang and libFuzzer with the ASan/UBSan runtimes (Debian/Ubuntu: clang libclang-rt-<version>-dev), CMake,
 # and python3 (the seed corpora take headers and data.pkl out of the fixtures). On a shared machine run it under
-# `nice -n 19`; CMAKE_BUILD_PARALLEL_LEVEL sets the build's jobs.
+# `nice -n 19`; CMAKE_BUILD_PARALLEL_LEVEL sets the build's jobs, SHOWO2_FUZZ_BUILD_DIR another folder than build-fuzz/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build_dir=build-fuzz
+build_dir="${SHOWO2_FUZZ_BUILD_DIR:-build-fuzz}"
 harnesses=(json safetensors sharded_index torch_zip pickle torch_checkpoint config)
 
 # Largest input per harness: above what the seeds need, small enough to keep executions fast.
