@@ -192,10 +192,12 @@ run_all() {
     if [ "$rc" != 0 ] || [ -n "$(ls -A "$findings")" ]; then
       result="FINDING (exit $rc; $findings/)"
       failed+=("$h")
-      grep -E "ERROR|SUMMARY|fuzz invariant|unexpected error code|runtime error|deadly signal|terminate" "$log" | head -n 20 >&2 || true
+      grep -E "ERROR|SUMMARY|fuzz invariant|unexpected error code|runtime error|deadly signal|terminate" "$log" |
+        head -n 20 >&2 || true
       echo "fuzz: $h: full log in $log" >&2
     fi
-    rows+=("$(printf '%-17s %12s %9s %8s %9s %7s  %s' "$h" "${execs:-?}" "${rate:-?}" "${rss:-?}" "$units" "${seconds}s" "$result")")
+    rows+=("$(printf '%-17s %12s %9s %8s %9s %7s  %s' "$h" "${execs:-?}" "${rate:-?}" "${rss:-?}" "$units" \
+      "${seconds}s" "$result")")
   done
 
   echo

@@ -60,7 +60,8 @@ inline void addressed_bytes(const Tensor& t, const uint8_t** begin, size_t* leng
   *length = 0;
   if (t.numel() == 0) return;
   uint64_t last = 0;
-  for (int64_t d = 0; d < t.dim(); ++d) last += static_cast<uint64_t>(t.size(d) - 1) * static_cast<uint64_t>(t.stride(d));
+  for (int64_t d = 0; d < t.dim(); ++d)
+    last += static_cast<uint64_t>(t.size(d) - 1) * static_cast<uint64_t>(t.stride(d));
   *length = static_cast<size_t>((last + 1) * dtype_size(t.dtype()));
 }
 

@@ -123,7 +123,8 @@ SHOWO2_TEST(inconsistent_or_wrong_fields_are_typed_errors_naming_the_field) {
 // VAE has at most 16 stages, named in an ERR_INVALID_ARGUMENT.
 SHOWO2_TEST(sizes_beyond_the_config_limit_are_refused_before_they_overflow) {
   std::string m = error_message(R"({"image_latent_height": 4611686018427387904})");
-  CHECK(contains(m, "config.json: image_latent_height: expected a positive integer up to 1048576 but got 4611686018427387904"));
+  CHECK(contains(m, "config.json: image_latent_height: expected a positive integer up to 1048576 but got "
+                    "4611686018427387904"));
   m = error_message(R"({"patch_size": 4611686018427387904})");
   CHECK(contains(m, "patch_size: expected a positive integer up to 1048576"));
   m = error_message(R"({"llm_config": {"vocab_size": 151669, "max_position_embeddings": 1048577}})");

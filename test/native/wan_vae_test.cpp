@@ -144,7 +144,8 @@ SHOWO2_TEST(config_defaults_are_wan21_and_json_parses) {
     stages += ",1";
     if (i) temporal += ",true";
   }
-  CHECK_EQ(error_of(stages + "]" + temporal + "]}"), std::string("inline: dim_mult: expected 2 to 16 stages but got 17"));
+  CHECK_EQ(error_of(stages + "]" + temporal + "]}"),
+           std::string("inline: dim_mult: expected 2 to 16 stages but got 17"));
   CHECK_EQ(error_of(R"({"dim_mult": [1, 2, 4, 4398046511104]})"),
            std::string("inline: dim_mult: expected multipliers from 1 to 1048576"));
   CHECK_EQ(error_of(R"({"dim": 4398046511104})"),

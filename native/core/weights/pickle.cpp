@@ -197,7 +197,7 @@ class Unpickler {
     v->str = std::move(s);
     return v;
   }
-  // Accounts for `n` bytes about to be copied from a string value (UnpickleLimits::max_copied_bytes).
+  // Accounts for `n` bytes about to be copied out of a value the VM already holds (UnpickleLimits::max_copied_bytes).
   void charge_copy(size_t n, const char* what) {
     copied_bytes_ += n;
     if (copied_bytes_ > size_ + limits_.max_copied_bytes)
