@@ -146,6 +146,10 @@ weights::JsonValue parse_config_json(const std::string& text, const std::string&
   return root;
 }
 
+std::string config_size_error(int64_t value) {
+  return "expected a positive integer up to " + std::to_string(kMaxConfigSize) + " but got " + std::to_string(value);
+}
+
 void require_config(bool ok, const std::string& source, const std::string& field, const std::string& expected,
                     const std::string& got) {
   if (!ok) fail(ErrorCode::InvalidArgument, source, ": ", field, ": expected ", expected, " but got ", got);

@@ -51,6 +51,16 @@ class ConfigReader {
   std::string path_;
 };
 
+// The largest value a size or count in a config.json may take: 2^20 = 1,048,576 (widths, heads, layers, vocabulary,
+// context length, latent grid, ...). The released models stay far below it (vocabulary 151,669; widths up to 18,944;
+// context 32,768), and the bound keeps every size derived from up to three fields (the image resolution, a weight's
+// element count, a position table) inside int64: without it a hostile config.json overflows them, which is undefined
+// behaviour, while the model is being built and before its weights are looked at.
+constexpr int64_t kMaxConfigSize = int64_t{1} << 20;
+inline bool is_config_size(int64_t value) { return value > 0 && value <= kMaxConfigSize; }
+// "expected a positive integer up to 1048576 but got <value>": the message for a value that is not a config size.
+std::string config_size_error(int64_t value);
+
 // Parses `text` as a JSON object (ERR_CORRUPT_FILE for invalid JSON, ERR_INVALID_ARGUMENT when not an object).
 weights::JsonValue parse_config_json(const std::string& text, const std::string& source);
 

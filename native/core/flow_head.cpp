@@ -55,7 +55,7 @@ void FlowHeadConfig::validate(const std::string& where) const {
                               {"head_dim", head_dim},
                               {"max_position_embeddings", max_position_embeddings},
                               {"frequency_embedding_size", frequency_embedding_size}})
-    if (value <= 0) bad(field, "expected a positive integer but got " + std::to_string(value));
+    if (!is_config_size(value)) bad(field, config_size_error(value));
   if (num_attention_heads % num_key_value_heads != 0)
     bad("num_key_value_heads", "expected a divisor of num_attention_heads (" + std::to_string(num_attention_heads) +
                                    ") but got " + std::to_string(num_key_value_heads));

@@ -86,7 +86,7 @@ void Qwen2Config::validate(const std::string& where) const {
     fail(ErrorCode::InvalidArgument, where, ": ", field, ": ", why);
   };
   auto positive = [&bad](const char* field, int64_t v) {
-    if (v <= 0) bad(field, "expected a positive integer but got " + std::to_string(v));
+    if (!is_config_size(v)) bad(field, config_size_error(v));
   };
   positive("vocab_size", vocab_size);
   positive("hidden_size", hidden_size);
@@ -98,7 +98,9 @@ void Qwen2Config::validate(const std::string& where) const {
   if (num_attention_heads % num_key_value_heads != 0)
     bad("num_key_value_heads", "expected a divisor of num_attention_heads (" + std::to_string(num_attention_heads) +
                                    ") but got " + std::to_string(num_key_value_heads));
-  if (head_dim < 0) bad("head_dim", "expected 0 (derived) or a positive integer but got " + std::to_string(head_dim));
+  if (head_dim != 0 && !is_config_size(head_dim))
+    bad("head_dim", "expected 0 (derived) or a positive integer up to " + std::to_string(kMaxConfigSize) + " but got " +
+                        std::to_string(head_dim));
   if (head_dim == 0 && hidden_size % num_attention_heads != 0)
     bad("head_dim", "is 0 (derived as hidden_size / num_attention_heads) but hidden_size " +
                         std::to_string(hidden_size) + " is not a multiple of num_attention_heads " +

@@ -25,7 +25,7 @@ Showo2Config Showo2Config::from_json(const std::string& text, const std::string&
   r.read("add_time_embeds", &c.add_time_embeds);
 
   auto positive = [&r](const char* field, int64_t v) {
-    if (v <= 0) r.fail_field(field, "expected a positive integer but got " + std::to_string(v));
+    if (!is_config_size(v)) r.fail_field(field, config_size_error(v));
   };
   positive("hidden_size", c.hidden_size);
   positive("llm_vocab_size", c.llm_vocab_size);

@@ -33,13 +33,10 @@ void SiglipConfig::validate(const std::string& where) const {
   auto bad = [&where](const char* field, const std::string& why) {
     fail(ErrorCode::InvalidArgument, where, ": ", field, ": ", why);
   };
-  if (hidden_size <= 0) bad("hidden_size", "expected a positive integer but got " + std::to_string(hidden_size));
-  if (intermediate_size <= 0)
-    bad("intermediate_size", "expected a positive integer but got " + std::to_string(intermediate_size));
-  if (num_hidden_layers <= 0)
-    bad("num_hidden_layers", "expected a positive integer but got " + std::to_string(num_hidden_layers));
-  if (num_attention_heads <= 0)
-    bad("num_attention_heads", "expected a positive integer but got " + std::to_string(num_attention_heads));
+  if (!is_config_size(hidden_size)) bad("hidden_size", config_size_error(hidden_size));
+  if (!is_config_size(intermediate_size)) bad("intermediate_size", config_size_error(intermediate_size));
+  if (!is_config_size(num_hidden_layers)) bad("num_hidden_layers", config_size_error(num_hidden_layers));
+  if (!is_config_size(num_attention_heads)) bad("num_attention_heads", config_size_error(num_attention_heads));
   if (hidden_size % num_attention_heads != 0)
     bad("num_attention_heads", "expected a divisor of hidden_size " + std::to_string(hidden_size) + " but got " +
                                    std::to_string(num_attention_heads));

@@ -48,13 +48,15 @@ void WanVaeConfig::validate(const std::string& where) const {
   auto bad = [&where](const char* field, const std::string& why) {
     fail(ErrorCode::InvalidArgument, where, ": ", field, ": ", why);
   };
-  if (dim <= 0) bad("dim", "expected a positive integer but got " + std::to_string(dim));
+  if (!is_config_size(dim)) bad("dim", config_size_error(dim));
   if (dim % 2 != 0) bad("dim", "expected an even value (the upsamplers halve channels) but got " + std::to_string(dim));
-  if (z_dim <= 0) bad("z_dim", "expected a positive integer but got " + std::to_string(z_dim));
-  if (num_res_blocks <= 0) bad("num_res_blocks", "expected a positive integer but got " + std::to_string(num_res_blocks));
-  if (dim_mult.size() < 2) bad("dim_mult", "expected at least 2 stages");
+  if (!is_config_size(z_dim)) bad("z_dim", config_size_error(z_dim));
+  if (!is_config_size(num_res_blocks)) bad("num_res_blocks", config_size_error(num_res_blocks));
+  // The spatial stride is 2^(stages - 1) (and the temporal one at most that): 16 stages keep it a small power of two.
+  if (dim_mult.size() < 2 || dim_mult.size() > 16)
+    bad("dim_mult", "expected 2 to 16 stages but got " + std::to_string(dim_mult.size()));
   for (int64_t m : dim_mult)
-    if (m <= 0) bad("dim_mult", "expected positive multipliers");
+    if (!is_config_size(m)) bad("dim_mult", "expected multipliers from 1 to " + std::to_string(kMaxConfigSize));
   if (temperal_downsample.size() != dim_mult.size() - 1)
     bad("temperal_downsample", "expected " + std::to_string(dim_mult.size() - 1) + " entries (len(dim_mult) - 1) but got " +
                                    std::to_string(temperal_downsample.size()));

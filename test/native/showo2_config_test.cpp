@@ -117,6 +117,37 @@ SHOWO2_TEST(inconsistent_or_wrong_fields_are_typed_errors_naming_the_field) {
   CHECK(contains(m, "hidden_act"));
 }
 
+// Found with test/fuzz/config_fuzz.cpp: sizes had no upper bound, so a config.json with a huge image_latent_height or
+// patch_size overflowed int64 (undefined behaviour) in image_resolution() and in the model's constructor, and a VAE
+// with 65 stages shifted past 64 bits in spatial_stride(). Every size is now at most kMaxConfigSize (2^20) and the
+// VAE has at most 16 stages, named in an ERR_INVALID_ARGUMENT.
+SHOWO2_TEST(sizes_beyond_the_config_limit_are_refused_before_they_overflow) {
+  std::string m = error_message(R"({"image_latent_height": 4611686018427387904})");
+  CHECK(contains(m, "config.json: image_latent_height: expected a positive integer up to 1048576 but got "
+                    "4611686018427387904"));
+  m = error_message(R"({"patch_size": 4611686018427387904})");
+  CHECK(contains(m, "patch_size: expected a positive integer up to 1048576"));
+  m = error_message(R"({"llm_config": {"vocab_size": 151669, "max_position_embeddings": 1048577}})");
+  CHECK(contains(m, "llm_config: max_position_embeddings: expected a positive integer up to 1048576"));
+  m = error_message(R"({"llm_config": {"head_dim": 2097152}})");
+  CHECK(contains(m, "llm_config: head_dim: expected 0 (derived) or a positive integer up to 1048576"));
+  m = error_message(R"({"und_trans_config": {"intermediate_size": 1099511627776}})");
+  CHECK(contains(m, "und_trans_config: intermediate_size: expected a positive integer up to 1048576"));
+  m = error_message(R"({"diffusion_head_config": {"frequency_embedding_size": 1099511627776}})");
+  CHECK(contains(m, "diffusion_head_config: frequency_embedding_size: expected a positive integer up to 1048576"));
+  std::string many_stages = R"({"vae_config": {"dim_mult": [1)";
+  for (int i = 0; i < 65; ++i) many_stages += ",1";
+  many_stages += R"(], "temperal_downsample": [false)";
+  for (int i = 0; i < 64; ++i) many_stages += ",true";
+  many_stages += "]}}";
+  m = error_message(many_stages);
+  CHECK(contains(m, "vae_config: dim_mult: expected 2 to 16 stages but got 66"));
+  // The limits themselves are accepted (and image_resolution() stays exact).
+  const Showo2Config c = Showo2Config::from_json(R"({"image_latent_height": 1048576, "patch_size": 1048576})",
+                                                 "config.json");
+  CHECK_EQ(c.image_resolution(), int64_t{1048576} * 1048576 * 8);
+}
+
 // The parameter table of spec §9.1 (computed there from the published shapes): LLM 1.543 B (tied embedding counted
 // once), semantic layers 0.396 B, flow head 10 x 86.0 M, total about 2.83 B.
 SHOWO2_TEST(parameter_counts_match_the_spec_table_for_1_5b) {

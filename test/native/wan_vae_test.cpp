@@ -128,6 +128,28 @@ SHOWO2_TEST(config_defaults_are_wan21_and_json_parses) {
   CHECK_THROWS_CODE(WanVaeConfig::from_json(R"({"dim": "big"})", "inline"), InvalidArgument);
   CHECK_THROWS_CODE(WanVaeConfig::from_json(R"({"temperal_downsample": [true]})", "inline"), InvalidArgument);
   CHECK_THROWS_CODE(WanVaeConfig::from_json(R"({"z_dim": 8})", "inline"), InvalidArgument);  // 16 mean values
+  // Found with test/fuzz/config_fuzz.cpp: 65 stages made spatial_stride() shift past 64 bits, 64 temporal stages
+  // overflowed temporal_stride(), and huge channel multipliers overflowed the channel counts.
+  auto error_of = [](const std::string& json) -> std::string {
+    try {
+      WanVaeConfig::from_json(json, "inline");
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::InvalidArgument);
+      return e.what();
+    }
+    return "(no error)";
+  };
+  std::string stages = R"({"dim_mult": [1)", temporal = R"(, "temperal_downsample": [true)";
+  for (int i = 0; i < 16; ++i) {
+    stages += ",1";
+    if (i) temporal += ",true";
+  }
+  CHECK_EQ(error_of(stages + "]" + temporal + "]}"),
+           std::string("inline: dim_mult: expected 2 to 16 stages but got 17"));
+  CHECK_EQ(error_of(R"({"dim_mult": [1, 2, 4, 4398046511104]})"),
+           std::string("inline: dim_mult: expected multipliers from 1 to 1048576"));
+  CHECK_EQ(error_of(R"({"dim": 4398046511104})"),
+           std::string("inline: dim: expected a positive integer up to 1048576 but got 4398046511104"));
 }
 
 SHOWO2_TEST(image_encode_and_decode_match_reference) {

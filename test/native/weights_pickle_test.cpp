@@ -163,6 +163,43 @@ SHOWO2_TEST(cycles_and_deep_nesting_are_refused) {
                        CorruptFile, "more than 100 values");
 }
 
+// Found while writing test/fuzz/pickle_fuzz.cpp, and confirmed with it: a memoized value referenced again costs two
+// bytes, but every dict key, storage key/location, _codecs.encode result and tensor size made a full copy of it, so
+// memory grew with the square of the input (a 74 kB pickle allocated 256 MB of copies of one 32 kB dict key; 1 MB
+// would ask for ~64 GB). Copies now count against UnpickleLimits::max_copied_bytes beyond the input's own size.
+SHOWO2_TEST(copies_of_memoized_values_are_bounded) {
+  using namespace std::string_literals;  // "..."s keeps embedded NUL bytes
+  auto le32 = [](uint32_t v) { return std::string{char(v), char(v >> 8), char(v >> 16), char(v >> 24)}; };
+  const std::string long_string = "X" + le32(32000) + std::string(32000, 'k') + "q\x00"s;  // memo 0
+  // Many one-entry dicts whose key is the same memoized 32 kB string: {k: None} for 4 bytes each.
+  std::string dicts = "\x80\x02"s + long_string + "(";
+  for (int i = 0; i < 3000; ++i) dicts += "}h\x00Ns"s;
+  dicts += "l.";
+  CHECK_THROWS_MESSAGE(run(dicts), CorruptFile, "dict keys copy more than", "bytes in all");
+  // Storage keys: the same memoized persistent id ('storage', FloatStorage, <32 kB key>, 'cpu', 1) loaded again and
+  // again.
+  std::string storages = "\x80\x02(X\x07\x00\x00\x00storagectorch\nFloatStorage\n"s + long_string +
+                         "X\x03\x00\x00\x00"s + "cpuK\x01tq\x01("s;
+  for (int i = 0; i < 3000; ++i) storages += "h\x01Q"s;
+  storages += "l.";
+  CHECK_THROWS_MESSAGE(run(storages), CorruptFile, "storage keys and locations copy more than");
+  // _codecs.encode of one memoized string, over and over.
+  std::string encodes = "\x80\x02"s + "c_codecs\nencode\nq\x02"s + long_string + "X\x06\x00\x00\x00latin1q\x03("s;
+  for (int i = 0; i < 3000; ++i) encodes += "h\x02h\x00h\x03\x86R"s;
+  encodes += "l.";
+  CHECK_THROWS_MESSAGE(run(encodes), CorruptFile, "_codecs.encode results copy more than");
+  // Under the limit the same shapes load: two dicts sharing a 5-byte key copy 10 bytes.
+  UnpickleLimits small;
+  small.max_copied_bytes = 100;
+  const std::string few = "\x80\x02X\x05\x00\x00\x00"s + "abcdeq\x00" "0(}h\x00Ns}h\x00Nsl."s;
+  CHECK_EQ(unpickle(reinterpret_cast<const uint8_t*>(few.data()), few.size(), "t", small)->items.size(), size_t{2});
+  // A real state dict copies less than its own size, so it loads with no allowance beyond that.
+  const std::string real = real_pickle("tiny_model.bin");
+  small.max_copied_bytes = 0;
+  CHECK(unpickle(reinterpret_cast<const uint8_t*>(real.data()), real.size(), "t", small)->kind ==
+        PickleValue::Kind::Dict);
+}
+
 // Random byte edits of a real state-dict pickle: every outcome is a value or a showo2::Error (never a crash, hang or
 // other exception). Run under -DSHOWO2_SANITIZE=ON to also catch out-of-bounds reads and leaks.
 SHOWO2_TEST(random_pickle_mutations_load_or_fail_cleanly) {

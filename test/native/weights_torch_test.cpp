@@ -169,6 +169,28 @@ SHOWO2_TEST(bad_torch_files_give_typed_errors_naming_the_file) {
   CHECK_THROWS_MESSAGE(TorchCheckpoint::open(weights_fixture("tiny.safetensors")), CorruptFile, "zip signature");
 }
 
+// Found with test/fuzz/torch_checkpoint_fuzz.cpp: a storage entry flagged as encrypted passed open(); load() then
+// threw ERR_UNSUPPORTED_FORMAT (an unaligned storage, copied through stored_data) or returned the encrypted bytes as
+// the tensor (an aligned one, borrowed from the mapping). open() now refuses it, naming the entry.
+SHOWO2_TEST(encrypted_storage_entries_are_refused_at_open) {
+  for (const char* fixture : {"tiny_model.bin", "tiny_model_unaligned.bin"}) {
+    std::vector<uint8_t> bytes = test::read_bytes(weights_fixture(fixture));
+    TorchZipArchive zip(MappedFile::open(weights_fixture(fixture)));
+    const std::string name = zip.prefix() + "/data/0";
+    // Set bit 0 (encrypted) of the general-purpose flags (offset 8) in the entry's central directory record.
+    size_t flags_at = 0;
+    for (size_t i = 0; i + 46 + name.size() <= bytes.size(); ++i)
+      if (load_le32(&bytes[i]) == 0x02014b50 && load_le16(&bytes[i + 28]) == name.size() &&
+          std::memcmp(&bytes[i + 46], name.data(), name.size()) == 0)
+        flags_at = i + 8;
+    CHECK(flags_at != 0);
+    bytes[flags_at] |= 1;
+    const std::string path = scratch_dir() + "/encrypted_" + fixture;
+    test::write_bytes(path, bytes);
+    CHECK_THROWS_MESSAGE(open_weight_file(path), UnsupportedFormat, path, "'" + name + "' is encrypted");
+  }
+}
+
 SHOWO2_TEST(missing_torch_tensor_is_reported_by_name) {
   auto wf = open_weight_file(weights_fixture("tiny_model.bin"));
   CHECK_THROWS_MESSAGE(wf->load("model.nope"), TensorNotFound, "'model.nope'", "tiny_model.bin");

@@ -72,7 +72,8 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
 }
 
 MappedFile::~MappedFile() {
-  if (data_) UnmapViewOfFile(data_);
+  if (owned_) std::free(const_cast<uint8_t*>(data_));
+  else if (data_) UnmapViewOfFile(data_);
   if (platform_handle_) CloseHandle(static_cast<HANDLE>(platform_handle_));
 }
 
@@ -156,6 +157,22 @@ MappedFile::~MappedFile() {
 }
 
 #endif
+
+// ---- bytes already in memory (all platforms) ------------------------------------------------------------------------
+
+std::shared_ptr<const MappedFile> MappedFile::from_bytes(const std::string& name, const void* data, size_t size) {
+  if (size == 0) fail(ErrorCode::CorruptFile, name, ": file is empty");
+  std::shared_ptr<MappedFile> file(new MappedFile());
+  file->path_ = name;
+  // An exact-size heap copy: the caller's buffer may go away, and an out-of-bounds read is visible to ASan.
+  void* buffer = std::malloc(size);
+  if (buffer == nullptr) fail(ErrorCode::OutOfMemory, name, ": cannot allocate ", size, " bytes for its contents");
+  std::memcpy(buffer, data, size);
+  file->data_ = static_cast<const uint8_t*>(buffer);
+  file->size_ = size;
+  file->owned_ = true;
+  return file;
+}
 
 // ---- bounds-checked access (all platforms) --------------------------------------------------------------------------
 

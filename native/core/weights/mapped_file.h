@@ -31,6 +31,10 @@ class MappedFile : public std::enable_shared_from_this<MappedFile> {
   // Maps `path` read-only. Throws ERR_FILE_NOT_FOUND (missing), ERR_FILE_READ (a directory, no permission, or the
   // OS refused to map it) or ERR_CORRUPT_FILE (an empty file: no weight format is empty).
   static std::shared_ptr<const MappedFile> open(const std::string& path);
+  // A private copy of `size` bytes already in memory, read like a file called `name` (which error messages show).
+  // For callers that hold the bytes rather than a path: the fuzz harnesses (test/fuzz/) and tests. An empty span is
+  // ERR_CORRUPT_FILE, as an empty file is.
+  static std::shared_ptr<const MappedFile> from_bytes(const std::string& name, const void* data, size_t size);
 
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
@@ -59,8 +63,8 @@ class MappedFile : public std::enable_shared_from_this<MappedFile> {
   std::string path_;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
-  void* platform_handle_ = nullptr;  // Windows: the file-mapping handle; unused on POSIX
-  bool owned_ = false;               // SHOWO2_NO_MMAP: data_ is a malloc'd copy, not a mapping
+  [[maybe_unused]] void* platform_handle_ = nullptr;  // Windows: the file-mapping handle; unused on POSIX
+  bool owned_ = false;               // SHOWO2_NO_MMAP or from_bytes: data_ is a malloc'd copy, not a mapping
 };
 
 // Little-endian decoding from raw bytes already known to be in bounds (callers check with span()).

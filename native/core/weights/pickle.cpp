@@ -197,6 +197,13 @@ class Unpickler {
     v->str = std::move(s);
     return v;
   }
+  // Accounts for `n` bytes about to be copied out of a value the VM already holds (UnpickleLimits::max_copied_bytes).
+  void charge_copy(size_t n, const char* what) {
+    copied_bytes_ += n;
+    if (copied_bytes_ > size_ + limits_.max_copied_bytes)
+      corrupt(what, " copy more than ", size_ + limits_.max_copied_bytes,
+              " bytes in all (a memoized value used over and over; a state dict copies each key once)");
+  }
 
   // Records that `child` now lives inside `container`: it may no longer change, and the container's depth grows.
   void adopt(PickleValue& container, const PickleValuePtr& child) {
@@ -224,7 +231,13 @@ class Unpickler {
     size_t next = d.dict.size();
     size_t slot;
     if (key->kind == PickleValue::Kind::String) {
-      slot = d.str_keys.emplace(key->str, next).first->second;
+      auto it = d.str_keys.find(key->str);
+      if (it != d.str_keys.end()) {
+        slot = it->second;
+      } else {
+        charge_copy(key->str.size(), "dict keys");
+        slot = d.str_keys.emplace(key->str, next).first->second;
+      }
     } else if (key->kind == PickleValue::Kind::Int || key->kind == PickleValue::Kind::Bool) {
       int64_t k = key->kind == PickleValue::Kind::Bool ? (key->b ? 1 : 0) : key->i;
       slot = d.int_keys.emplace(k, next).first->second;
@@ -374,6 +387,7 @@ class Unpickler {
     if (ref->size.size() != ref->stride.size())
       corrupt(fn, ": size ", shape_to_string(ref->size), " and stride ", shape_to_string(ref->stride),
               " differ in rank");
+    charge_copy(2 * sizeof(int64_t) * ref->size.size(), "tensor sizes and strides");
     if (v3) {
       expect_arg(args, 6, PickleValue::Kind::Dtype, fn, "dtype");
       if (!ref->storage->untyped) corrupt(fn, " expects an UntypedStorage");
@@ -395,6 +409,7 @@ class Unpickler {
       unsupported("_codecs.encode with encoding '", args[1]->str, "'");
     std::string out;
     const std::string& s = args[0]->str;
+    charge_copy(s.size(), "_codecs.encode results");
     for (size_t i = 0; i < s.size(); ++i) {
       unsigned char c = static_cast<unsigned char>(s[i]);
       if (c < 0x80) {
@@ -456,6 +471,7 @@ class Unpickler {
       corrupt("storage key is ", key.a_kind());
     if (location.kind != PickleValue::Kind::String) corrupt("storage location is ", location.a_kind());
     if (numel.kind != PickleValue::Kind::Int || numel.i < 0) corrupt("storage size must be a non-negative int");
+    charge_copy(key.str.size() + location.str.size(), "storage keys and locations");
     auto ref = std::make_shared<StorageRef>();
     ref->untyped = cls.global == PickleValue::Global::UntypedStorage;
     if (!ref->untyped) ref->dtype = cls.dtype;
@@ -671,6 +687,7 @@ class Unpickler {
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, PickleValuePtr> memo_;
   size_t values_created_ = 0;
+  size_t copied_bytes_ = 0;
 };
 
 }  // namespace

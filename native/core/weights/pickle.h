@@ -118,6 +118,11 @@ struct UnpickleLimits {
   size_t max_memo = 1u << 20;    // memo entries
   size_t max_marks = 1024;      // nested MARKs
   int max_depth = 128;          // container nesting (a state dict is 2-4 deep)
+  // Bytes the VM may copy out of values it already holds (dict keys, storage keys and locations, decoded bytes,
+  // tensor sizes and strides), beyond the size of the pickle itself. A memoized value can be referenced again for
+  // two bytes, so without a cap memory would grow with the square of the input (a 1 MB pickle could ask for ~64 GB).
+  // A state dict copies each of its keys once, plus a few bytes per tensor.
+  size_t max_copied_bytes = 64u << 20;
 };
 
 // Runs the restricted VM over `data` and returns the unpickled object. `source` names the file and entry in error

@@ -85,8 +85,12 @@ std::string resolve_shard_path(const std::string& index_path, const std::string&
 }
 
 std::unique_ptr<WeightFile> open_sharded_checkpoint(const std::string& index_path, const ShardOpener& open_shard) {
-  std::shared_ptr<const MappedFile> file = MappedFile::open(index_path);
-  JsonValue index = parse_json(std::string_view(reinterpret_cast<const char*>(file->data()), file->size()),
+  return open_sharded_checkpoint(*MappedFile::open(index_path), open_shard);
+}
+
+std::unique_ptr<WeightFile> open_sharded_checkpoint(const MappedFile& file, const ShardOpener& open_shard) {
+  const std::string& index_path = file.path();
+  JsonValue index = parse_json(std::string_view(reinterpret_cast<const char*>(file.data()), file.size()),
                                index_path);
   const JsonValue* weight_map = index.is_object() ? index.find("weight_map") : nullptr;
   if (!weight_map || !weight_map->is_object())

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "mapped_file.h"
 #include "weight_file.h"
 
 namespace showo2::weights {
@@ -21,6 +22,8 @@ namespace showo2::weights {
 using ShardOpener = std::function<std::unique_ptr<WeightFile>(const std::string& path)>;
 
 std::unique_ptr<WeightFile> open_sharded_checkpoint(const std::string& index_path, const ShardOpener& open_shard);
+// The same for an index already mapped or in memory (MappedFile::from_bytes); its path() resolves the shard names.
+std::unique_ptr<WeightFile> open_sharded_checkpoint(const MappedFile& index, const ShardOpener& open_shard);
 
 // Resolves a shard name from an index against the index's folder. Throws ERR_CORRUPT_FILE naming the index when the
 // name is empty, absolute (/x, \x, C:x) or has a ".." component.

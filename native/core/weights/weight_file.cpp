@@ -34,17 +34,21 @@ static bool ends_with(const std::string& s, const char* suffix) {
 }
 
 // One file (not an index): the content decides, the extension only refines the error for unrecognised bytes.
-static std::unique_ptr<WeightFile> open_single_file(const std::string& path) {
-  std::shared_ptr<const MappedFile> file = MappedFile::open(path);
-  if (looks_like_zip(*file)) return TorchCheckpoint::open(file);
+std::unique_ptr<WeightFile> open_weight_file(std::shared_ptr<const MappedFile> file) {
+  const std::string path = file->path();  // a copy: `file` moves into the reader
+  if (looks_like_zip(*file)) return TorchCheckpoint::open(std::move(file));
   if (looks_like_legacy_torch(*file)) fail_legacy_torch(path);
   // safetensors: an 8-byte header length, then a JSON object.
   bool safetensors_content = file->size() >= 9 && file->data()[8] == '{';
-  if (safetensors_content || ends_with(path, ".safetensors")) return SafetensorsFile::open(file);
+  if (safetensors_content || ends_with(path, ".safetensors")) return SafetensorsFile::open(std::move(file));
   if (ends_with(path, ".bin") || ends_with(path, ".pth") || ends_with(path, ".pt") || ends_with(path, ".ckpt"))
     fail(ErrorCode::CorruptFile, path, ": not a torch.save checkpoint (no zip signature at the start)");
   fail(ErrorCode::UnsupportedFormat, path,
        ": unrecognised weight file format (expected safetensors, a torch.save zip, or a *.index.json shard index)");
+}
+
+static std::unique_ptr<WeightFile> open_single_file(const std::string& path) {
+  return open_weight_file(MappedFile::open(path));
 }
 
 std::unique_ptr<WeightFile> open_weight_file(const std::string& path) {

@@ -55,6 +55,12 @@ class WeightFile {
 // Throws ERR_FILE_NOT_FOUND, ERR_FILE_READ, ERR_UNSUPPORTED_FORMAT, ERR_CORRUPT_FILE or ERR_UNSAFE_PICKLE.
 std::unique_ptr<WeightFile> open_weight_file(const std::string& path);
 
+class MappedFile;
+// The same choice for one file that is already mapped or in memory (MappedFile::from_bytes): safetensors or a torch
+// zip by content; the file's name only refines the error for bytes that are neither. Not for *.index.json (a shard
+// index names other files: open it by path).
+std::unique_ptr<WeightFile> open_weight_file(std::shared_ptr<const MappedFile> file);
+
 // Writes a single-file safetensors checkpoint (tensors in the given order, 8-byte aligned data, header padded with
 // spaces as the reference implementation does). Any dtype. Writes to a temporary file and renames on success, so a
 // failure never leaves a half-written file behind.
