@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# Builds the native core and its C++ tests with sanitizers (CPU backend only) and runs them with ctest.
+# Builds the native code with sanitizers (CPU backend only) and runs tests on it.
 #
 #   tools/sanitize.sh [address|thread] [extra ctest arguments...]
+#   tools/sanitize.sh ava [extra ava arguments...]
 #
-#   address (default): AddressSanitizer + UndefinedBehaviorSanitizer (leak checking on) into build-asan/, every test.
+#   address (default): AddressSanitizer + UndefinedBehaviorSanitizer (leak checking on) into build-asan/: the core and
+#                      every C++ test, run with ctest.
 #   thread:            ThreadSanitizer into build-tsan/, only the tests that run work on the CPU backend's thread pool
 #                      (tsan_tests below: the pool itself, and kernels, models and the generation loop on it).
+#   ava:               the Node addon with AddressSanitizer + UndefinedBehaviorSanitizer (cmake-js, SHOWO2_CUDA=OFF) into
+#                      build-asan-addon/RelWithDebInfo/showo2.node, dist/ and build-test/ (npm run build:ts, build:test),
+#                      then the ava suite on that addon (SHOWO2_BINARY) with the ASan runtime preloaded into node
+#                      (LD_PRELOAD: node itself is not instrumented; child processes inherit it). Leak checking is off
+#                      (detect_leaks=0: V8 and Node keep memory at exit; leaks are the C++ run's LSan and
+#                      bench/leaks.mjs's job); any other report aborts the test process, which fails its file.
+#                      A few test files and tests are left out (ava_skip_files, ava_skip_titles below, each with its
+#                      reason). SHOWO2_SANITIZE_AVA_FILES="a b" runs only those files of build-test/unit/ (e.g. CI's
+#                      subset); the exclusions still apply.
 #
 # Any sanitizer report fails the test that triggered it (halt_on_error / -fno-sanitize-recover), so a green run means
 # no report. Builds use -O1 -g (readable stacks, tests still fast). CMAKE_BUILD_PARALLEL_LEVEL sets the build's jobs.
+# docs/RELIABILITY.md ("Native code under sanitizers") says what runs where and the last results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,8 +31,68 @@ tsan_tests=(thread_pool_test gemm_test attention_test conv_test linear_test norm
 case "$kind" in
   address) dir=build-asan ;;
   thread) dir=build-tsan ;;
-  *) echo "usage: tools/sanitize.sh [address|thread] [ctest arguments...]" >&2; exit 2 ;;
+  ava) dir=build-asan-addon ;;
+  *) echo "usage: tools/sanitize.sh [address|thread] [ctest arguments...] | tools/sanitize.sh ava [ava arguments...]" >&2; exit 2 ;;
 esac
+
+if [ "$kind" = ava ]; then
+  # Test files of build-test/unit/ that do not run under the ASan addon, and why:
+  ava_skip_files=(
+    # Packs the package and installs the tarball, with its prebuilt (uninstrumented) binaries, into fresh projects:
+    # a test of packaging that runs npm, tsc and the installed package's own addon, not ours.
+    package-consumer.test.js
+    # Reads build/Release/showo2.node's glibc imports with tools/check-glibc.mjs; loads no addon at all.
+    check-glibc.test.js
+  )
+  # Single tests left out (ava --match '!title'), and why:
+  ava_skip_titles=(
+    # Measures RSS growth over load/dispose cycles: ASan's quarantine holds freed memory back (up to 256 MB) and its
+    # shadow memory grows with use, so RSS says nothing about our leaks here. The same file's tests of V8's external
+    # memory count and of a dropped model's finalizer do run.
+    '*RSS stays flat after warm-up*'
+  )
+
+  # The addon: cmake-js (as npm run build:native, which also defines CMAKE_JS_INC so CMakeLists.txt builds the addon)
+  # into its own directory; `build`, not `compile`, so a failed build is not redone from scratch.
+  node node_modules/cmake-js/bin/cmake-js build --directory . --out "$dir" --config RelWithDebInfo \
+    --CDSHOWO2_CUDA=OFF --CDSHOWO2_SANITIZE=address "--CDCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g"
+  binary="$PWD/$dir/RelWithDebInfo/showo2.node"
+  [ -f "$binary" ] || { echo "sanitize: $binary was not built" >&2; exit 1; }
+  npm run build:ts
+  npm run build:test
+
+  # The ASan runtime of the compiler that built the addon (the one in its CMake cache): it must be the first library
+  # in the process, before node's own malloc is used.
+  cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$dir/CMakeCache.txt")
+  libasan=$("${cxx:-c++}" -print-file-name=libasan.so)
+  [ -f "$libasan" ] || { echo "sanitize: no libasan.so for ${cxx:-c++} ($libasan)" >&2; exit 1; }
+
+  files=()
+  if [ -n "${SHOWO2_SANITIZE_AVA_FILES:-}" ]; then
+    for f in $SHOWO2_SANITIZE_AVA_FILES; do files+=("build-test/unit/$f"); done
+  else
+    files=(build-test/unit/*.test.js)
+  fi
+  selected=()
+  for f in "${files[@]}"; do
+    skip=0
+    for s in "${ava_skip_files[@]}"; do [ "$(basename "$f")" = "$s" ] && skip=1; done
+    [ "$skip" = 1 ] || selected+=("$f")
+  done
+  match=()
+  for t in "${ava_skip_titles[@]}"; do match+=(--match "!$t"); done
+
+  export SHOWO2_BINARY="$binary"
+  export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1}"
+  # abort_on_error for UBSan too: a report is then a SIGABRT, never an exit code 1 that a test expecting a failing
+  # child process (the CLI's errors) could take for the expected one.
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:abort_on_error=1}"
+  echo "sanitize: ava on $SHOWO2_BINARY, ${#selected[@]} files; ASAN_OPTIONS=$ASAN_OPTIONS"
+  # The tests run several times slower under ASan: a longer inactivity timeout than package.json's 2 minutes.
+  LD_PRELOAD="$libasan${LD_PRELOAD:+ $LD_PRELOAD}" \
+    node node_modules/ava/entrypoints/cli.mjs --timeout 10m "${match[@]}" "$@" "${selected[@]}"
+  exit
+fi
 
 generator=()
 if [ -z "${CMAKE_GENERATOR:-}" ] && command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
