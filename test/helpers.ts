@@ -21,6 +21,13 @@ export const repoAddonReason = process.env.SHOWO2_BINARY
   ? `SHOWO2_BINARY=${process.env.SHOWO2_BINARY}`
   : 'a from-source build is present (npm run build:native)';
 
+/**
+ * The factor for the tests' own time limits (deadlock watchdogs, kills of hung child processes, "this must not take
+ * as long as the work" bounds): SHOWO2_TEST_TIME_SCALE, at least 1, default 1. tools/sanitize.sh ava sets it, since
+ * everything runs several times slower under AddressSanitizer.
+ */
+export const timeScale = Math.max(1, Number(process.env.SHOWO2_TEST_TIME_SCALE) || 1);
+
 /** The directories tempDir made, removed by one exit listener (one listener each would trip MaxListenersExceededWarning). */
 const tempDirs: string[] = [];
 process.on('exit', () => {

@@ -60,6 +60,7 @@ if [ "$kind" = ava ]; then
   [ -f "$binary" ] || { echo "sanitize: $binary was not built" >&2; exit 1; }
   npm run build:ts
   npm run build:test
+  echo "sanitize: builds took $SECONDS s"
 
   # The ASan runtime of the compiler that built the addon (the one in its CMake cache): it must be the first library
   # in the process, before node's own malloc is used.
@@ -83,15 +84,21 @@ if [ "$kind" = ava ]; then
   for t in "${ava_skip_titles[@]}"; do match+=(--match "!$t"); done
 
   export SHOWO2_BINARY="$binary"
+  # The tests' own watchdogs and "not as long as the work" bounds (test/helpers.ts, timeScale) stretch by this much:
+  # under ASan on a busy 2-core machine the concurrency scenario alone takes about 2 of its 2 minutes.
+  export SHOWO2_TEST_TIME_SCALE="${SHOWO2_TEST_TIME_SCALE:-4}"
   export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1}"
   # abort_on_error for UBSan too: a report is then a SIGABRT, never an exit code 1 that a test expecting a failing
   # child process (the CLI's errors) could take for the expected one.
   export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:abort_on_error=1}"
   echo "sanitize: ava on $SHOWO2_BINARY, ${#selected[@]} files; ASAN_OPTIONS=$ASAN_OPTIONS"
   # The tests run several times slower under ASan: a longer inactivity timeout than package.json's 2 minutes.
+  started=$SECONDS
+  status=0
   LD_PRELOAD="$libasan${LD_PRELOAD:+ $LD_PRELOAD}" \
-    node node_modules/ava/entrypoints/cli.mjs --timeout 10m "${match[@]}" "$@" "${selected[@]}"
-  exit
+    node node_modules/ava/entrypoints/cli.mjs --timeout 10m "${match[@]}" "$@" "${selected[@]}" || status=$?
+  echo "sanitize: ava took $((SECONDS - started)) s (exit code $status)"
+  exit "$status"
 fi
 
 generator=()
