@@ -15,8 +15,9 @@
 #                      (detect_leaks=0: V8 and Node keep memory at exit; leaks are the C++ run's LSan and
 #                      bench/leaks.mjs's job); any other report aborts the test process, which fails its file.
 #                      A few test files and tests are left out (ava_skip_files, ava_skip_titles below, each with its
-#                      reason). SHOWO2_SANITIZE_AVA_FILES="a b" runs only those files of build-test/unit/ (e.g. CI's
-#                      subset); the exclusions still apply.
+#                      reason), and the tests' own time limits are stretched (SHOWO2_TEST_TIME_SCALE, default 4).
+#                      SHOWO2_SANITIZE_AVA_FILES="a.test.js b.test.js" runs only those files of build-test/unit/ (the
+#                      exclusions still apply); ava arguments such as --match pick tests. Needs GCC (its libasan.so).
 #
 # Any sanitizer report fails the test that triggered it (halt_on_error / -fno-sanitize-recover), so a green run means
 # no report. Builds use -O1 -g (readable stacks, tests still fast). CMAKE_BUILD_PARALLEL_LEVEL sets the build's jobs.
@@ -66,7 +67,8 @@ if [ "$kind" = ava ]; then
   # in the process, before node's own malloc is used.
   cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$dir/CMakeCache.txt")
   libasan=$("${cxx:-c++}" -print-file-name=libasan.so)
-  [ -f "$libasan" ] || { echo "sanitize: no libasan.so for ${cxx:-c++} ($libasan)" >&2; exit 1; }
+  # (GCC: libasan.so. Clang links its ASan runtime statically unless told -shared-libasan, and names it differently.)
+  [ -f "$libasan" ] || { echo "sanitize: no libasan.so for ${cxx:-c++} ($libasan): the ava kind needs GCC" >&2; exit 1; }
 
   files=()
   if [ -n "${SHOWO2_SANITIZE_AVA_FILES:-}" ]; then
@@ -85,7 +87,7 @@ if [ "$kind" = ava ]; then
 
   export SHOWO2_BINARY="$binary"
   # The tests' own watchdogs and "not as long as the work" bounds (test/helpers.ts, timeScale) stretch by this much:
-  # under ASan on a busy 2-core machine the concurrency scenario alone takes about 2 of its 2 minutes.
+  # under ASan on a busy 2-core machine the concurrency scenario takes 2 to 3 minutes, against a 2-minute watchdog.
   export SHOWO2_TEST_TIME_SCALE="${SHOWO2_TEST_TIME_SCALE:-4}"
   export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1}"
   # abort_on_error for UBSan too: a report is then a SIGABRT, never an exit code 1 that a test expecting a failing
@@ -111,6 +113,7 @@ if [ "$kind" = thread ]; then
 else
   cmake --build "$dir"
 fi
+echo "sanitize: build took $SECONDS s"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
@@ -118,9 +121,13 @@ export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
 # Several pool threads even on a one-core runner, so TSan sees real concurrency.
 export SHOWO2_NUM_THREADS="${SHOWO2_NUM_THREADS:-4}"
 
+started=$SECONDS
+status=0
 if [ "$kind" = thread ]; then
   pattern="^($(IFS='|'; echo "${tsan_tests[*]}"))\$"
-  ctest --test-dir "$dir" --output-on-failure -R "$pattern" "$@"
+  ctest --test-dir "$dir" --output-on-failure -R "$pattern" "$@" || status=$?
 else
-  ctest --test-dir "$dir" --output-on-failure "$@"
+  ctest --test-dir "$dir" --output-on-failure "$@" || status=$?
 fi
+echo "sanitize: ctest took $((SECONDS - started)) s (exit code $status)"
+exit "$status"
