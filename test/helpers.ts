@@ -9,6 +9,24 @@ import * as path from 'node:path';
 export const repoRoot = path.resolve(__dirname, '..');
 export const fixturesDir = path.join(repoRoot, 'test', 'fixtures', 'weights');
 export const cliPath = path.join(repoRoot, 'dist', 'cli.js');
+/**
+ * The addon this repository's tests load: the file SHOWO2_BINARY names when it is set (tools/sanitize.sh ava points it
+ * at the AddressSanitizer build), else the from-source build (`npm run build:native`), as lib/native.ts decides.
+ */
+export const repoAddonPath = process.env.SHOWO2_BINARY
+  ? path.resolve(process.env.SHOWO2_BINARY)
+  : path.join(repoRoot, 'build', 'Release', 'showo2.node');
+/** Why lib/native.ts picks repoAddonPath (runtimeInfo().variantReason). */
+export const repoAddonReason = process.env.SHOWO2_BINARY
+  ? `SHOWO2_BINARY=${process.env.SHOWO2_BINARY}`
+  : 'a from-source build is present (npm run build:native)';
+
+/**
+ * The factor for the tests' own time limits (deadlock watchdogs, kills of hung child processes, "this must not take
+ * as long as the work" bounds): SHOWO2_TEST_TIME_SCALE, at least 1, default 1. tools/sanitize.sh ava sets it, since
+ * everything runs several times slower under AddressSanitizer.
+ */
+export const timeScale = Math.max(1, Number(process.env.SHOWO2_TEST_TIME_SCALE) || 1);
 
 /** The directories tempDir made, removed by one exit listener (one listener each would trip MaxListenersExceededWarning). */
 const tempDirs: string[] = [];

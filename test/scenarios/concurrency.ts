@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 
 import { CancelledError, ShowO2Error, ShowO2Model, type GenerationResult, type ImageGenerationResult } from 'showo2';
+import { timeScale } from '../helpers.js';
 import { photoPath, seededRandom, tinyVaePath, writeTinyModel } from './tiny-model.js';
 
 type Kind = 'answer' | 'stream' | 'image' | 'chat' | 'stream-break';
@@ -257,10 +258,11 @@ async function main(): Promise<void> {
   process.stdout.write(`${JSON.stringify(report)}\n`);
 }
 
+const deadlockMs = 120_000 * timeScale;
 const deadlock = setTimeout(() => {
-  process.stderr.write('the requests did not settle within 120 s\n');
+  process.stderr.write(`the requests did not settle within ${deadlockMs / 1000} s\n`);
   process.exit(3);
-}, 120_000);
+}, deadlockMs);
 deadlock.unref();
 main().then(
   () => clearTimeout(deadlock),

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import test from 'ava';
 
 import type { ScenarioReport } from '../scenarios/concurrency.js';
-import { repoRoot } from '../helpers.js';
+import { repoRoot, timeScale } from '../helpers.js';
 
 const scenario = path.join(repoRoot, 'build-test', 'scenarios', 'concurrency.js');
 
@@ -39,8 +39,8 @@ function runScenario(seed: number, limitMs: number): Promise<ChildResult> {
 
 for (const seed of [1, 7]) {
   test(`32 concurrent requests on two models with random aborts all settle correctly, and the process exits (seed ${seed})`, async (t) => {
-    t.timeout(170_000);
-    const child = await runScenario(seed, 150_000);
+    t.timeout(170_000 * timeScale);
+    const child = await runScenario(seed, 150_000 * timeScale);
     t.is(child.signal, null, `the scenario was killed (a deadlock or a hang at exit); stderr: ${child.stderr}`);
     t.is(child.code, 0, child.stderr);
     const report = JSON.parse(child.stdout.trim()) as ScenarioReport;

@@ -7,9 +7,9 @@ import * as path from 'node:path';
 
 import test from 'ava';
 
-import { repoRoot } from '../helpers.js';
+import { repoRoot, timeScale } from '../helpers.js';
 
-/** Runs node --expose-gc with `args`; a child still running after `limitMs` is killed (and `signal` says so). */
+/** Runs node --expose-gc with `args`; a child still running after `limitMs` (times timeScale) is killed (and `signal` says so). */
 function node(args: string[], limitMs: number): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--expose-gc', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -17,7 +17,7 @@ function node(args: string[], limitMs: number): Promise<{ code: number | null; s
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs * timeScale);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -27,7 +27,7 @@ function node(args: string[], limitMs: number): Promise<{ code: number | null; s
 }
 
 test('load / generate / answer / dispose cycles: RSS stays flat after warm-up, and the weights are reported to V8 while loaded', async (t) => {
-  t.timeout(200_000);
+  t.timeout(200_000 * timeScale);
   // 16 cycles with windows of five cycles: 20% is far above the noise seen (under 1%) yet far below one leaked
   // model per cycle (each holds about 40 MB of weights: +10 cycles x 40 MB would be about +120%).
   const r = await node([path.join(repoRoot, 'bench', 'leaks.mjs'), '--cycles', '16', '--warmup', '6', '--max-growth', '20', '--json'], 180_000);
@@ -80,7 +80,7 @@ const scenario = `
 
 for (const how of ['dispose', 'drop'] as const) {
   test(`a model ${how === 'dispose' ? 'disposed' : 'dropped without dispose() is collected and'} releases its weights: V8's external memory count and the file mapping`, async (t) => {
-    t.timeout(100_000);
+    t.timeout(100_000 * timeScale);
     const r = await node(['-e', scenario, how], 90_000);
     t.is(r.code, 0, r.stderr);
     const s = JSON.parse(r.stdout) as { before: number; loaded: number; after: number; collected: boolean; mappedLoaded: boolean | null; mappedAfter: boolean | null };

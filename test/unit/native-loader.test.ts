@@ -17,7 +17,7 @@ import {
   prebuiltVariants,
   type LoadEnvironment,
 } from '../../dist/native.js';
-import { repoRoot, tempDir } from '../helpers.js';
+import { repoAddonPath, repoRoot, tempDir } from '../helpers.js';
 
 const env: LoadEnvironment = {
   platform: 'linux',
@@ -309,8 +309,8 @@ test('the driver version is read from the kernel module line', (t) => {
 
 test("this repository's build loads and reports the package version", (t) => {
   const loaded = loadVariant('auto', repoRoot);
-  t.is(loaded.file, path.join(repoRoot, 'build', 'Release', 'showo2.node'));
-  t.is(loaded.source, 'from-source build');
+  t.is(loaded.file, repoAddonPath);
+  t.is(loaded.source, process.env.SHOWO2_BINARY ? 'SHOWO2_BINARY' : 'from-source build');
   t.is(loaded.addon.version, packageVersion(repoRoot));
   t.true(['cpu', 'cuda'].includes(loaded.addon.variant));
   t.is(typeof loaded.addon.WeightFile.open, 'function');

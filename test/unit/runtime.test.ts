@@ -6,13 +6,13 @@ import * as path from 'node:path';
 import test from 'ava';
 
 import { runtimeInfo } from 'showo2';
-import { repoRoot } from '../helpers.js';
+import { repoAddonPath, repoAddonReason, repoRoot } from '../helpers.js';
 
 test('runtimeInfo', async (t) => {
   const info = await runtimeInfo();
   const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
   t.is(info.version, pkg.version);
-  t.is(info.addonPath, path.join(repoRoot, 'build', 'Release', 'showo2.node'));
+  t.is(info.addonPath, repoAddonPath);
   t.is(info.platform, `${process.platform}-${process.arch}`);
   t.is(typeof info.cpuFeatures, 'string');
   t.regex(info.cpuFeatures, /\(using (avx2|portable) kernels\)$/);
@@ -21,14 +21,15 @@ test('runtimeInfo', async (t) => {
 
   const { cuda } = info;
   t.is(typeof cuda.built, 'boolean');
-  // The build loaded is the one the binary reports; in the repository, the from-source build (lib/native.ts).
+  // The build loaded is the one the binary reports; in the repository, the from-source build (lib/native.ts), or the
+  // file SHOWO2_BINARY names.
   t.is(info.variant, cuda.built ? 'cuda' : 'cpu');
-  t.is(info.variantReason, 'a from-source build is present (npm run build:native)');
+  t.is(info.variantReason, repoAddonReason);
   t.true(Array.isArray(cuda.devices));
   if (!cuda.built) {
     t.is(cuda.runtimeVersion, null);
     t.deepEqual(cuda.devices, []);
-    t.regex(cuda.unavailableReason ?? '', /no CUDA backend/);
+    t.regex(cuda.unavailableReason ?? '', /(no|without the) CUDA backend/);
   } else {
     t.regex(cuda.runtimeVersion ?? '', /^\d+\.\d+$/);
     const anySupported = cuda.devices.some((d) => d.supported);

@@ -7,7 +7,7 @@ import test from 'ava';
 
 import { ShowO2Error, WanVae, WeightFile, type RgbImage, type WanVaeConfig } from 'showo2';
 import type { Addon } from '../../typings/addon.js';
-import { repoRoot } from '../helpers.js';
+import { repoAddonPath, repoRoot } from '../helpers.js';
 
 const vaeDir = path.join(repoRoot, 'test', 'fixtures', 'vae');
 const weightsPath = path.join(vaeDir, 'tiny_vae.pth');
@@ -264,7 +264,7 @@ test('typed errors: width and height not multiples of 8', async (t) => {
 test('the addon re-checks shapes and lengths itself', async (t) => {
   // Straight to the raw addon, past lib/'s validation: the C++ must refuse, not crash.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const addon = require(path.join(repoRoot, 'build', 'Release', 'showo2.node')) as Addon;
+  const addon = require(repoAddonPath) as Addon;
   const native = await addon.WanVae.load(weightsPath, JSON.stringify(config));
   const lengthErr = t.throws(() => native.encode(new Float32Array(10), [1, 3, 1, 64, 64]));
   t.is((lengthErr as unknown as { code: string }).code, 'ERR_SHAPE_MISMATCH');
