@@ -104,7 +104,7 @@ test('seeded and deterministic; explicit noise per image replaces the seeded noi
   t.deepEqual(latentOf(c), latentOf(d)); // same explicit noise, different text seed: same first image
 });
 
-test('history images enter the conversation and change what comes next; the reference-quirk mode differs', async (t) => {
+test('history images enter the conversation and change what comes next; referenceQuirks leaves an image drawn before any text unchanged', async (t) => {
   const model = await modelPromise;
   const drawn = await model.generateInterleaved({ ...(await base()), maxImages: 1, startWithImage: true });
   const picture = (drawn.parts[0] as { image: { width: number; height: number; data: Uint8Array } }).image;
