@@ -174,18 +174,25 @@ test('bad input: typed errors naming the option', async (t) => {
 test('abort: the parts so far, finishReason abort, and the model stays usable', async (t) => {
   const model = await modelPromise;
   const controller = new AbortController();
+  const seen: number[] = [];
+  // onStep reaches JavaScript asynchronously while the solver goes on, so the image is large and the steps many: the
+  // abort lands long before the first image could finish (a 64x64 image with 6 steps raced it on a loaded machine).
   const result = await model.generateInterleaved({
     ...(await base()),
     maxImages: 2,
     startWithImage: true,
-    steps: 6,
+    width: 432,
+    height: 432,
+    steps: 30,
     onStep: (p) => {
+      seen.push(p.step);
       if (p.step === 2) controller.abort();
     },
     signal: controller.signal,
   });
   t.is(result.finishReason, 'abort');
-  t.is(result.usage.images, 0);
+  t.is(result.usage.images, 0, `steps reported: ${seen.join(',')}`);
+  t.true(seen.length < 30, `steps reported: ${seen.join(',')}`);
   const pre = new AbortController();
   pre.abort();
   t.is((await model.generateInterleaved({ ...(await base()), signal: pre.signal })).finishReason, 'abort');
