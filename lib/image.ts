@@ -11,6 +11,7 @@
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 
 import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
@@ -171,6 +172,70 @@ function readJpegHeader(bytes: Uint8Array): JpegHeader {
   throw invalidImage('Invalid JPEG: no frame header (SOF marker) before the image data');
 }
 
+/** Samples per pixel of each PNG colour type. */
+const PNG_CHANNELS: Readonly<Record<number, number>> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/** Adam7's passes: [x start, y start, x step, y step]. */
+const ADAM7: readonly (readonly [number, number, number, number])[] = [
+  [0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2],
+];
+
+/**
+ * The bytes of filtered image data a PNG needs: one filter byte plus the packed samples per row, summed over the
+ * Adam7 passes when interlaced (an empty pass has no rows).
+ */
+function pngImageDataSize(width: number, height: number, channels: number, depth: number, interlaced: boolean): number {
+  const rows = (w: number, h: number): number => (w > 0 && h > 0 ? h * (1 + Math.ceil((w * channels * depth) / 8)) : 0);
+  if (!interlaced) return rows(width, height);
+  return ADAM7.reduce(
+    (n, [x0, y0, dx, dy]) => n + rows(Math.ceil((width - x0) / dx), Math.ceil((height - y0) / dy)),
+    0,
+  );
+}
+
+/**
+ * Inflates the image data (the IDAT chunks) once, bounded, before pngjs decodes: pngjs hands back uninitialised
+ * memory as pixels when the data is too short (a truncated file would leak what the process held before), and
+ * inflates interlaced data without any bound (a small file could expand to gigabytes). Pillow refuses short image data
+ * as a truncated file too. Headers pngjs will refuse anyway (unknown colour type or depth) are left to it.
+ */
+function checkPngImageData(bytes: Uint8Array, width: number, height: number): void {
+  const depth = bytes[24]!;
+  const channels = PNG_CHANNELS[bytes[25]!];
+  const interlace = bytes[28]!;
+  if (channels === undefined || ![1, 2, 4, 8, 16].includes(depth) || interlace > 1) return;
+  const needed = pngImageDataSize(width, height, channels, depth, interlace === 1);
+  const parts: Uint8Array[] = [];
+  for (let at = 8; ; ) {
+    // A chunk past the end, or no IEND: the file was cut short (pngjs would say the same, later).
+    if (at + 12 > bytes.length || at + 12 + readU32(bytes, at) > bytes.length) throw invalidImage('Invalid PNG: the file ends early (truncated)');
+    const length = readU32(bytes, at);
+    const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+    if (type === 'IDAT') parts.push(bytes.subarray(at + 8, at + 8 + length));
+    if (type === 'IEND') break;
+    at += 12 + length;
+  }
+  let inflated: number;
+  try {
+    // Z_SYNC_FLUSH: a stream cut short still gives what it holds (the length check below judges it), as Pillow reads it.
+    inflated = zlib.inflateSync(Buffer.concat(parts), {
+      finishFlush: zlib.constants.Z_SYNC_FLUSH,
+      maxOutputLength: needed + PNG_SPARE_IMAGE_DATA,
+    }).length;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw invalidImage(`Invalid PNG: the image data inflates to more than the ${needed} bytes a ${width}x${height} image needs`, err);
+    }
+    throw invalidImage(`Invalid PNG: the image data is not a valid zlib stream (${(err as Error).message})`, err);
+  }
+  if (inflated < needed) {
+    throw invalidImage(`Invalid PNG: the image data ends early (truncated): ${inflated} of the ${needed} bytes a ${width}x${height} image needs`);
+  }
+}
+
+/** Inflated image data past what the image needs that is still accepted (and ignored), as Pillow does. */
+const PNG_SPARE_IMAGE_DATA = 1 << 16;
+
 /** What pngjs's synchronous reader returns: the header fields and the pixels, always expanded to RGBA. */
 interface PngjsImage {
   depth: number;
@@ -182,6 +247,7 @@ interface PngjsImage {
 function decodePng(bytes: Uint8Array): RgbImage {
   const [width, height] = pngDimensions(bytes);
   checkDimensions('PNG', width, height);
+  checkPngImageData(bytes, width, height);
   let png: PngjsImage;
   try {
     // skipRescale keeps the stored samples so the scaling below can follow Pillow (pngjs would round v * 255 / 65535).
@@ -389,7 +455,8 @@ export function decodeImage(bytes: Uint8Array): RgbImage {
   throw invalidImage(`Unsupported image format: expected PNG, JPEG or WebP, but the file starts with bytes ${head}`);
 }
 
-function checkImage(image: unknown, name: string): asserts image is RgbImage {
+/** Throws `ERR_INVALID_ARGUMENT` naming `name` unless `image` is a well-formed {@link RgbImage}. */
+export function checkRgbImage(image: unknown, name: string): asserts image is RgbImage {
   const candidate = image as Partial<RgbImage> | null;
   if (typeof image !== 'object' || image === null) {
     throw invalidParameterError(name, 'an RgbImage ({ width, height, data })', image);
@@ -423,7 +490,7 @@ function checkSize(value: unknown, name: string, max = MAX_IMAGE_SIDE): asserts 
  * ```
  */
 export function encodePng(image: RgbImage): Uint8Array {
-  checkImage(image, 'image');
+  checkRgbImage(image, 'image');
   const png = new PNG({ width: image.width, height: image.height, colorType: 2, inputColorType: 2, inputHasAlpha: false });
   png.data = Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength);
   const file = PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false });
@@ -496,7 +563,7 @@ function encodeJpegChecked(image: RgbImage, quality: number): Uint8Array {
  * ```
  */
 export function encodeJpeg(image: RgbImage, options?: JpegOptions): Uint8Array {
-  checkImage(image, 'image');
+  checkRgbImage(image, 'image');
   return encodeJpegChecked(image, jpegQuality(options, 'options'));
 }
 
@@ -528,7 +595,7 @@ export function encodeImageForPath(file: string, image: RgbImage, options?: Writ
     const got = extension === '' ? 'no extension' : `the extension ${extension}`;
     throw invalidParameterError(name, `a path ending in .png, .jpg or .jpeg (${got}; WebP output is not supported)`, file);
   }
-  checkImage(image, 'image');
+  checkRgbImage(image, 'image');
   const quality = jpegQuality(options, 'options');
   return format === 'png' ? encodePng(image) : encodeJpegChecked(image, quality);
 }
@@ -706,7 +773,7 @@ function resampleVertical(src: Uint8Array, width: number, coefficients: Coeffici
  * ```
  */
 export function resizeBicubic(image: RgbImage, width: number, height: number): RgbImage {
-  checkImage(image, 'image');
+  checkRgbImage(image, 'image');
   checkSize(width, 'width');
   checkSize(height, 'height');
   return resize(image, width, height);
@@ -765,7 +832,7 @@ function centerOffset(size: number, crop: number): number {
  * ```
  */
 export function centerCrop(image: RgbImage, width: number, height: number): RgbImage {
-  checkImage(image, 'image');
+  checkRgbImage(image, 'image');
   checkSize(width, 'width');
   checkSize(height, 'height');
   return crop(image, width, height, centerOffset(image.width, width), centerOffset(image.height, height));
@@ -805,7 +872,7 @@ function crop(image: RgbImage, width: number, height: number, left: number, top:
  * ```
  */
 export function resizeShorterSide(image: RgbImage, size: number): RgbImage {
-  checkImage(image, 'image');
+  checkRgbImage(image, 'image');
   checkSize(size, 'size');
   const portrait = image.width <= image.height;
   const [short, long] = portrait ? [image.width, image.height] : [image.height, image.width];
@@ -835,7 +902,7 @@ export function resizeShorterSide(image: RgbImage, size: number): RgbImage {
  * ```
  */
 export function letterbox(image: RgbImage, size: number): RgbImage {
-  checkImage(image, 'image');
+  checkRgbImage(image, 'image');
   checkSize(size, 'size');
   const scaleW = size / image.width;
   const scaleH = size / image.height;
@@ -871,7 +938,7 @@ const NORMALIZED = Float32Array.from({ length: 256 }, (_, x) => Math.fround(Math
  * ```
  */
 export function imageToTensor(image: RgbImage): Float32Array {
-  checkImage(image, 'image');
+  checkRgbImage(image, 'image');
   const plane = image.width * image.height;
   const out = new Float32Array(plane * 3);
   const { data } = image;

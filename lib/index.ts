@@ -77,13 +77,12 @@ export {
   type AnswerOptions,
   type ChatOptions,
   type ChatTurnOptions,
-  type ImageInput,
   type ShowO2Config,
   type ShowO2LoadOptions,
   type ShowO2ModelInfo,
   type ShowO2ParameterCounts,
-  type VideoInput,
 } from './model.js';
+export { type ImageInput, type VideoInput } from './visual-input.js';
 export type { FinishReason, GenerationResult, TextGenerationOptions } from './text-generation.js';
 export type { PromptLayout } from './prompt.js';
 export {

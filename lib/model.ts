@@ -17,9 +17,8 @@ import {
   type ResolvedGenerationOptions,
   type TextGenerationOptions,
 } from './text-generation.js';
-import { centerCrop, decodeImage, imageToTensor, letterbox, resizeShorterSide, type RgbImage } from './image.js';
 import { addon } from './native.js';
-import { buildTurn, uniformFrameIndices, type PromptLayout } from './prompt.js';
+import { buildTurn, type PromptLayout } from './prompt.js';
 import {
   runVisualGeneration,
   type GenerationContext,
@@ -38,35 +37,16 @@ import { DEVICES, resolveDevice, WEIGHT_DTYPES, type Device, type WeightDtype } 
 import { checkShowO2Config, findLocalVae, resolveModel, type DownloadProgress } from './hub.js';
 import { ShowO2Tokenizer } from './tokenizer.js';
 import { WanVae } from './vae.js';
+import {
+  checkVideoInput,
+  readImageInput,
+  understandingImagePixels,
+  videoPixels,
+  type ImageInput,
+  type ResolvedVideoInput,
+  type VideoInput,
+} from './visual-input.js';
 import { isDefined, isNonEmptyString, isOneOf, isPlainObject, isPositiveInteger, isString } from './validate.js';
-
-/**
- * An image: a file path, encoded PNG, JPEG or WebP bytes, or decoded pixels (see {@link decodeImage}).
- *
- * @example
- * ```ts
- * const a: ImageInput = 'cat.png';
- * const b: ImageInput = readFileSync('cat.jpg');
- * const c: ImageInput = { width: 1, height: 1, data: new Uint8Array([255, 0, 0]) };
- * ```
- */
-export type ImageInput = string | Uint8Array | RgbImage;
-
-/**
- * A video for understanding: its frames in order (decode the video with the tool of your choice). `numFrames`
- * frames are sampled uniformly from them, as the reference does (spec §8.3).
- *
- * @example
- * ```ts
- * const video: VideoInput = { frames: ['f000.png', 'f001.png', 'f002.png'], numFrames: 32 };
- * ```
- */
-export interface VideoInput {
-  /** The frames, in order; at least one. */
-  frames: readonly ImageInput[];
-  /** How many frames to sample uniformly (repeating frames of a short video). Defaults to 32 (the reference's). */
-  numFrames?: number;
-}
 
 /** The system prompt of the reference demos. */
 export const DEFAULT_SYSTEM_PROMPT = 'You are a helpful assistant.';
@@ -302,31 +282,6 @@ async function findVae(dir: string, given: string | undefined): Promise<string> 
     return given;
   }
   return findLocalVae(dir);
-}
-
-async function readImageInput(input: unknown, name: string): Promise<RgbImage> {
-  if (isString(input)) {
-    let bytes: Uint8Array;
-    try {
-      bytes = await fs.readFile(input);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw createError(
-        code === 'ENOENT' ? 'ERR_FILE_NOT_FOUND' : 'ERR_FILE_READ',
-        `Cannot read the image ${input} (${name}): ${(err as Error).message}`,
-        { cause: err },
-      );
-    }
-    try {
-      return decodeImage(bytes);
-    } catch (err) {
-      if (err instanceof ShowO2Error) throw createError(err.code, `${name} (${input}): ${err.message}`, { cause: err });
-      throw err;
-    }
-  }
-  if (input instanceof Uint8Array) return decodeImage(input);
-  if (isPlainObject(input) && 'width' in input && 'height' in input && 'data' in input) return input as unknown as RgbImage;
-  throw invalidParameterError(name, 'a file path, PNG/JPEG/WebP bytes or an RgbImage', input);
 }
 
 function checkKeys(options: Record<string, unknown>, allowed: readonly string[], name: string): void {
@@ -888,7 +843,7 @@ export class ChatSession {
       throw invalidParameterError('options', 'either image or video, not both', 'both');
     }
     const generation = resolveGenerationOptions(options as Record<string, unknown>);
-    const video = isDefined(options.video) ? checkVideo(options.video) : undefined;
+    const video = isDefined(options.video) ? checkVideoInput(options.video) : undefined;
 
     let release!: () => void;
     const previous = this.#turnQueue;
@@ -904,7 +859,7 @@ export class ChatSession {
   async *#turn(
     context: ChatContext,
     options: ChatTurnOptions,
-    video: { frames: readonly ImageInput[]; numFrames: number } | undefined,
+    video: ResolvedVideoInput | undefined,
     generation: ResolvedGenerationOptions,
   ): AsyncGenerator<string, GenerationResult> {
     const { config, tokenizer, session } = context;
@@ -916,28 +871,15 @@ export class ChatSession {
     let visual: { tokens: number; tokensPerImage: number } | undefined;
     let image: NonNullable<AddonSequenceChunk['images']>[number] | undefined;
     if (isDefined(options.image)) {
-      const rgb = await readImageInput(options.image, 'options.image');
-      const pixels = imageToTensor(centerCrop(resizeShorterSide(rgb, resolution), resolution, resolution));
+      const pixels = await understandingImagePixels(options.image, resolution, 'options.image');
       visual = { tokens: tokensPerImage, tokensPerImage };
       image = { data: pixels, shape: [1, 3, 1, resolution, resolution], position: 0 };
     } else if (video) {
-      const indices = uniformFrameIndices(video.frames.length, video.numFrames);
-      const frameSize = 3 * resolution * resolution;
-      const data = new Float32Array(indices.length * frameSize);
-      const decoded = new Map<number, Float32Array>();
-      for (let i = 0; i < indices.length; i++) {
-        const index = indices[i]!;
-        let frame = decoded.get(index);
-        if (!frame) {
-          frame = imageToTensor(letterbox(await readImageInput(video.frames[index], `options.video.frames[${index}]`), resolution));
-          decoded.set(index, frame);
-        }
-        data.set(frame, i * frameSize);
-      }
+      const { data, frames } = await videoPixels(video, resolution);
       // Each frame's token grid is resized bilinearly to half its side, rounded up (27 -> 14, spec §8.3).
       const pooled = Math.ceil(grid / 2);
-      visual = { tokens: indices.length * pooled * pooled, tokensPerImage };
-      image = { data, shape: [indices.length, 3, 1, resolution, resolution], position: 0, poolTo: [pooled, pooled] };
+      visual = { tokens: frames * pooled * pooled, tokensPerImage };
+      image = { data, shape: [frames, 3, 1, resolution, resolution], position: 0, poolTo: [pooled, pooled] };
     }
 
     // Reading the image took a while: the chat (or its model) may have been disposed meanwhile.
@@ -1026,16 +968,4 @@ export class ChatSession {
     if (!this.#context) throw disposedError('chat', operation);
     return this.#context;
   }
-}
-
-function checkVideo(value: unknown): { frames: readonly ImageInput[]; numFrames: number } {
-  if (!isPlainObject(value)) throw invalidParameterError('options.video', 'an object { frames, numFrames? }', value);
-  const { frames, numFrames } = value as Partial<VideoInput>;
-  if (!Array.isArray(frames) || frames.length === 0) {
-    throw invalidParameterError('options.video.frames', 'a non-empty array of images', frames);
-  }
-  if (isDefined(numFrames) && (!isPositiveInteger(numFrames) || numFrames > 1024)) {
-    throw invalidParameterError('options.video.numFrames', 'an integer from 1 to 1024', numFrames);
-  }
-  return { frames, numFrames: numFrames ?? 32 };
 }

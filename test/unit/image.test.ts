@@ -2,6 +2,7 @@
 // test/fixtures/images/ (tools/fixtures/make_image_fixtures.py writes them; manifest.json says how each was made).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 
 import test from 'ava';
 
@@ -297,6 +298,72 @@ test('a PNG truncated anywhere is refused', (t) => {
     invalidImage(t, png.subarray(0, Math.floor(png.length * fraction)), 'Invalid PNG: the file ends early (truncated)');
   }
   invalidImage(t, png.subarray(0, png.length - 12), 'Invalid PNG: the file ends early (truncated)'); // no IEND
+});
+
+/** A PNG file from IHDR fields and the (filtered) image data, with valid CRCs: for hand-made damaged images. */
+function pngFile(width: number, height: number, depth: number, colourType: number, interlace: number, raw: Uint8Array): Buffer {
+  const chunk = (type: string, data: Uint8Array): Buffer => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const out = Buffer.alloc(12 + data.length);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(zlib.crc32(body), 8 + data.length);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([depth, colourType, 0, 0, interlace], 8);
+  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', new Uint8Array(0))]);
+}
+
+// Found by the JavaScript fuzzer (test/fuzz/js, image_decode): pngjs filled the missing rows of short image data
+// with whatever memory it was given, so decoding the same file twice gave different pixels (and leaked old memory).
+test('a PNG whose image data is too short is refused, not padded with stale memory', (t) => {
+  // 232x1 RGBA needs 1 + 232 * 4 = 929 bytes; give it 256.
+  const short = pngFile(232, 1, 8, 6, 0, new Uint8Array(256).fill(0x11));
+  for (let i = 0; i < 3; i++) {
+    invalidImage(t, short, 'Invalid PNG: the image data ends early (truncated): 256 of the 929 bytes a 232x1 image needs');
+  }
+  // Interlaced: the seven Adam7 passes of a 5x3 gray image are 1x1, 1x1, empty, 1x1, 3x1, 2x2 and 5x1 pixels, so
+  // with a filter byte per row they need 2 + 2 + 0 + 2 + 4 + 6 + 6 = 22 bytes.
+  invalidImage(t, pngFile(5, 3, 8, 0, 1, new Uint8Array(21)), /^Invalid PNG: the image data ends early \(truncated\): 21 of the 22 bytes/);
+  const exact = decodeImage(pngFile(5, 3, 8, 0, 1, new Uint8Array(22).fill(0)));
+  t.deepEqual([exact.width, exact.height, exact.data.length], [5, 3, 45]);
+  // Data past what the image needs is ignored (as Pillow does), up to a bound.
+  t.is(decodeImage(pngFile(2, 2, 8, 2, 0, new Uint8Array(14 + 1000))).data.length, 12);
+});
+
+test('an interlaced PNG puts every Adam7 pass where it belongs, from exactly the data the passes need', (t) => {
+  const passes = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]] as const;
+  for (const [width, height] of [[5, 3], [1, 1], [9, 9], [17, 4], [3, 20]] as const) {
+    const raw: number[] = [];
+    const expected = new Array<number>(width * height).fill(-1);
+    let value = 1;
+    for (const [x0, y0, dx, dy] of passes) {
+      const w = Math.ceil((width - x0) / dx);
+      const h = Math.ceil((height - y0) / dy);
+      if (w <= 0 || h <= 0) continue;
+      for (let y = 0; y < h; y++) {
+        raw.push(0); // filter: none
+        for (let x = 0; x < w; x++, value++) {
+          raw.push(value % 256);
+          expected[(y0 + y * dy) * width + x0 + x * dx] = value % 256;
+        }
+      }
+    }
+    const image = decodeImage(pngFile(width, height, 8, 0, 1, Uint8Array.from(raw)));
+    t.deepEqual(Array.from({ length: width * height }, (_, p) => image.data[p * 3]), expected, `${width}x${height}`);
+  }
+});
+
+test('a PNG whose image data inflates far past the image (a decompression bomb) is refused before pngjs inflates it', (t) => {
+  // pngjs inflates interlaced data without a bound: 8 MB of zeros for a 1x1 image would all be allocated.
+  invalidImage(t, pngFile(1, 1, 8, 0, 1, new Uint8Array(8 << 20)), /^Invalid PNG: the image data inflates to more than the 2 bytes a 1x1 image needs/);
+  const garbage = pngFile(4, 4, 8, 0, 0, new Uint8Array(20));
+  garbage[41]! ^= 0xff; // inside the zlib stream: an invalid deflate block type or distance
+  t.throws(() => decodeImage(garbage), { instanceOf: ShowO2Error, code: 'ERR_INVALID_IMAGE' });
 });
 
 test('a PNG with a damaged chunk is refused', (t) => {
