@@ -8,6 +8,10 @@
 #   tools/fuzz.sh smoke                       the CI run: SHOWO2_FUZZ_SMOKE_SECONDS (default 8) per harness
 #   tools/fuzz.sh list                        the harness names
 #
+#   tools/fuzz.sh js run [RUNS] [target...]   the JavaScript/WebAssembly parsers (test/fuzz/js/: image_decode,
+#   tools/fuzz.sh js time SECONDS [target...] visual_input, tokenizer) with the mutation fuzzer in
+#   tools/fuzz.sh js smoke                    test/fuzz/js/run.ts; needs `npm ci` (it builds dist/ and build-test/)
+#
 # Harnesses run one at a time. Each keeps its grown corpus in build-fuzz/corpus/<harness>/ (reused by later runs) and
 # reads build-fuzz/seeds/<harness>/ plus its dictionary (test/fuzz/*.dict). A crash, a sanitizer report, a leak, an
 # input slower than -timeout (a hang) or a run over -rss_limit_mb / -malloc_limit_mb (a memory blow-up) is a finding:
@@ -46,7 +50,7 @@ dicts_of() {
 }
 
 usage() {
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -209,9 +213,35 @@ run_all() {
   fi
 }
 
+# The JavaScript side: compile the package and the fuzzer, then run.js (its own watchdog, corpus in
+# build-fuzz/js-corpus/, findings in build-fuzz/js-findings/, reproduce with run.js --reproduce FILE TARGET).
+js() {
+  local sub="${1:-}" args=()
+  [ $# -gt 0 ] && shift
+  case "$sub" in
+    run)
+      local runs=1000000
+      if [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; then runs=$1; shift; fi
+      args=(--runs "$runs" "$@")
+      ;;
+    time)
+      [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]] || usage
+      args=(--seconds "$1")
+      shift
+      args+=("$@")
+      ;;
+    smoke) args=(--seconds "${SHOWO2_FUZZ_SMOKE_SECONDS:-8}") ;;
+    *) usage ;;
+  esac
+  npx tsc -p tsconfig.json
+  npx tsc -p tsconfig.test.json
+  SHOWO2_FUZZ_BUILD_DIR="$build_dir" node build-test/fuzz/js/run.js "${args[@]}"
+}
+
 cmd="${1:-}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
+  js) js "$@" ;;
   build) build ;;
   corpus) corpus ;;
   list) printf '%s\n' "${harnesses[@]}" ;;

@@ -48,7 +48,7 @@ function checkDecoding(t: ShowO2Tokenizer, ids: readonly number[]): void {
 export const tokenizerTarget: FuzzTarget = {
   name: 'tokenizer',
   description: 'ShowO2Tokenizer encode / decode / stream decoder on any text and id sequence: ids in range, exact round trip, stream = decode',
-  maxLength: 512,
+  maxLength: 256,
   dictionary: [
     ...SPECIAL,
     '\\xf0\\x9f\\x98\\x80', '\\xe4\\xbd\\xa0\\xe5\\xa5\\xbd', '\\xcc\\x81', '\\xed\\xa0\\x80', '\\xef\\xbf\\xbd', '\\xc3\\xa9',
