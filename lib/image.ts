@@ -455,6 +455,49 @@ export function decodeImage(bytes: Uint8Array): RgbImage {
   throw invalidImage(`Unsupported image format: expected PNG, JPEG or WebP, but the file starts with bytes ${head}`);
 }
 
+/**
+ * The format and size of an encoded image, read from its header without decoding any pixel (microseconds, whatever
+ * the size). A service can use it to refuse images it does not want to pay for: decoding costs time and memory in
+ * proportion to the pixels, and a small file can declare a large image (a 1 kB progressive JPEG can describe 40
+ * megapixels, which take seconds to decode). {@link decodeImage} refuses only what exceeds {@link MAX_IMAGE_SIDE}
+ * or {@link MAX_IMAGE_PIXELS}.
+ *
+ * @param bytes - the encoded file (its first bytes are enough for PNG and JPEG).
+ * @returns the format and the size the header gives (the canvas size for an animated WebP).
+ * @throws ShowO2Error `ERR_INVALID_IMAGE` when the bytes are not PNG, JPEG or WebP or the header is damaged or
+ * gives an empty size; `ERR_INVALID_ARGUMENT` when `bytes` is not a Uint8Array or Buffer.
+ *
+ * @example
+ * ```ts
+ * import { readImageSize } from 'showo2';
+ *
+ * const { width, height } = readImageSize(upload);
+ * if (width * height > 25_000_000) throw new Error('images up to 25 megapixels, please');
+ * const answer = await model.answer({ question: 'What is this?', image: upload });
+ * ```
+ */
+export function readImageSize(bytes: Uint8Array): { format: 'png' | 'jpeg' | 'webp'; width: number; height: number } {
+  if (!(bytes instanceof Uint8Array)) throw invalidParameterError('bytes', 'a Uint8Array or Buffer', bytes);
+  let format: 'png' | 'jpeg' | 'webp';
+  let width: number;
+  let height: number;
+  if (hasPngSignature(bytes)) {
+    format = 'png';
+    [width, height] = pngDimensions(bytes);
+  } else if (hasJpegSignature(bytes)) {
+    format = 'jpeg';
+    ({ width, height } = readJpegHeader(bytes));
+  } else if (hasWebpSignature(bytes)) {
+    format = 'webp';
+    ({ width, height } = readWebpHeader(bytes));
+  } else {
+    return decodeImage(bytes) as never; // throws the same ERR_INVALID_IMAGE decodeImage gives for unknown bytes
+  }
+  const name = { png: 'PNG', jpeg: 'JPEG', webp: 'WebP' }[format];
+  if (width < 1 || height < 1) throw invalidImage(`Invalid ${name}: the header gives a size of ${width}x${height}`);
+  return { format, width, height };
+}
+
 /** Throws `ERR_INVALID_ARGUMENT` naming `name` unless `image` is a well-formed {@link RgbImage}. */
 export function checkRgbImage(image: unknown, name: string): asserts image is RgbImage {
   const candidate = image as Partial<RgbImage> | null;

@@ -33,6 +33,7 @@ export {
   NativeLoadError,
   NoGpuError,
   OutOfMemoryError,
+  readImageSize,
   resizeBicubic,
   resizeShorterSide,
   runtimeInfo,

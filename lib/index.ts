@@ -49,6 +49,7 @@ export {
   letterbox,
   MAX_IMAGE_PIXELS,
   MAX_IMAGE_SIDE,
+  readImageSize,
   resizeBicubic,
   resizeShorterSide,
   tensorToImage,

@@ -27,6 +27,7 @@ import { buildGenerationSequence } from './prompt.js';
 import type { ShowO2Tokenizer } from './tokenizer.js';
 import type { GenerationProgress, LatentTensor } from './visual-generation.js';
 import { firstNonFinite, isDefined, isOneOf, isPlainObject, isPositiveInteger } from './validate.js';
+import { readImageInput } from './visual-input.js';
 
 /** An earlier part of the conversation, given to {@link ShowO2Model.generateInterleaved} as `history`. */
 export type InterleavedInput =
@@ -185,7 +186,6 @@ export interface InterleavedContext {
   tokenizer: ShowO2Tokenizer;
   config: { image_resolution: number; patch_size: number; vae_spatial_stride: number; image_latent_dim: number; max_position_embeddings: number };
   run<T>(call: () => Promise<T>): Promise<T>;
-  readImage(input: unknown, name: string): Promise<RgbImage>;
 }
 
 const KEYS = [
@@ -422,7 +422,7 @@ export async function* runInterleavedGeneration(
       continue;
     }
     const name = `options.history[${i}].image`;
-    const rgb = await ctx.readImage(h.image, name);
+    const rgb = await readImageInput(h.image, name);
     if (rgb.width !== r.width || rgb.height !== r.height) {
       throw createError(
         'ERR_INVALID_ARGUMENT',

@@ -39,7 +39,6 @@ import { ShowO2Tokenizer } from './tokenizer.js';
 import { WanVae } from './vae.js';
 import {
   checkVideoInput,
-  readImageInput,
   understandingImagePixels,
   videoPixels,
   type ImageInput,
@@ -706,7 +705,6 @@ export class ShowO2Model implements AsyncDisposable {
         tokenizer: this.#tokenizer,
         config: this.#config,
         run: (call) => this.#queue.run(call),
-        readImage: readImageInput,
       },
       options,
     );
@@ -719,7 +717,6 @@ export class ShowO2Model implements AsyncDisposable {
       tokenizer: this.#tokenizer,
       config: this.#config,
       run: (call) => this.#queue.run(call),
-      readImage: readImageInput,
     };
   }
 

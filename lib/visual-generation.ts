@@ -10,10 +10,11 @@ import { randomInt } from 'node:crypto';
 
 import type { AddonCancelToken, AddonFloatTensor, AddonGenerationStep, AddonShowo2Model } from '../typings/addon.js';
 import { callNative, createError, invalidParameterError, ShowO2Error } from './errors.js';
-import { centerCrop, imageToTensor, pixelsToFrames, resizeShorterSide, type RgbImage } from './image.js';
+import { pixelsToFrames, type RgbImage } from './image.js';
 import { addon } from './native.js';
 import { buildGenerationSequence, defaultMaxTextTokens } from './prompt.js';
 import type { ShowO2Tokenizer } from './tokenizer.js';
+import { coverImagePixels } from './visual-input.js';
 import { firstNonFinite, isDefined, isOneOf, isPlainObject, isPositiveInteger } from './validate.js';
 
 /**
@@ -170,8 +171,6 @@ export interface GenerationContext {
   config: { image_resolution: number; patch_size: number; vae_spatial_stride: number; vae_temporal_stride: number; image_latent_dim: number; max_position_embeddings: number };
   /** Runs one native call in the model's queue. */
   run<T>(call: () => Promise<T>): Promise<T>;
-  /** Decodes an image input to pixels. */
-  readImage(input: unknown, name: string): Promise<RgbImage>;
 }
 
 const IMAGE_KEYS = [
@@ -364,9 +363,7 @@ export async function runVisualGeneration(
 
   let firstFrame: AddonFloatTensor | undefined;
   if (isDefined(firstFrameInput)) {
-    const rgb = await ctx.readImage(firstFrameInput, 'options.image');
-    const scaled = resizeShorterSide(rgb, Math.max(r.width, r.height));
-    const pixels = imageToTensor(centerCrop(scaled, r.width, r.height));
+    const pixels = await coverImagePixels(firstFrameInput, r.width, r.height, 'options.image');
     const latent = await ctx.run(() => callNative(() => ctx.native.encodeImages({ data: pixels, shape: [1, 3, 1, r.height, r.width] })));
     // One conditioning frame for every prompt of the batch.
     const data = new Float32Array(latent.data.length * r.prompts.length);

@@ -1,15 +1,17 @@
 /**
  * The images and videos a user hands to the model: reading an {@link ImageInput} (a path, encoded bytes or pixels)
  * to an {@link RgbImage}, and turning an understanding image or video into the [-1, 1] pixel tensors the native model
- * reads (spec §8.2 and §8.3 preprocessing). Every error names the option it came from (`options.video.frames[3]`),
- * so a service can tell its user which input was wrong. test/fuzz/js/ fuzzes this path.
+ * reads (spec §8.2 and §8.3 preprocessing). Decoding and resampling run in a background thread (image-worker.ts).
+ * Every error names the option it came from (`options.video.frames[3]`), so a service can tell its user which input
+ * was wrong. test/fuzz/js/ fuzzes this path.
  *
  * @module
  */
 import { promises as fs } from 'node:fs';
 
 import { createError, invalidParameterError, ShowO2Error } from './errors.js';
-import { centerCrop, checkRgbImage, decodeImage, imageToTensor, letterbox, resizeShorterSide, type RgbImage } from './image.js';
+import { checkRgbImage, type RgbImage } from './image.js';
+import { runImageJob, type ImageJob, type JobResult } from './image-worker.js';
 import { uniformFrameIndices } from './prompt.js';
 import { isDefined, isPlainObject, isPositiveInteger, isString } from './validate.js';
 
@@ -56,16 +58,11 @@ export interface UnderstandingPixels {
   frames: number;
 }
 
-/**
- * Reads one image input. A path is read asynchronously and decoded; bytes are decoded; pixels are checked (a
- * plain `{ width, height, data }` object with `data.length === width * height * 3`). Errors name `name` and, for a
- * path, the file.
- */
-export async function readImageInput(input: unknown, name: string): Promise<RgbImage> {
+/** An image input made ready for the preprocessing thread: its bytes (read from disk for a path) or checked pixels. */
+async function loadImageInput(input: unknown, name: string): Promise<{ image: Uint8Array | RgbImage; label: string }> {
   if (isString(input)) {
-    let bytes: Uint8Array;
     try {
-      bytes = await fs.readFile(input);
+      return { image: await fs.readFile(input), label: `${name} (${input})` };
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       throw createError(
@@ -74,23 +71,41 @@ export async function readImageInput(input: unknown, name: string): Promise<RgbI
         { cause: err },
       );
     }
-    return decodeNamed(bytes, `${name} (${input})`);
   }
-  if (input instanceof Uint8Array) return decodeNamed(input, name);
+  if (input instanceof Uint8Array) return { image: input, label: name };
   if (isPlainObject(input) && 'width' in input && 'height' in input && 'data' in input) {
     checkRgbImage(input, name);
-    return input;
+    return { image: input, label: name };
   }
   throw invalidParameterError(name, 'a file path, PNG/JPEG/WebP bytes or an RgbImage', input);
 }
 
-function decodeNamed(bytes: Uint8Array, name: string): RgbImage {
+/**
+ * Loads one image input and runs `job` on it in the preprocessing thread (lib/image-worker.ts), so the event loop
+ * stays free however large the image. Errors are the synchronous functions' ShowO2Errors, prefixed with the option
+ * (and file) they concern.
+ */
+async function preprocess<J extends ImageJob>(input: unknown, name: string, job: J): Promise<JobResult<J>> {
+  const { image, label } = await loadImageInput(input, name);
   try {
-    return decodeImage(bytes);
+    return await runImageJob(job, image);
   } catch (err) {
-    if (err instanceof ShowO2Error) throw createError(err.code, `${name}: ${err.message}`, { cause: err });
+    if (err instanceof ShowO2Error) throw createError(err.code, `${label}: ${err.message}`, { cause: err });
     throw err;
   }
+}
+
+/**
+ * Reads one image input to pixels. A path is read asynchronously; bytes are decoded off the event loop; pixels are
+ * checked (a plain `{ width, height, data }` object with `data.length === width * height * 3`) and returned as they
+ * are. Errors name `name` and, for a path, the file.
+ */
+export async function readImageInput(input: unknown, name: string): Promise<RgbImage> {
+  if (isPlainObject(input) && !(input instanceof Uint8Array) && 'data' in input) {
+    checkRgbImage(input, name);
+    return input;
+  }
+  return preprocess(input, name, { op: 'decode' });
 }
 
 /** Validates a {@link VideoInput} given as `name` (frames are checked when read, by {@link videoPixels}). */
@@ -111,8 +126,15 @@ export function checkVideoInput(value: unknown, name = 'options.video'): Resolve
  * centre-cropped to a square (the reference's image transform, spec §8.2).
  */
 export async function understandingImagePixels(input: unknown, resolution: number, name: string): Promise<Float32Array> {
-  const rgb = await readImageInput(input, name);
-  return imageToTensor(centerCrop(resizeShorterSide(rgb, resolution), resolution, resolution));
+  return preprocess(input, name, { op: 'understanding', size: resolution });
+}
+
+/**
+ * The pixels of image-to-video's first frame: the shorter side resized so the image covers `width` x `height`, then
+ * centre-cropped to it.
+ */
+export async function coverImagePixels(input: unknown, width: number, height: number, name: string): Promise<Float32Array> {
+  return preprocess(input, name, { op: 'cover', width, height });
 }
 
 /**
@@ -128,7 +150,7 @@ export async function videoPixels(video: ResolvedVideoInput, resolution: number,
     const index = indices[i]!;
     let frame = converted.get(index);
     if (!frame) {
-      frame = imageToTensor(letterbox(await readImageInput(video.frames[index], `${name}.frames[${index}]`), resolution));
+      frame = await preprocess(video.frames[index], `${name}.frames[${index}]`, { op: 'letterbox', size: resolution });
       converted.set(index, frame);
     }
     data.set(frame, i * frameSize);

@@ -15,6 +15,7 @@ import {
   imageToTensor,
   letterbox,
   MAX_IMAGE_SIDE,
+  readImageSize,
   resizeBicubic,
   resizeShorterSide,
   ShowO2Error,
@@ -364,6 +365,30 @@ test('a PNG whose image data inflates far past the image (a decompression bomb) 
   const garbage = pngFile(4, 4, 8, 0, 0, new Uint8Array(20));
   garbage[41]! ^= 0xff; // inside the zlib stream: an invalid deflate block type or distance
   t.throws(() => decodeImage(garbage), { instanceOf: ShowO2Error, code: 'ERR_INVALID_IMAGE' });
+});
+
+test('readImageSize gives every fixture\'s format and size from its header, as decodeImage would', (t) => {
+  for (const name of fs.readdirSync(imagesDir).filter((n) => /\.(png|jpe?g|webp)$/.test(n))) {
+    const bytes = read(name);
+    const { width, height } = decodeImage(bytes);
+    const format = name.endsWith('.png') ? 'png' : name.endsWith('.webp') ? 'webp' : 'jpeg';
+    t.deepEqual(readImageSize(bytes), { format, width, height }, name);
+  }
+  // The first bytes are enough for PNG and JPEG headers.
+  t.deepEqual(readImageSize(read('photo.png').subarray(0, 24)), { format: 'png', width: 37, height: 29 });
+  invalidImage(t, Buffer.from('hello world'), /^Unsupported image format/);
+  t.throws(() => readImageSize(Buffer.from('hello world')), { code: 'ERR_INVALID_IMAGE', message: /^Unsupported image format/ });
+  t.throws(() => readImageSize('photo.png' as unknown as Uint8Array), { code: 'ERR_INVALID_ARGUMENT' });
+});
+
+// Found by the JavaScript fuzzer: 676 bytes whose progressive frame header declares 6426x5912 (38 megapixels, within
+// the limits) cost jpeg-js seconds and hundreds of MB before it finds the data is damaged. readImageSize is how a
+// service refuses such input cheaply; the model decodes images off the event loop (see event-loop.test.ts).
+test('a tiny file that declares a large image: readImageSize tells at once, decodeImage refuses it', (t) => {
+  const bytes = fs.readFileSync(path.join(imagesDir, 'fuzz', 'progressive-38mp-header.jpg'));
+  t.is(bytes.length, 676);
+  t.deepEqual(readImageSize(bytes), { format: 'jpeg', width: 6426, height: 5912 });
+  invalidImage(t, bytes, /^Invalid JPEG: /);
 });
 
 test('a PNG with a damaged chunk is refused', (t) => {

@@ -1,12 +1,15 @@
-// decodeImage on any bytes: PNG (pngjs), JPEG (jpeg-js plus our chroma upsampling) and WebP (our RIFF walk plus
-// libwebp in WebAssembly). Every input must give a well-formed RgbImage within the size limits or ERR_INVALID_IMAGE
-// naming the format; decoding is deterministic; a PNG that decodes re-encodes and decodes to the same pixels; and
-// after any input the WebAssembly decoder still decodes a known WebP exactly (no corrupted heap).
+// readImageSize and decodeImage on any bytes: PNG (pngjs), JPEG (jpeg-js plus our chroma upsampling) and WebP (our
+// RIFF walk plus libwebp in WebAssembly). Every input must give a well-formed RgbImage of the size readImageSize
+// read, within the size limits, or ERR_INVALID_IMAGE naming the format; decoding is deterministic; a PNG that decodes
+// re-encodes and decodes to the same pixels; and after any input the WebAssembly decoder still decodes a known WebP
+// exactly (no corrupted heap). Headers declaring more than 4 megapixels are sized but not decoded: a few hundred
+// bytes can declare 40 megapixels, which jpeg-js takes seconds to refuse (legitimate work within the documented
+// limits, and the reason readImageSize exists), and each would stall the run.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 
-import { decodeImage, encodePng, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, type RgbImage } from '../../../../dist/image.js';
+import { decodeImage, encodePng, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, readImageSize, type RgbImage } from '../../../../dist/image.js';
 import { repoRoot } from '../../../helpers.js';
 import { check, expectedError, FuzzFinding, type FuzzTarget, type Rng } from '../engine.js';
 import { mutate } from '../mutate.js';
@@ -170,6 +173,9 @@ function format(d: Uint8Array): string {
   return 'other';
 }
 
+/** Above this many declared pixels an input is only sized, not decoded. */
+const DECODE_PIXELS = 1 << 22;
+
 // A WebP decoded at setup; decoded again now and then to show the WebAssembly decoder's state survived every input.
 let canary: { bytes: Uint8Array; image: RgbImage } | undefined;
 let execs = 0;
@@ -195,7 +201,13 @@ export const imageDecodeTarget: FuzzTarget = {
     execs++;
     let image: RgbImage;
     try {
+      // The header first: readImageSize must agree with what decodeImage then produces. Images over DECODE_PIXELS are
+      // not decoded: their cost is only their size (seconds each, see the module comment), not new code paths.
+      const size = readImageSize(data);
+      check(Number.isInteger(size.width) && Number.isInteger(size.height) && size.width >= 1 && size.height >= 1, `readImageSize gave ${size.width}x${size.height}`);
+      if (size.width * size.height > DECODE_PIXELS) return `large:${size.format}`;
       image = decodeImage(data);
+      check(image.width === size.width && image.height === size.height, () => `readImageSize said ${size.width}x${size.height}, decodeImage gave ${image.width}x${image.height}`);
     } catch (err) {
       return expectedError(err, ['ERR_INVALID_IMAGE'], /PNG|JPEG|WebP|image/);
     } finally {
