@@ -25,8 +25,8 @@ import { imageToTensor, pixelsToFrames, type RgbImage } from './image.js';
 import { addon } from './native.js';
 import { buildGenerationSequence } from './prompt.js';
 import type { ShowO2Tokenizer } from './tokenizer.js';
-import type { GenerationProgress, LatentTensor } from './visual-generation.js';
-import { firstNonFinite, isDefined, isOneOf, isPlainObject, isPositiveInteger } from './validate.js';
+import { resolveSamplingOptions, type GenerationProgress, type LatentTensor } from './visual-generation.js';
+import { firstNonFinite, isDefined, isFiniteNumber, isOneOf, isPlainObject } from './validate.js';
 import { readImageInput } from './visual-input.js';
 
 /** An earlier part of the conversation, given to {@link ShowO2Model.generateInterleaved} as `history`. */
@@ -194,7 +194,6 @@ const KEYS = [
   'referenceQuirks', 'onTextChunk', 'onStep', 'signal',
 ];
 
-const isFiniteNumber = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 
 interface Resolved {
   prompt: string;
@@ -287,30 +286,7 @@ function resolveOptions(ctx: InterleavedContext, options: unknown): Resolved {
       logitBias.push([id, bias]);
     }
   }
-  const unit = ctx.config.patch_size * ctx.config.vae_spatial_stride;
-  const size = (key: 'width' | 'height') => {
-    const v = o[key] ?? ctx.config.image_resolution;
-    if (!isPositiveInteger(v) || v % unit !== 0 || v > 16384) {
-      throw invalidParameterError(`options.${key}`, `a positive multiple of ${unit} up to 16384`, o[key]);
-    }
-    return v;
-  };
-  const width = size('width');
-  const height = size('height');
-  const steps = o.steps ?? 50;
-  if (!Number.isInteger(steps) || steps < 2 || steps > 10000) {
-    throw invalidParameterError('options.steps', 'an integer from 2 to 10000 (time-grid points)', o.steps);
-  }
-  const guidanceScale = o.guidanceScale ?? 5;
-  if (!isFiniteNumber(guidanceScale) || guidanceScale < 0) throw invalidParameterError('options.guidanceScale', 'a finite number >= 0', o.guidanceScale);
-  const shift = o.shift ?? 3;
-  if (!isFiniteNumber(shift) || shift <= 0) throw invalidParameterError('options.shift', 'a finite number > 0', o.shift);
-  const solver = o.solver ?? 'euler';
-  if (!isOneOf(solver, ['euler', 'heun'] as const)) throw invalidParameterError('options.solver', "'euler' or 'heun'", o.solver);
-  const output = o.output ?? 'image';
-  if (!isOneOf(output, ['image', 'latent'] as const)) throw invalidParameterError('options.output', "'image' or 'latent'", o.output);
-  const rounding = o.rounding ?? 'round';
-  if (!isOneOf(rounding, ['round', 'truncate'] as const)) throw invalidParameterError('options.rounding', "'round' or 'truncate'", o.rounding);
+  const { width, height, steps, guidanceScale, shift, solver, output, rounding } = resolveSamplingOptions(ctx.config, o);
   const referenceQuirks = o.referenceQuirks ?? false;
   if (typeof referenceQuirks !== 'boolean') throw invalidParameterError('options.referenceQuirks', 'a boolean', o.referenceQuirks);
   if (isDefined(o.onTextChunk) && typeof o.onTextChunk !== 'function') throw invalidParameterError('options.onTextChunk', 'a function', o.onTextChunk);

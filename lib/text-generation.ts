@@ -11,7 +11,7 @@
 import type { AddonSamplingParams, AddonSequenceChunk, AddonUnderstandingSession } from '../typings/addon.js';
 import { callNative, createError, invalidParameterError, ShowO2Error } from './errors.js';
 import type { ShowO2Tokenizer } from './tokenizer.js';
-import { isDefined, isInteger } from './validate.js';
+import { isDefined, isFiniteNumber, isInteger } from './validate.js';
 
 /**
  * How an answer is sampled and when it stops. Every field is optional.
@@ -106,7 +106,6 @@ const GENERATION_KEYS = [
   'onTextChunk',
 ] as const;
 
-const isFiniteNumber = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 
 /** Checks the generation fields of `options` (other keys are the caller's) and applies defaults. @internal */
 export function resolveGenerationOptions(options: Record<string, unknown>, prefix = 'options'): ResolvedGenerationOptions {

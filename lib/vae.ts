@@ -9,7 +9,7 @@ import { callNative, createError, describeValue, disposedError, fromNativeError,
 import { imageToTensor, pixelsToFrames, type RgbImage } from './image.js';
 import { addon } from './native.js';
 import { DEVICES, resolveDevice, WEIGHT_DTYPES, type Device, type WeightDtype } from './runtime.js';
-import { firstNonFinite, isDefined, isInteger, isNonEmptyString, isOneOf, isPlainObject, isPositiveInteger } from './validate.js';
+import { firstNonFinite, isDefined, isFiniteNumber, isInteger, isNonEmptyString, isOneOf, isPlainObject, isPositiveInteger } from './validate.js';
 
 /**
  * The VAE's architecture, in the spellings of the reference's `config.json` (`vae_config`). Every field is optional;
@@ -156,7 +156,6 @@ function isArrayOf(value: unknown, item: (x: unknown) => boolean): value is unkn
   return Array.isArray(value) && value.every(item);
 }
 
-const isFiniteNumber = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x);
 
 /** Type checks of each given field; the cross-field checks (lengths vs z_dim, ...) are the core's. */
 function checkConfig(config: unknown): WanVaeConfig {

@@ -26,6 +26,11 @@ export function isNonEmptyString(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0;
 }
 
+/** A number that is neither NaN nor infinite. */
+export function isFiniteNumber(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value);
+}
+
 /** A finite integer (`Number.isInteger`: no NaN, no Infinity, no fractions). */
 export function isInteger(value: unknown): value is number {
   return Number.isInteger(value);

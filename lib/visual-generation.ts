@@ -15,7 +15,7 @@ import { addon } from './native.js';
 import { buildGenerationSequence, defaultMaxTextTokens } from './prompt.js';
 import type { ShowO2Tokenizer } from './tokenizer.js';
 import { coverImagePixels } from './visual-input.js';
-import { firstNonFinite, isDefined, isOneOf, isPlainObject, isPositiveInteger } from './validate.js';
+import { firstNonFinite, isDefined, isFiniteNumber, isOneOf, isPlainObject, isPositiveInteger } from './validate.js';
 
 /**
  * What the `onStep` callback receives after each ODE step.
@@ -193,7 +193,6 @@ const IMAGE_KEYS = [
 ];
 const VIDEO_KEYS = [...IMAGE_KEYS, 'frames', 'image'];
 
-const isFiniteNumber = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 
 interface Resolved {
   prompts: string[];
@@ -215,6 +214,55 @@ interface Resolved {
   rounding: 'round' | 'truncate';
 }
 
+/** The size, sampler and output options that image, video and interleaved generation share, validated. @internal */
+export interface SamplingOptions {
+  width: number;
+  height: number;
+  steps: number;
+  guidanceScale: number;
+  shift: number;
+  solver: 'euler' | 'heun';
+  output: 'image' | 'latent';
+  rounding: 'round' | 'truncate';
+}
+
+/**
+ * Validates the shared options (each error names `options.<key>`) and fills in their defaults: the model's
+ * resolution, 50 steps, guidance 5, shift 3, Euler, images, rounding to nearest. @internal
+ */
+export function resolveSamplingOptions(
+  config: { image_resolution: number; patch_size: number; vae_spatial_stride: number },
+  o: Partial<Record<keyof SamplingOptions, unknown>>,
+): SamplingOptions {
+  const unit = config.patch_size * config.vae_spatial_stride;
+  const size = (key: 'width' | 'height'): number => {
+    const v = o[key] ?? config.image_resolution;
+    if (!isPositiveInteger(v) || v % unit !== 0 || v > 16384) {
+      throw invalidParameterError(`options.${key}`, `a positive multiple of ${unit} up to 16384`, o[key]);
+    }
+    return v;
+  };
+  const steps = o.steps ?? 50;
+  if (!Number.isInteger(steps) || (steps as number) < 2 || (steps as number) > 10000) {
+    throw invalidParameterError('options.steps', 'an integer from 2 to 10000 (time-grid points; 2 gives one step)', o.steps);
+  }
+  const guidanceScale = o.guidanceScale ?? 5.0;
+  if (!isFiniteNumber(guidanceScale) || guidanceScale < 0) {
+    throw invalidParameterError('options.guidanceScale', 'a finite number >= 0', o.guidanceScale);
+  }
+  const shift = o.shift ?? 3.0;
+  if (!isFiniteNumber(shift) || shift <= 0) throw invalidParameterError('options.shift', 'a finite number > 0', o.shift);
+  const solver = o.solver ?? 'euler';
+  if (!isOneOf(solver, ['euler', 'heun'] as const)) throw invalidParameterError('options.solver', "'euler' or 'heun'", o.solver);
+  const output = o.output ?? 'image';
+  if (!isOneOf(output, ['image', 'latent'] as const)) throw invalidParameterError('options.output', "'image' or 'latent'", o.output);
+  const rounding = o.rounding ?? 'round';
+  if (!isOneOf(rounding, ['round', 'truncate'] as const)) {
+    throw invalidParameterError('options.rounding', "'round' or 'truncate'", o.rounding);
+  }
+  return { width: size('width'), height: size('height'), steps: steps as number, guidanceScale, shift, solver, output, rounding };
+}
+
 function resolveOptions(ctx: GenerationContext, options: unknown, video: boolean): Resolved {
   if (!isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
   const allowed = video ? VIDEO_KEYS : IMAGE_KEYS;
@@ -226,41 +274,14 @@ function resolveOptions(ctx: GenerationContext, options: unknown, video: boolean
   if (!Array.isArray(prompts) || prompts.length === 0 || !prompts.every((p) => typeof p === 'string')) {
     throw invalidParameterError('options.prompt', 'a string or a non-empty array of strings', o.prompt);
   }
-  const unit = ctx.config.patch_size * ctx.config.vae_spatial_stride;
-  const size = (key: 'width' | 'height') => {
-    const v = o[key] ?? ctx.config.image_resolution;
-    if (!isPositiveInteger(v) || v % unit !== 0 || v > 16384) {
-      throw invalidParameterError(`options.${key}`, `a positive multiple of ${unit} up to 16384`, o[key]);
-    }
-    return v;
-  };
-  const width = size('width');
-  const height = size('height');
+  const { width, height, steps, guidanceScale, shift, solver, output, rounding } = resolveSamplingOptions(ctx.config, o);
   const stride = ctx.config.vae_temporal_stride;
   const frames = video ? (o.frames ?? 17) : 1;
   if (!isPositiveInteger(frames) || (frames - 1) % stride !== 0 || frames > 1 + 4 * 1024) {
     throw invalidParameterError('options.frames', `a frame count of the form 1 + ${stride}k (1, ${1 + stride}, ${1 + 2 * stride}, ...)`, o.frames);
   }
-  const steps = o.steps ?? 50;
-  if (!Number.isInteger(steps) || steps < 2 || steps > 10000) {
-    throw invalidParameterError('options.steps', 'an integer from 2 to 10000 (time-grid points; 2 gives one step)', o.steps);
-  }
-  const guidanceScale = o.guidanceScale ?? 5.0;
-  if (!isFiniteNumber(guidanceScale) || guidanceScale < 0) {
-    throw invalidParameterError('options.guidanceScale', 'a finite number >= 0', o.guidanceScale);
-  }
-  const shift = o.shift ?? 3.0;
-  if (!isFiniteNumber(shift) || shift <= 0) throw invalidParameterError('options.shift', 'a finite number > 0', o.shift);
-  const solver = o.solver ?? 'euler';
-  if (!isOneOf(solver, ['euler', 'heun'] as const)) throw invalidParameterError('options.solver', "'euler' or 'heun'", o.solver);
   const seed = o.seed ?? randomInt(0, 2 ** 48 - 1);
   if (!Number.isSafeInteger(seed) || seed < 0) throw invalidParameterError('options.seed', 'a non-negative safe integer', o.seed);
-  const output = o.output ?? 'image';
-  if (!isOneOf(output, ['image', 'latent'] as const)) throw invalidParameterError('options.output', "'image' or 'latent'", o.output);
-  const rounding = o.rounding ?? 'round';
-  if (!isOneOf(rounding, ['round', 'truncate'] as const)) {
-    throw invalidParameterError('options.rounding', "'round' or 'truncate'", o.rounding);
-  }
   if (isDefined(o.maxTextTokens) && (!Number.isInteger(o.maxTextTokens) || o.maxTextTokens < 0)) {
     throw invalidParameterError('options.maxTextTokens', 'a non-negative integer', o.maxTextTokens);
   }
