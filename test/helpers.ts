@@ -5,6 +5,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { WeightFile } from 'showo2';
+
 /** The repository root (build-test/helpers.js lives one level below it). */
 export const repoRoot = path.resolve(__dirname, '..');
 export const fixturesDir = path.join(repoRoot, 'test', 'fixtures', 'weights');
@@ -133,4 +135,16 @@ export function consumerProject(): string {
   fs.mkdirSync(path.join(dir, 'node_modules'));
   fs.symlinkSync(repoRoot, path.join(dir, 'node_modules', 'showo2'), 'dir');
   return dir;
+}
+
+/** Every tensor of a safetensors fixture, by name (reference outputs written by tools/fixtures/). */
+export async function readAllTensors(file: string): Promise<Record<string, ArrayLike<number>>> {
+  const weights = await WeightFile.open(file);
+  try {
+    const out: Record<string, ArrayLike<number>> = {};
+    for (const { name } of weights.tensors) out[name] = (await weights.read(name)).data as ArrayLike<number>;
+    return out;
+  } finally {
+    weights.dispose();
+  }
 }

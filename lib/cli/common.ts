@@ -148,6 +148,23 @@ export function numberValue(values: OptionValues, name: string, expected: string
   return n;
 }
 
+/** The text sampler's flags (`--max-tokens`, `--temperature`, `--top-p`, `--top-k`), those given, validated. */
+export function textSamplingValues(
+  values: OptionValues,
+  maxTokensLimit: number,
+): { maxTokens?: number; temperature?: number; topP?: number; topK?: number } {
+  const out: { maxTokens?: number; temperature?: number; topP?: number; topK?: number } = {};
+  const maxTokens = intValue(values, 'max-tokens', 1, maxTokensLimit);
+  if (maxTokens !== undefined) out.maxTokens = maxTokens;
+  const temperature = numberValue(values, 'temperature', 'a number >= 0', (n) => n >= 0);
+  if (temperature !== undefined) out.temperature = temperature;
+  const topP = numberValue(values, 'top-p', 'a number in (0, 1]', (n) => n > 0 && n <= 1);
+  if (topP !== undefined) out.topP = topP;
+  const topK = intValue(values, 'top-k', 0);
+  if (topK !== undefined) out.topK = topK;
+  return out;
+}
+
 export function choiceValue<T extends string>(values: OptionValues, name: string, choices: readonly T[]): T | undefined {
   const raw = stringValue(values, name);
   if (raw === undefined) return undefined;

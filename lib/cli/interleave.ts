@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { encodePng } from '../image.js';
 import type { InterleavedGenerationOptions } from '../interleaved-generation.js';
 import { generating, SAMPLING_OPTIONS, samplingOptions, seedValue } from './generate.js';
-import { intValue, numberValue, printJson, stringList, stringValue, UsageError, writeFile, type Command } from './common.js';
+import { intValue, printJson, stringList, stringValue, textSamplingValues, UsageError, writeFile, type Command } from './common.js';
 import { LOAD_OPTIONS, loadModel } from './load-model.js';
 import type { ProgressTask } from './progress.js';
 
@@ -71,14 +71,7 @@ Examples:
     const maxImages = intValue(values, 'max-images', 0, 16);
     if (maxImages !== undefined) options.maxImages = maxImages;
     if (values['start-with-image'] === true) options.startWithImage = true;
-    const maxTokens = intValue(values, 'max-tokens', 1, 100_000);
-    if (maxTokens !== undefined) options.maxTokens = maxTokens;
-    const temperature = numberValue(values, 'temperature', 'a number >= 0', (n) => n >= 0);
-    if (temperature !== undefined) options.temperature = temperature;
-    const topP = numberValue(values, 'top-p', 'a number in (0, 1]', (n) => n > 0 && n <= 1);
-    if (topP !== undefined) options.topP = topP;
-    const topK = intValue(values, 'top-k', 0);
-    if (topK !== undefined) options.topK = topK;
+    Object.assign(options, textSamplingValues(values, 100_000));
     if (values['reference-quirks'] === true) options.referenceQuirks = true;
     const bias: Record<number, number> = {};
     for (const item of stringList(values, 'logit-bias')) {

@@ -17,10 +17,10 @@ import {
   EXIT_INTERRUPTED,
   hintFor,
   intValue,
-  numberValue,
   printJson,
   stringList,
   stringValue,
+  textSamplingValues,
   UsageError,
   type Command,
   type CommandContext,
@@ -40,15 +40,7 @@ const TEXT_OPTIONS: Record<string, OptionSpec> = {
 };
 
 function textOptions(values: OptionValues): TextGenerationOptions {
-  const options: TextGenerationOptions = {};
-  const maxTokens = intValue(values, 'max-tokens', 1, 1_000_000);
-  if (maxTokens !== undefined) options.maxTokens = maxTokens;
-  const temperature = numberValue(values, 'temperature', 'a number >= 0', (n) => n >= 0);
-  if (temperature !== undefined) options.temperature = temperature;
-  const topP = numberValue(values, 'top-p', 'a number in (0, 1]', (n) => n > 0 && n <= 1);
-  if (topP !== undefined) options.topP = topP;
-  const topK = intValue(values, 'top-k', 0);
-  if (topK !== undefined) options.topK = topK;
+  const options: TextGenerationOptions = textSamplingValues(values, 1_000_000);
   const seed = intValue(values, 'seed', 0);
   if (seed !== undefined) options.seed = seed;
   return options;

@@ -16,9 +16,9 @@ import * as zlib from 'node:zlib';
 
 import test from 'ava';
 
-import { ShowO2Model, WeightFile } from 'showo2';
+import { ShowO2Model } from 'showo2';
 import { buildGenerationSequence } from '../../dist/prompt.js';
-import { repoRoot, tempDir } from '../helpers.js';
+import { readAllTensors, repoRoot, tempDir } from '../helpers.js';
 
 const fixtureDir = path.join(repoRoot, 'test', 'fixtures', 'showo2');
 const vaePath = path.join(repoRoot, 'test', 'fixtures', 'vae', 'tiny_vae.pth');
@@ -55,17 +55,7 @@ function makeModelDir(): string {
 }
 const modelPromise = ShowO2Model.load(makeModelDir(), { vaePath });
 
-async function readTensors(): Promise<Record<string, ArrayLike<number>>> {
-  const file = await WeightFile.open(path.join(fixtureDir, 'generation.safetensors'));
-  try {
-    const out: Record<string, ArrayLike<number>> = {};
-    for (const { name } of file.tensors) out[name] = (await file.read(name)).data as ArrayLike<number>;
-    return out;
-  } finally {
-    file.dispose();
-  }
-}
-const tensorsPromise = readTensors();
+const tensorsPromise = readAllTensors(path.join(fixtureDir, 'generation.safetensors'));
 
 /** [max |out - ref| / max |ref|, ||out - ref|| / ||ref||]. */
 function errors(out: ArrayLike<number>, ref: ArrayLike<number>): [number, number] {

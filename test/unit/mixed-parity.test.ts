@@ -14,8 +14,8 @@ import * as path from 'node:path';
 
 import test from 'ava';
 
-import { ShowO2Model, WeightFile, type InterleavedGenerationResult } from 'showo2';
-import { repoRoot } from '../helpers.js';
+import { ShowO2Model, type InterleavedGenerationResult } from 'showo2';
+import { readAllTensors, repoRoot } from '../helpers.js';
 import { tinyVaePath, writeTinyModel } from '../scenarios/tiny-model.js';
 
 const fixtureDir = path.join(repoRoot, 'test', 'fixtures', 'showo2');
@@ -50,17 +50,7 @@ const cases: Case[] = Array.isArray(fixture.cases)
 
 const modelPromise = ShowO2Model.load(writeTinyModel(), { vaePath: tinyVaePath });
 
-async function readTensors(): Promise<Record<string, ArrayLike<number>>> {
-  const file = await WeightFile.open(path.join(fixtureDir, 'mixed.safetensors'));
-  try {
-    const out: Record<string, ArrayLike<number>> = {};
-    for (const { name } of file.tensors) out[name] = (await file.read(name)).data as ArrayLike<number>;
-    return out;
-  } finally {
-    file.dispose();
-  }
-}
-const tensorsPromise = readTensors();
+const tensorsPromise = readAllTensors(path.join(fixtureDir, 'mixed.safetensors'));
 
 /** max |out - ref| / max |ref|. */
 function relMax(out: ArrayLike<number>, ref: ArrayLike<number>): number {
