@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import test from 'ava';
 
 import { centerCrop, decodeImage, encodePng, imageToTensor, letterbox, resizeShorterSide, ShowO2Error, type RgbImage } from 'showo2';
+import { imageThreadCount, RETIRE_AFTER_PIXELS } from '../../dist/image-worker.js';
 import { checkVideoInput, readImageInput, understandingImagePixels, videoPixels } from '../../dist/visual-input.js';
 
 import { repoRoot, tempDir } from '../helpers.js';
@@ -88,4 +89,23 @@ test('a bad frame is named by its index in the video, even when it is sampled la
   const err = await t.throwsAsync(videoPixels(checkVideoInput({ frames, numFrames: 3 }), 8), { instanceOf: ShowO2Error });
   t.is(err!.code, 'ERR_INVALID_ARGUMENT');
   t.regex(err!.message, /options\.video\.frames\[2\]\.data/);
+});
+
+// Serial, so it runs before the other tests and no other request shares the preprocessing thread.
+test.serial('after a large image the preprocessing thread is replaced (its memory released); later images still work', async (t) => {
+  const side = Math.ceil(Math.sqrt(RETIRE_AFTER_PIXELS)) + 1;
+  const big = encodePng(solid(side, side, 90));
+  const small = encodePng(solid(8, 8, 10));
+  t.is((await understandingImagePixels(small, 4, 'options.image')).length, 48);
+  t.is(imageThreadCount(), 1);
+  t.is((await understandingImagePixels(big, 16, 'options.image')).length, 3 * 16 * 16);
+  // The retired thread ends by itself once its work is done.
+  for (let i = 0; i < 500 && imageThreadCount() > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.is(imageThreadCount(), 0);
+  t.deepEqual(await understandingImagePixels(small, 4, 'options.image'), imageToTensor(centerCrop(resizeShorterSide(solid(8, 8, 10), 4), 4, 4)));
+  t.is(imageThreadCount(), 1);
+  // A small image keeps the thread.
+  await understandingImagePixels(small, 4, 'options.image');
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  t.is(imageThreadCount(), 1);
 });

@@ -4,6 +4,7 @@
 // objects of right and wrong sizes, malformed values, missing files). Every input must give pixels of exactly the
 // promised size, finite and in [-1, 1], or a typed error naming the option (`options.video.frames[2]`, ...).
 import { checkVideoInput, understandingImagePixels, videoPixels } from '../../../../dist/visual-input.js';
+import { readImageSize } from '../../../../dist/image.js';
 import { check, expectedError, type FuzzTarget } from '../engine.js';
 import { imageSeeds } from './image-decode.js';
 
@@ -116,6 +117,18 @@ export const visualInputTarget: FuzzTarget = {
     const numFramesByte = r.u8();
     const frameCount = r.u8() % 6;
     const frames = Array.from({ length: frameCount }, () => readFrame(r));
+    // As in image_decode: a frame whose header declares more than 4 megapixels is not run (seconds and gigabytes of
+    // decoding each, the same code paths as a small image).
+    const declared = (f: unknown): number => {
+      if (!(f instanceof Uint8Array)) return 0;
+      try {
+        const { width, height } = readImageSize(f);
+        return width * height;
+      } catch {
+        return 0;
+      }
+    };
+    if (frames.some((f) => declared(f) > 1 << 22)) return 'large';
     try {
       if (mode === 2) {
         const pixels = await understandingImagePixels(frames[0], resolution, 'options.image');
