@@ -47,6 +47,7 @@ const publicNames = [
   'imageToTensor',
   'invalidParameterError',
   'letterbox',
+  'readImageSize',
   'resizeBicubic',
   'resizeShorterSide',
   'resolveModel',
