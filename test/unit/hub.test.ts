@@ -701,6 +701,35 @@ test('bad sources and options are typed errors', async (t) => {
   await t.throwsAsync(resolveModel(MODEL_REPO, { endpoint: 'not a url' }), { code: 'ERR_INVALID_ARGUMENT', message: /options\.endpoint/ });
 });
 
+test('every bad source and option is ERR_INVALID_ARGUMENT naming it, before any request', async (t) => {
+  let requests = 0;
+  const fetch = (() => {
+    requests++;
+    throw new Error('no request expected');
+  }) as unknown as typeof globalThis.fetch;
+  const cases: [string, unknown, string][] = [
+    [42 as unknown as string, {}, 'Expected a model directory or a Hugging Face repo id for source but received 42 (number)'],
+    [MODEL_REPO, 'main', 'Expected an object for options but received "main" (string)'],
+    [MODEL_REPO, { cacheDir: '' }, 'Expected a non-empty string for options.cacheDir but received "" (string)'],
+    [MODEL_REPO, { token: 5 }, 'Expected a non-empty string for options.token but received 5 (number)'],
+    [MODEL_REPO, { vaePath: 5 }, 'Expected a non-empty string for options.vaePath but received 5 (number)'],
+    [MODEL_REPO, { onProgress: 'log' }, 'Expected a function for options.onProgress but received "log" (string)'],
+    [MODEL_REPO, { signal: {} }, 'Expected an AbortSignal for options.signal but received an object'],
+    [MODEL_REPO, { revision: '../main' }, 'Expected a branch, tag or commit for options.revision but received "../main" (string)'],
+    [MODEL_REPO, { revision: '/etc' }, 'Expected a branch, tag or commit for options.revision but received "/etc" (string)'],
+    [MODEL_REPO, { endpoint: 'ftp://example.com' }, 'Expected an http(s) URL for options.endpoint but received "ftp://example.com" (string)'],
+  ];
+  for (const [source, options, message] of cases) {
+    const withFetch = typeof options === 'object' ? { ...options, fetch } : options;
+    await t.throwsAsync(resolveModel(source, withFetch as ResolveOptions), { instanceOf: ShowO2Error, code: 'ERR_INVALID_ARGUMENT', message });
+  }
+  await t.throwsAsync(resolveModel(MODEL_REPO, { fetch: {} as never }), {
+    code: 'ERR_INVALID_ARGUMENT',
+    message: 'Expected a function for options.fetch but received an object',
+  });
+  t.is(requests, 0);
+});
+
 test('end to end: ShowO2Model.load on the resolved paths answers a question', async (t) => {
   await withHub(async (hub) => {
     const cache = newCache();
