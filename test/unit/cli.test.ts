@@ -140,3 +140,24 @@ test('convert --dtype bf16 writes a safetensors file that inspect reads back', a
   const back = JSON.parse((await runCli(['inspect', dst, '--json'])).stdout) as { tensors: { name: string; dtype: string }[] };
   t.deepEqual(back.tensors.map((x) => `${x.name}:${x.dtype}`), ['ids:I32', 'layers.0.weight:BF16']);
 });
+
+test('a flag without its value is a usage error (exit 2); a corrupt file exits 1 with its code and hint', async (t) => {
+  const noValue = await runCli(['convert', src, path.join(dir, 'y.safetensors'), '--dtype']);
+  t.is(noValue.code, 2);
+  t.deepEqual(noValue.stderr.trim().split('\n'), [
+    "error ERR_INVALID_ARGUMENT: Option '--dtype <value>' argument missing",
+    'Usage: showo2 convert <src> <dst> [--dtype f32|bf16|f16]',
+    'Run "showo2 help convert" for all options.',
+  ]);
+  const corrupt = path.join(dir, 'corrupt.safetensors');
+  fs.writeFileSync(corrupt, 'not a safetensors file');
+  for (const args of [['inspect', corrupt], ['convert', corrupt, path.join(dir, 'z.safetensors')]]) {
+    const r = await runCli(args);
+    t.is(r.code, 1, args.join(' '));
+    const lines = r.stderr.split('\n').filter((l) => !l.startsWith('converting '));
+    t.regex(lines[0]!, /^error ERR_CORRUPT_FILE: .*corrupt\.safetensors: /);
+    t.is(lines[1], 'hint: The file is damaged or incomplete: download it again.');
+    t.is(lines[2], `see: ${troubleshootingPage}#err_corrupt_file`);
+  }
+  t.false(fs.existsSync(path.join(dir, 'z.safetensors')));
+});
