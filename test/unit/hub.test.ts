@@ -629,6 +629,36 @@ test('a sharded safetensors checkpoint resolves its index and every shard', asyn
   });
 });
 
+test('a checkpoint index naming a shard outside the snapshot, a broken index, an etag that could leave blobs/: refused', async (t) => {
+  await withHub(async (hub) => {
+    const model = hub.repos.get(MODEL_REPO)!;
+    const index = (text: string) => model.files.set('model.safetensors.index.json', { data: Buffer.from(text), lfs: false });
+    const cases: [string, RegExp][] = [
+      [JSON.stringify({ weight_map: { a: '../../../evil.safetensors' } }), /names an invalid shard file "\.\.\/\.\.\/\.\.\/evil\.safetensors"$/],
+      [JSON.stringify({ weight_map: { a: '/etc/passwd' } }), /names an invalid shard file "\/etc\/passwd"$/],
+      [JSON.stringify({ weight_map: { a: 'x//y.safetensors', b: 7 } }), /names an invalid shard file "x\/\/y\.safetensors"$/],
+      [JSON.stringify({ metadata: {} }), /has no weight_map object$/],
+      ['{"weight_map": ', /is not valid JSON: /],
+    ];
+    for (const [text, message] of cases) {
+      const cache = newCache();
+      index(text);
+      await t.throwsAsync(resolveModel(MODEL_REPO, options(hub, cache)), { instanceOf: ShowO2Error, code: 'ERR_CORRUPT_FILE', message }, text);
+      t.false(fs.existsSync(path.join(cache, 'evil.safetensors')));
+    }
+    model.files.delete('model.safetensors.index.json');
+    // A server (a mirror, HF_ENDPOINT) whose etag is a path: the blob's name would leave blobs/.
+    model.files.set('config.json', { data: configBytes, lfs: false, etag: '../../escape' });
+    const cache = newCache();
+    await t.throwsAsync(resolveModel(MODEL_REPO, options(hub, cache)), {
+      instanceOf: DownloadError,
+      code: 'ERR_DOWNLOAD',
+      message: /answered without the Hub's X-Repo-Commit and ETag headers: is .* a Hugging Face Hub or a mirror of one\?$/,
+    });
+    t.deepEqual(fs.readdirSync(cache), []);
+  });
+});
+
 test.serial('the environment supplies the defaults: HF_ENDPOINT, HF_HUB_CACHE, HF_HUB_OFFLINE', async (t) => {
   await withHub(async (hub) => {
     const cache = newCache();
