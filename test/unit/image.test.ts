@@ -704,3 +704,13 @@ test('writeImage refuses a path that is not a string, naming it, before writing'
     message: 'Expected an RgbImage ({ width, height, data }) for image but received null',
   });
 });
+
+test('readImageSize of a header cut short, or of a header giving an empty size, is ERR_INVALID_IMAGE naming the format', (t) => {
+  const sizeError = (bytes: Uint8Array, message: string) =>
+    t.throws(() => readImageSize(bytes), { instanceOf: ShowO2Error, code: 'ERR_INVALID_IMAGE', message });
+  sizeError(read('photo.png').subarray(0, 20), 'Invalid PNG: the IHDR chunk is missing or truncated');
+  sizeError(read('photo.jpg').subarray(0, 3), 'Invalid JPEG: no frame header (SOF marker) before the image data');
+  sizeError(read('photo.webp').subarray(0, 10), 'Invalid WebP: the file ends early (truncated): 10 bytes, fewer than its 12-byte header');
+  sizeError(new Uint8Array(0), 'Cannot decode an image from 0 bytes');
+  sizeError(withPngSize(37, 0), 'Invalid PNG: the header gives a size of 37x0');
+});
