@@ -361,6 +361,10 @@ test('errors: invalid arguments', async (t) => {
       'Expected an integer token id in [0, 151669) for id but received 151669 (number)'],
     [() => tokenizer.tokenToId(null as never), 'Expected a string for token but received null'],
     [() => tokenizer.idToToken('1' as never), 'Expected an integer for id but received "1" (string)'],
+    [() => tokenizer.idToToken(Number.NaN), 'Expected an integer for id but received NaN (number)'],
+    [() => tokenizer.createStreamDecoder('x' as never), 'Expected an object for options but received "x" (string)'],
+    [() => tokenizer.createStreamDecoder().push('1' as never),
+      'Expected an integer token id in [0, 151669) for id but received "1" (string)'],
     [() => ShowO2Tokenizer.fromJSON({}, {}, { vocabSize: 1.5 }),
       'Expected a positive integer up to 2^31 for options.vocabSize but received 1.5 (number)'],
   ];
