@@ -78,7 +78,8 @@ function scanlines(image: RgbImage): Uint8Array {
  * @param frames - the frames, all of the same width and height, in order.
  * @param options - frame rate and looping; see {@link AnimatedPngOptions}.
  * @returns the file's bytes.
- * @throws ShowO2Error `ERR_INVALID_ARGUMENT` for no frames, frames of different sizes, or bad options.
+ * @throws ShowO2Error `ERR_INVALID_ARGUMENT` for no frames, a missing or malformed frame (named by its index), frames
+ * of different sizes, or bad options.
  *
  * @example
  * ```ts
@@ -100,15 +101,21 @@ export async function encodeAnimatedPng(frames: readonly RgbImage[], options: An
   if (typeof loops !== 'number' || !Number.isInteger(loops) || loops < 0 || loops > 0x7fffffff) {
     throw invalidParameterError('options.loops', 'a non-negative integer', options.loops);
   }
-  const { width, height } = frames[0]!;
-  frames.forEach((f, i) => {
+  // A plain loop, not forEach: a hole in the array is a missing frame too (forEach would skip it).
+  for (let i = 0; i < frames.length; i++) {
+    const f = frames[i];
     if (!isDefined(f) || !isPositiveInteger(f.width) || !isPositiveInteger(f.height) || !(f.data instanceof Uint8Array)) {
       throw invalidParameterError(`frames[${i}]`, 'an RgbImage', f);
     }
-    if (f.width !== width || f.height !== height || f.data.length !== width * height * 3) {
-      throw invalidParameterError(`frames[${i}]`, `a ${width}x${height} RGB image like frames[0]`, `${f.width}x${f.height}`);
+    const first = frames[0]!;
+    if (f.width !== first.width || f.height !== first.height) {
+      throw invalidParameterError(`frames[${i}]`, `a ${first.width}x${first.height} RGB image like frames[0]`, `${f.width}x${f.height}`);
     }
-  });
+    if (f.data.length !== f.width * f.height * 3) {
+      throw invalidParameterError(`frames[${i}].data`, `${f.width * f.height * 3} bytes (width * height * 3)`, `${f.data.length} bytes`);
+    }
+  }
+  const { width, height } = frames[0]!;
   // The delay as a fraction: 1000/fps ms = delay_num/delay_den s with delay_den 1000 when fps does not divide evenly.
   const [delayNum, delayDen] = Number.isInteger(fps) ? [1, fps] : [Math.round(1000 / fps), 1000];
   const compressed = await Promise.all(frames.map((f) => deflate(scanlines(f))));

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { invalidParameterError } from './errors.js';
 
 /** Element types, spelled as in safetensors headers. */
 export type DType = 'F32' | 'BF16' | 'F16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -66,15 +67,24 @@ export function typedArrayFor(dtype: DType, buffer: ArrayBuffer): TensorData['da
 /**
  * Widens bfloat16 bits to float32 values (exact: bf16 is the top half of an f32).
  *
+ * @param bits - the raw bits, one element per value.
+ * @throws ShowO2Error `ERR_INVALID_ARGUMENT` when `bits` is not a Uint16Array (raw bytes in a Uint8Array or Buffer
+ * would be read one byte per value: view them as `new Uint16Array(buffer, offset, length)` first).
+ *
  * @example
  * ```ts
  * bf16ToFloat32(new Uint16Array([0x3f80, 0xc000])); // Float32Array [1, -2]
  * ```
  */
 export function bf16ToFloat32(bits: Uint16Array): Float32Array {
+  checkBits(bits);
   const wide = new Uint32Array(bits.length);
   for (let i = 0; i < bits.length; i++) wide[i] = bits[i]! << 16;
   return new Float32Array(wide.buffer);
+}
+
+function checkBits(bits: unknown): void {
+  if (!(bits instanceof Uint16Array)) throw invalidParameterError('bits', 'a Uint16Array of raw 16-bit float bits', bits);
 }
 
 function halfToNumber(h: number): number {
@@ -89,12 +99,16 @@ function halfToNumber(h: number): number {
 /**
  * Widens IEEE half-precision bits to float32 values (exact, including subnormals, infinities and NaN).
  *
+ * @param bits - the raw bits, one element per value.
+ * @throws ShowO2Error `ERR_INVALID_ARGUMENT` when `bits` is not a Uint16Array.
+ *
  * @example
  * ```ts
  * f16ToFloat32(new Uint16Array([0x3c00, 0x7c00])); // Float32Array [1, Infinity]
  * ```
  */
 export function f16ToFloat32(bits: Uint16Array): Float32Array {
+  checkBits(bits);
   const out = new Float32Array(bits.length);
   for (let i = 0; i < bits.length; i++) out[i] = halfToNumber(bits[i]!);
   return out;
@@ -104,6 +118,11 @@ export function f16ToFloat32(bits: Uint16Array): Float32Array {
  * A tensor's values as a Float32Array, whatever its dtype: F32 data is returned as is (not copied); BF16 and F16
  * are widened exactly; other types are converted with `Number()` (I64 beyond 2^24 and F64 lose precision).
  *
+ * @param tensor - a tensor as `WeightFile.read` returns it: `dtype` one of {@link DTYPES} and `data` the typed
+ * array of that dtype (see {@link TensorData}).
+ * @throws ShowO2Error `ERR_INVALID_ARGUMENT` naming `tensor`, `tensor.dtype` or `tensor.data` when the tensor is not an
+ * object, the dtype is unknown, or the data is not the typed array that dtype comes in.
+ *
  * @example
  * ```ts
  * const weights = await WeightFile.open('model.safetensors');
@@ -112,6 +131,7 @@ export function f16ToFloat32(bits: Uint16Array): Float32Array {
  * ```
  */
 export function toFloat32Array(tensor: TensorData): Float32Array {
+  checkTensorData(tensor);
   switch (tensor.dtype) {
     case 'F32': return tensor.data;
     case 'BF16': return bf16ToFloat32(tensor.data);
@@ -119,4 +139,26 @@ export function toFloat32Array(tensor: TensorData): Float32Array {
     case 'I64': return Float32Array.from(tensor.data, (v) => Number(v));
     default: return Float32Array.from(tensor.data as ArrayLike<number>);
   }
+}
+
+/** The typed array each dtype's data comes in (as {@link typedArrayFor} makes it). */
+const ARRAY_OF_DTYPE: Readonly<Record<DType, new (length: number) => ArrayBufferView>> = {
+  F32: Float32Array,
+  BF16: Uint16Array,
+  F16: Uint16Array,
+  F64: Float64Array,
+  I64: BigInt64Array,
+  I32: Int32Array,
+  I16: Int16Array,
+  I8: Int8Array,
+  U8: Uint8Array,
+  BOOL: Uint8Array,
+};
+
+function checkTensorData(tensor: unknown): asserts tensor is TensorData {
+  if (typeof tensor !== 'object' || tensor === null) throw invalidParameterError('tensor', 'a tensor ({ dtype, shape, data })', tensor);
+  const { dtype, data } = tensor as { dtype?: unknown; data?: unknown };
+  if (!(DTYPES as readonly unknown[]).includes(dtype)) throw invalidParameterError('tensor.dtype', `one of ${DTYPES.join(', ')}`, dtype);
+  const expected = ARRAY_OF_DTYPE[dtype as DType];
+  if (!(data instanceof expected)) throw invalidParameterError('tensor.data', `a ${expected.name} (the array ${String(dtype)} data comes in)`, data);
 }

@@ -315,9 +315,13 @@ async function resolveSettings(options: ResolveOptions): Promise<Settings> {
     /\/+$/,
     '',
   );
+  let protocol: string | undefined;
   try {
-    new URL(endpoint);
+    protocol = new URL(endpoint).protocol;
   } catch {
+    protocol = undefined;
+  }
+  if (protocol !== 'http:' && protocol !== 'https:') {
     throw invalidParameterError(options.endpoint ? 'options.endpoint' : 'HF_ENDPOINT', 'an http(s) URL', endpoint);
   }
   return {

@@ -245,7 +245,7 @@ function withShowO2Tokens(
       throw malformed(origin, `expected every added token to have a string "content" and an id >= 0, found ${found}`);
     }
   }
-  const largestModelId = largestVocabId(model.vocab);
+  const largestModelId = largestVocabId(model.vocab, origin);
   if (largestModelId.id >= vocabSize) {
     throw vocabTooSmall('token id', JSON.stringify(largestModelId.token), largestModelId.id, vocabSize, origin);
   }
@@ -312,9 +312,11 @@ export class ShowO2Tokenizer {
    */
   readonly vocabSize: number;
   readonly #hf: HfTokenizer;
+  readonly #origin: Origin;
 
-  private constructor(hf: HfTokenizer, special: ShowO2SpecialTokens, vocabSize: number) {
+  private constructor(hf: HfTokenizer, special: ShowO2SpecialTokens, vocabSize: number, origin: Origin) {
     this.#hf = hf;
+    this.#origin = origin;
     this.special = Object.freeze(special);
     this.vocabSize = vocabSize;
   }
@@ -423,7 +425,7 @@ export class ShowO2Tokenizer {
       if (id >= vocabSize) throw vocabTooSmall('special token id', `${token} (${role})`, id, vocabSize, origin);
       special[role] = id;
     }
-    return new ShowO2Tokenizer(hf, special, vocabSize);
+    return new ShowO2Tokenizer(hf, special, vocabSize, origin);
   }
 
   /**
@@ -431,7 +433,10 @@ export class ShowO2Tokenizer {
    * (`"<|im_end|>"`, `"[PAD]"`, `"<image>"`, ...) become their ids, as Hugging Face's tokenizer does. The text is
    * NFC-normalized first (Qwen2.5's normalizer), so `decode` gives back the NFC form.
    *
-   * Throws `ERR_INVALID_ARGUMENT` when `text` is not a string.
+   * Throws `ERR_INVALID_ARGUMENT` when `text` is not a string. A custom tokenizer whose model cannot encode part of the
+   * text (an unknown piece and no `unk_token` in its vocabulary) throws the error its loading would have given for a
+   * malformed tokenizer: `ERR_CORRUPT_FILE` from {@link ShowO2Tokenizer.load}, `ERR_INVALID_ARGUMENT` from
+   * {@link ShowO2Tokenizer.fromJSON}. The bundled tokenizer encodes any text.
    *
    * @param text - any string.
    * @returns the ids, each in `[0, vocabSize)`.
@@ -445,7 +450,20 @@ export class ShowO2Tokenizer {
   encode(text: string): number[] {
     if (!isString(text)) throw invalidParameterError('text', 'a string', text);
     if (text.length === 0) return [];
-    return this.#hf.encode(text, { add_special_tokens: false }).ids;
+    const ids = this.#hf.encode(text, { add_special_tokens: false }).ids;
+    // A tokenizer whose model has no id for a piece of the text (a WordPiece, WordLevel or BPE model whose unk_token
+    // is not in its vocabulary) gets undefined from the library; Python's tokenizers refuses to encode such text too.
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (!isInteger(id) || id < 0 || id >= this.vocabSize) {
+        throw malformed(
+          this.#origin,
+          `its model gives no id for token ${i} of the text (${describeValue(id)}): a piece it does not know, and no ` +
+            'unk_token in its vocabulary to stand for it',
+        );
+      }
+    }
+    return ids;
   }
 
   /**
@@ -585,14 +603,31 @@ function decodeFlag(options: DecodeTextOptions | undefined): boolean {
   return skip;
 }
 
-/** The model vocabulary's largest id and its token (BPE and WordPiece keep an object, Unigram `[piece, score]`). */
-function largestVocabId(vocab: unknown): { id: number; token: string } {
+/**
+ * The model vocabulary's largest id and its token (BPE, WordPiece and WordLevel keep an object of ids, Unigram
+ * `[piece, score]` pairs whose ids are their indices). Anything else is refused here, naming the entry: the library
+ * would crash on some (a `null` pair) and silently drop text for others (ids that are not integers). A missing vocab is
+ * left to the library, which names the model type it does not know.
+ */
+function largestVocabId(vocab: unknown, origin: Origin): { id: number; token: string } {
   let best = { id: -1, token: '' };
   if (Array.isArray(vocab)) {
-    const last = vocab[vocab.length - 1] as unknown[] | undefined;
-    if (last !== undefined) best = { id: vocab.length - 1, token: String(last[0]) };
+    for (let i = 0; i < vocab.length; i++) {
+      const entry: unknown = vocab[i];
+      if (!Array.isArray(entry) || !isString(entry[0])) {
+        throw malformed(origin, `expected "model.vocab" entry ${i} to be a [piece, score] pair but found ${describeValue(entry)}`);
+      }
+    }
+    if (vocab.length > 0) best = { id: vocab.length - 1, token: (vocab[vocab.length - 1] as [string])[0] };
   } else if (isPlainObject(vocab)) {
-    for (const [token, id] of Object.entries(vocab)) if (isInteger(id) && id > best.id) best = { id, token };
+    for (const [token, id] of Object.entries(vocab)) {
+      if (!isInteger(id) || id < 0) {
+        throw malformed(origin, `expected every id in "model.vocab" to be an integer >= 0, but ${JSON.stringify(token)} has ${describeValue(id)}`);
+      }
+      if (id > best.id) best = { id, token };
+    }
+  } else if (vocab !== undefined) {
+    throw malformed(origin, `expected "model.vocab" to be an object of token ids or an array of [piece, score] pairs but found ${describeValue(vocab)}`);
   }
   return best;
 }

@@ -100,3 +100,21 @@ test('bad frames and options are typed errors', async (t) => {
   await t.throwsAsync(encodeAnimatedPng([frame(2, 2, 0)], { fps: 0 }), { code: 'ERR_INVALID_ARGUMENT', message: /options\.fps/ });
   await t.throwsAsync(encodeAnimatedPng([frame(2, 2, 0)], { loops: -1 }), { code: 'ERR_INVALID_ARGUMENT', message: /options\.loops/ });
 });
+
+// Found while writing docs/RELIABILITY.md: a missing first frame (null, undefined, or a hole in the array) was a
+// TypeError from destructuring frames[0], not a typed error.
+test('a missing or malformed frame is a typed error naming its index', async (t) => {
+  const good = frame(2, 2, 0);
+  const cases: [unknown[], string][] = [
+    [[null], 'Expected an RgbImage for frames[0] but received null'],
+    [[undefined, good], 'Expected an RgbImage for frames[0] but received undefined'],
+    [[good, , good], 'Expected an RgbImage for frames[1] but received undefined'],
+    [[good, 'frame.png'], 'Expected an RgbImage for frames[1] but received "frame.png" (string)'],
+    [[{ ...good, data: new Uint8Array(11) }], 'Expected 12 bytes (width * height * 3) for frames[0].data but received "11 bytes" (string)'],
+    [[good, { ...good, data: new Uint8Array(13) }], 'Expected 12 bytes (width * height * 3) for frames[1].data but received "13 bytes" (string)'],
+  ];
+  for (const [frames, message] of cases) {
+    await t.throwsAsync(encodeAnimatedPng(frames as RgbImage[]), { instanceOf: ShowO2Error, code: 'ERR_INVALID_ARGUMENT', message });
+  }
+  t.true((await encodeAnimatedPng([good, good])).length > 0);
+});

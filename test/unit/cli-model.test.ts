@@ -328,6 +328,23 @@ test('a missing model directory or image exits 1 with the error code, a hint and
   t.regex(image.stderr, /\nhint: Check the path/);
 });
 
+test('an output that cannot be written, an empty --video-frames directory, a missing --vae: exit 1 with the code', async (t) => {
+  const cwd = tempDir('showo2-cli-fail-');
+  fs.writeFileSync(path.join(cwd, 'a-file'), '');
+  const unwritable = await runCli(['generate', 'x', '--model', modelDir, '--vae', vaePath, ...FAST, '-q', '-o', path.join('a-file', 'x.png')], { cwd });
+  t.is(unwritable.code, 1);
+  t.regex(unwritable.stderr, /^error ERR_FILE_READ: Cannot write a-file\/x\.png: /);
+  t.regex(unwritable.stderr, /\nhint: Check that the file is readable and that the disk has space left\.\n/);
+  fs.mkdirSync(path.join(cwd, 'empty'));
+  const noFrames = await runCli(['ask', '--model', modelDir, '--vae', vaePath, '--video-frames', 'empty', '--question', 'q', '-q'], { cwd });
+  t.is(noFrames.code, 1);
+  t.regex(noFrames.stderr, /^error ERR_FILE_NOT_FOUND: No PNG, JPEG or WebP frames in the directory empty \(--video-frames\)\n/);
+  const noVae = await runCli(['generate', 'x', '--model', modelDir, '--vae', '/no/such/vae.pth', '-q'], { cwd });
+  t.is(noVae.code, 1);
+  t.regex(noVae.stderr, /^error ERR_FILE_NOT_FOUND: The VAE checkpoint \/no\/such\/vae\.pth \(--vae\) does not exist\n/);
+  t.deepEqual(fs.readdirSync(cwd).sort(), ['a-file', 'empty']);
+});
+
 test('Ctrl-C (SIGINT) stops a generation through its AbortSignal and exits 130', async (t) => {
   const cwd = tempDir('showo2-cli-sigint-');
   const child = spawn(process.execPath, [cliPath, 'generate', 'x', '--model', modelDir, '--vae', vaePath, '--width', '64', '--height', '64', '--steps', '10000'], {

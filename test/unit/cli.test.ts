@@ -6,7 +6,7 @@ import test from 'ava';
 
 import { troubleshootingLink } from '../../dist/cli/common.js';
 import { ERROR_CODES } from '../../dist/errors.js';
-import { repoRoot, runCli, tempDir, writeSafetensors } from '../helpers.js';
+import { repoRoot, runCli, runNode, tempDir, writeSafetensors } from '../helpers.js';
 
 const dir = tempDir();
 const src = writeSafetensors(
@@ -139,4 +139,45 @@ test('convert --dtype bf16 writes a safetensors file that inspect reads back', a
   t.is(r.stdout, `wrote 2 tensors to ${dst}\n`);
   const back = JSON.parse((await runCli(['inspect', dst, '--json'])).stdout) as { tensors: { name: string; dtype: string }[] };
   t.deepEqual(back.tensors.map((x) => `${x.name}:${x.dtype}`), ['ids:I32', 'layers.0.weight:BF16']);
+});
+
+test('a flag without its value is a usage error (exit 2); a corrupt file exits 1 with its code and hint', async (t) => {
+  const noValue = await runCli(['convert', src, path.join(dir, 'y.safetensors'), '--dtype']);
+  t.is(noValue.code, 2);
+  t.deepEqual(noValue.stderr.trim().split('\n'), [
+    "error ERR_INVALID_ARGUMENT: Option '--dtype <value>' argument missing",
+    'Usage: showo2 convert <src> <dst> [--dtype f32|bf16|f16]',
+    'Run "showo2 help convert" for all options.',
+  ]);
+  const corrupt = path.join(dir, 'corrupt.safetensors');
+  fs.writeFileSync(corrupt, 'not a safetensors file');
+  for (const args of [['inspect', corrupt], ['convert', corrupt, path.join(dir, 'z.safetensors')]]) {
+    const r = await runCli(args);
+    t.is(r.code, 1, args.join(' '));
+    const lines = r.stderr.split('\n').filter((l) => !l.startsWith('converting '));
+    t.regex(lines[0]!, /^error ERR_CORRUPT_FILE: .*corrupt\.safetensors: /);
+    t.is(lines[1], 'hint: The file is damaged or incomplete: download it again.');
+    t.is(lines[2], `see: ${troubleshootingPage}#err_corrupt_file`);
+  }
+  t.false(fs.existsSync(path.join(dir, 'z.safetensors')));
+});
+
+test('no --model and no demo model in the installation: a usage error saying how to name one', async (t) => {
+  // A copy of the package without models/: the CLI finds the demo model beside its own dist/.
+  const pkg = path.join(tempDir('showo2-no-demo-'), 'showo2');
+  fs.mkdirSync(pkg);
+  fs.cpSync(path.join(repoRoot, 'dist'), path.join(pkg, 'dist'), { recursive: true });
+  fs.copyFileSync(path.join(repoRoot, 'package.json'), path.join(pkg, 'package.json'));
+  fs.symlinkSync(path.join(repoRoot, 'node_modules'), path.join(pkg, 'node_modules'), 'dir');
+  const env = { ...process.env };
+  delete env.SHOWO2_MODEL;
+  for (const args of [['generate', 'a red circle'], ['ask', 'q', '--model', '']]) {
+    const r = await runNode([path.join(pkg, 'dist', 'cli.js'), ...args, '-q'], { env });
+    t.is(r.code, 2, r.stderr);
+    t.is(
+      r.stderr.split('\n')[0],
+      `error ERR_INVALID_ARGUMENT: No model given and the bundled demo model is missing (${path.join(pkg, 'models', 'demo')}): ` +
+        'pass --model DIR|REPO (e.g. --model showlab/show-o2-1.5B) or set SHOWO2_MODEL',
+    );
+  }
 });

@@ -102,3 +102,16 @@ test('bad device or weightDtype values are ERR_INVALID_ARGUMENT naming the field
   const vaeErr = await t.throwsAsync(WanVae.load(vaePath, { device: 1 as never }));
   t.true(isShowO2Error('ERR_INVALID_ARGUMENT', /options\.device/)(vaeErr));
 });
+
+test.serial('SHOWO2_DEVICE with a value that is not a device is ignored: the default is the CPU', async (t) => {
+  const saved = process.env.SHOWO2_DEVICE;
+  process.env.SHOWO2_DEVICE = 'gpu';
+  try {
+    const vae = await WanVae.load(vaePath, { config: vaeConfig });
+    t.is(vae.device, 'cpu');
+    vae.dispose();
+  } finally {
+    if (saved === undefined) delete process.env.SHOWO2_DEVICE;
+    else process.env.SHOWO2_DEVICE = saved;
+  }
+});

@@ -1,7 +1,7 @@
 // Widening 16-bit floats to float32 must be exact: compare with values whose bit patterns are known.
 import test from 'ava';
 
-import { bf16ToFloat32, f16ToFloat32, toFloat32Array, type TensorData } from 'showo2';
+import { bf16ToFloat32, f16ToFloat32, ShowO2Error, toFloat32Array, type TensorData } from 'showo2';
 
 test('bf16ToFloat32 is the top half of the f32 bit pattern', (t) => {
   const bits = new Uint16Array([0x0000, 0x8000, 0x3f80, 0xc000, 0x4049, 0x7f80, 0xff80, 0x0001]);
@@ -39,4 +39,24 @@ test('toFloat32Array returns F32 data itself and converts everything else', (t) 
   t.deepEqual(Array.from(toFloat32Array({ dtype: 'I64', shape: [2], data: new BigInt64Array([3n, -4n]) })), [3, -4]);
   t.deepEqual(Array.from(toFloat32Array({ dtype: 'I8', shape: [2], data: new Int8Array([-128, 127]) })), [-128, 127]);
   t.deepEqual(Array.from(toFloat32Array({ dtype: 'BOOL', shape: [2], data: new Uint8Array([0, 1]) })), [0, 1]);
+});
+
+// Found while writing docs/RELIABILITY.md: null was a TypeError, and raw bytes (a Uint8Array), an unknown dtype or
+// data of another type were silently read as the wrong values.
+test('bad arguments are ERR_INVALID_ARGUMENT naming the argument', (t) => {
+  const cases: [() => unknown, string][] = [
+    [() => bf16ToFloat32(null as never), 'Expected a Uint16Array of raw 16-bit float bits for bits but received null'],
+    [() => bf16ToFloat32(new Uint8Array(4) as never), 'Expected a Uint16Array of raw 16-bit float bits for bits but received an object (Uint8Array)'],
+    [() => f16ToFloat32([0x3c00] as never), 'Expected a Uint16Array of raw 16-bit float bits for bits but received an array of length 1'],
+    [() => toFloat32Array(null as never), 'Expected a tensor ({ dtype, shape, data }) for tensor but received null'],
+    [() => toFloat32Array({ dtype: 'Q4', shape: [2], data: new Uint8Array(2) } as never),
+      'Expected one of F32, BF16, F16, F64, I64, I32, I16, I8, U8, BOOL for tensor.dtype but received "Q4" (string)'],
+    [() => toFloat32Array({ dtype: 'BF16', shape: [2], data: new Uint8Array(4) } as never),
+      'Expected a Uint16Array (the array BF16 data comes in) for tensor.data but received an object (Uint8Array)'],
+    [() => toFloat32Array({ dtype: 'F32', shape: [1], data: new Float64Array(1) } as never),
+      'Expected a Float32Array (the array F32 data comes in) for tensor.data but received an object (Float64Array)'],
+  ];
+  for (const [call, message] of cases) t.throws(call, { instanceOf: ShowO2Error, code: 'ERR_INVALID_ARGUMENT', message });
+  // A Buffer is a Uint8Array: U8 data read into one still converts.
+  t.deepEqual(Array.from(toFloat32Array({ dtype: 'U8', shape: [2], data: Buffer.from([7, 9]) })), [7, 9]);
 });

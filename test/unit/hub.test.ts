@@ -629,6 +629,36 @@ test('a sharded safetensors checkpoint resolves its index and every shard', asyn
   });
 });
 
+test('a checkpoint index naming a shard outside the snapshot, a broken index, an etag that could leave blobs/: refused', async (t) => {
+  await withHub(async (hub) => {
+    const model = hub.repos.get(MODEL_REPO)!;
+    const index = (text: string) => model.files.set('model.safetensors.index.json', { data: Buffer.from(text), lfs: false });
+    const cases: [string, RegExp][] = [
+      [JSON.stringify({ weight_map: { a: '../../../evil.safetensors' } }), /names an invalid shard file "\.\.\/\.\.\/\.\.\/evil\.safetensors"$/],
+      [JSON.stringify({ weight_map: { a: '/etc/passwd' } }), /names an invalid shard file "\/etc\/passwd"$/],
+      [JSON.stringify({ weight_map: { a: 'x//y.safetensors', b: 7 } }), /names an invalid shard file "x\/\/y\.safetensors"$/],
+      [JSON.stringify({ metadata: {} }), /has no weight_map object$/],
+      ['{"weight_map": ', /is not valid JSON: /],
+    ];
+    for (const [text, message] of cases) {
+      const cache = newCache();
+      index(text);
+      await t.throwsAsync(resolveModel(MODEL_REPO, options(hub, cache)), { instanceOf: ShowO2Error, code: 'ERR_CORRUPT_FILE', message }, text);
+      t.false(fs.existsSync(path.join(cache, 'evil.safetensors')));
+    }
+    model.files.delete('model.safetensors.index.json');
+    // A server (a mirror, HF_ENDPOINT) whose etag is a path: the blob's name would leave blobs/.
+    model.files.set('config.json', { data: configBytes, lfs: false, etag: '../../escape' });
+    const cache = newCache();
+    await t.throwsAsync(resolveModel(MODEL_REPO, options(hub, cache)), {
+      instanceOf: DownloadError,
+      code: 'ERR_DOWNLOAD',
+      message: /answered without the Hub's X-Repo-Commit and ETag headers: is .* a Hugging Face Hub or a mirror of one\?$/,
+    });
+    t.deepEqual(fs.readdirSync(cache), []);
+  });
+});
+
 test.serial('the environment supplies the defaults: HF_ENDPOINT, HF_HUB_CACHE, HF_HUB_OFFLINE', async (t) => {
   await withHub(async (hub) => {
     const cache = newCache();
@@ -699,6 +729,35 @@ test('bad sources and options are typed errors', async (t) => {
   });
   await t.throwsAsync(resolveModel(MODEL_REPO, { revison: 'main' } as never), { code: 'ERR_INVALID_ARGUMENT', message: /a key of options/ });
   await t.throwsAsync(resolveModel(MODEL_REPO, { endpoint: 'not a url' }), { code: 'ERR_INVALID_ARGUMENT', message: /options\.endpoint/ });
+});
+
+test('every bad source and option is ERR_INVALID_ARGUMENT naming it, before any request', async (t) => {
+  let requests = 0;
+  const fetch = (() => {
+    requests++;
+    throw new Error('no request expected');
+  }) as unknown as typeof globalThis.fetch;
+  const cases: [string, unknown, string][] = [
+    [42 as unknown as string, {}, 'Expected a model directory or a Hugging Face repo id for source but received 42 (number)'],
+    [MODEL_REPO, 'main', 'Expected an object for options but received "main" (string)'],
+    [MODEL_REPO, { cacheDir: '' }, 'Expected a non-empty string for options.cacheDir but received "" (string)'],
+    [MODEL_REPO, { token: 5 }, 'Expected a non-empty string for options.token but received 5 (number)'],
+    [MODEL_REPO, { vaePath: 5 }, 'Expected a non-empty string for options.vaePath but received 5 (number)'],
+    [MODEL_REPO, { onProgress: 'log' }, 'Expected a function for options.onProgress but received "log" (string)'],
+    [MODEL_REPO, { signal: {} }, 'Expected an AbortSignal for options.signal but received an object'],
+    [MODEL_REPO, { revision: '../main' }, 'Expected a branch, tag or commit for options.revision but received "../main" (string)'],
+    [MODEL_REPO, { revision: '/etc' }, 'Expected a branch, tag or commit for options.revision but received "/etc" (string)'],
+    [MODEL_REPO, { endpoint: 'ftp://example.com' }, 'Expected an http(s) URL for options.endpoint but received "ftp://example.com" (string)'],
+  ];
+  for (const [source, options, message] of cases) {
+    const withFetch = typeof options === 'object' ? { ...options, fetch } : options;
+    await t.throwsAsync(resolveModel(source, withFetch as ResolveOptions), { instanceOf: ShowO2Error, code: 'ERR_INVALID_ARGUMENT', message });
+  }
+  await t.throwsAsync(resolveModel(MODEL_REPO, { fetch: {} as never }), {
+    code: 'ERR_INVALID_ARGUMENT',
+    message: 'Expected a function for options.fetch but received an object',
+  });
+  t.is(requests, 0);
 });
 
 test('end to end: ShowO2Model.load on the resolved paths answers a question', async (t) => {

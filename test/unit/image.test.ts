@@ -674,9 +674,43 @@ const badArguments: [string, () => unknown, string][] = [
   ['tensor width', () => tensorToImage(new Float32Array(3), 0, 1), 'Expected an integer between 1 and 16384 for width but received 0 (number)'],
   ['tensor options', () => tensorToImage(new Float32Array(3), 1, 1, 'round' as never), 'Expected an object for options but received "round" (string)'],
   ['tensor rounding', () => tensorToImage(new Float32Array(3), 1, 1, { rounding: 'floor' as never }), 'Expected one of \'round\', \'truncate\' for options.rounding but received "floor" (string)'],
+  ['tensor height', () => tensorToImage(new Float32Array(3), 1, 16385), 'Expected an integer between 1 and 16384 for height but received 16385 (number)'],
+  ['png image missing', () => encodePng(undefined as unknown as RgbImage), 'Expected an RgbImage ({ width, height, data }) for image but received undefined'],
+  ['decode an ArrayBuffer', () => decodeImage(new ArrayBuffer(8) as unknown as Uint8Array), 'Expected a Uint8Array or Buffer for bytes but received an object (ArrayBuffer)'],
+  ['readImageSize null', () => readImageSize(null as unknown as Uint8Array), 'Expected a Uint8Array or Buffer for bytes but received null'],
 ];
 for (const [label, call, message] of badArguments) {
   test(`bad argument: ${label}`, (t) => {
     t.throws(call, { instanceOf: ShowO2Error, code: 'ERR_INVALID_ARGUMENT', message });
   });
 }
+
+test('tensorToImage clamps +Infinity to 255 and -Infinity to 0, as it clamps any value outside [-1, 1]', (t) => {
+  const image = tensorToImage(Float32Array.from([Infinity, -Infinity, Number.NaN]), 1, 1);
+  t.deepEqual(Array.from(image.data), [255, 0, 0]);
+  const truncated = tensorToImage(Float32Array.from([Infinity, -Infinity, 1e30]), 1, 1, { rounding: 'truncate' });
+  t.deepEqual(Array.from(truncated.data), [255, 0, 255]);
+});
+
+test('writeImage refuses a path that is not a string, naming it, before writing', async (t) => {
+  const image = solid(1, 1, [0, 0, 0]);
+  await t.throwsAsync(writeImage(42 as unknown as string, image), {
+    instanceOf: ShowO2Error,
+    code: 'ERR_INVALID_ARGUMENT',
+    message: 'Expected a file path for path but received 42 (number)',
+  });
+  await t.throwsAsync(writeImage(path.join(tempDir(), 'x.png'), null as unknown as RgbImage), {
+    code: 'ERR_INVALID_ARGUMENT',
+    message: 'Expected an RgbImage ({ width, height, data }) for image but received null',
+  });
+});
+
+test('readImageSize of a header cut short, or of a header giving an empty size, is ERR_INVALID_IMAGE naming the format', (t) => {
+  const sizeError = (bytes: Uint8Array, message: string) =>
+    t.throws(() => readImageSize(bytes), { instanceOf: ShowO2Error, code: 'ERR_INVALID_IMAGE', message });
+  sizeError(read('photo.png').subarray(0, 20), 'Invalid PNG: the IHDR chunk is missing or truncated');
+  sizeError(read('photo.jpg').subarray(0, 3), 'Invalid JPEG: no frame header (SOF marker) before the image data');
+  sizeError(read('photo.webp').subarray(0, 10), 'Invalid WebP: the file ends early (truncated): 10 bytes, fewer than its 12-byte header');
+  sizeError(new Uint8Array(0), 'Cannot decode an image from 0 bytes');
+  sizeError(withPngSize(37, 0), 'Invalid PNG: the header gives a size of 37x0');
+});

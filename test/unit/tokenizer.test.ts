@@ -361,6 +361,10 @@ test('errors: invalid arguments', async (t) => {
       'Expected an integer token id in [0, 151669) for id but received 151669 (number)'],
     [() => tokenizer.tokenToId(null as never), 'Expected a string for token but received null'],
     [() => tokenizer.idToToken('1' as never), 'Expected an integer for id but received "1" (string)'],
+    [() => tokenizer.idToToken(Number.NaN), 'Expected an integer for id but received NaN (number)'],
+    [() => tokenizer.createStreamDecoder('x' as never), 'Expected an object for options but received "x" (string)'],
+    [() => tokenizer.createStreamDecoder().push('1' as never),
+      'Expected an integer token id in [0, 151669) for id but received "1" (string)'],
     [() => ShowO2Tokenizer.fromJSON({}, {}, { vocabSize: 1.5 }),
       'Expected a positive integer up to 2^31 for options.vocabSize but received 1.5 (number)'],
   ];
@@ -373,4 +377,38 @@ test('errors: invalid arguments', async (t) => {
       'Expected an object for options but received "tokenizer.json" (string)'],
   ];
   for (const [call, message] of asyncCases) await t.throwsAsync(call, isError('ERR_INVALID_ARGUMENT', message));
+});
+
+// Found while writing docs/RELIABILITY.md: a Unigram vocabulary with a null entry was a TypeError, ids that are not
+// integers made encode drop text silently, and a model with no id for a piece (no unk_token in its vocabulary) made
+// encode return undefined among the ids.
+test('errors: a malformed vocabulary names the entry; text the model cannot encode is a typed error', async (t) => {
+  const withModel = (model: Record<string, unknown>) => ({ ...tinyTokenizerJson(), model });
+  const fromJSON = (json: unknown) => () => ShowO2Tokenizer.fromJSON(json, undefined, { vocabSize: 40 });
+  const prefix = 'Invalid tokenizer tokenizerJson: ';
+  t.throws(fromJSON(withModel({ type: 'Unigram', vocab: [['a', -1], null] })),
+    isError('ERR_INVALID_ARGUMENT', `${prefix}expected "model.vocab" entry 1 to be a [piece, score] pair but found null`));
+  const bpe = tinyTokenizerJson().model as Record<string, unknown>;
+  t.throws(fromJSON(withModel({ ...bpe, vocab: { h: 0, e: '1' } })), isError('ERR_INVALID_ARGUMENT',
+    `${prefix}expected every id in "model.vocab" to be an integer >= 0, but "e" has "1" (string)`));
+  t.throws(fromJSON(withModel({ ...bpe, vocab: { h: -5 } })), isError('ERR_INVALID_ARGUMENT',
+    `${prefix}expected every id in "model.vocab" to be an integer >= 0, but "h" has -5 (number)`));
+  t.throws(fromJSON(withModel({ ...bpe, vocab: null })), isError('ERR_INVALID_ARGUMENT',
+    `${prefix}expected "model.vocab" to be an object of token ids or an array of [piece, score] pairs but found null`));
+  t.throws(() => ShowO2Tokenizer.fromJSON(tinyTokenizerJson(), undefined, { source: 5 as never }),
+    isError('ERR_INVALID_ARGUMENT', 'Expected a string for options.source but received 5 (number)'));
+
+  // A WordLevel model whose unk_token is not in its vocabulary: the library gives undefined for unknown words.
+  const wordLevel = withModel({ type: 'WordLevel', vocab: { hello: 0 }, unk_token: '[UNK]' });
+  const message = `${prefix}its model gives no id for token 1 of the text (undefined): a piece it does not know, and no ` +
+    'unk_token in its vocabulary to stand for it';
+  const tokenizer = ShowO2Tokenizer.fromJSON(wordLevel, undefined, { vocabSize: 40 });
+  t.deepEqual(tokenizer.encode('hello'), [0]);
+  t.throws(() => tokenizer.encode('hello world'), isError('ERR_INVALID_ARGUMENT', message));
+  // Loaded from a file, the same tokenizer is a corrupt file.
+  const dir = tempDir();
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(wordLevel));
+  const loaded = await ShowO2Tokenizer.load({ path: dir, vocabSize: 40 });
+  t.throws(() => loaded.encode('hello world'), isError('ERR_CORRUPT_FILE', message.replace('tokenizerJson', path.join(dir, 'tokenizer.json'))));
+  t.deepEqual(loaded.encode('hello'), [0]);
 });
