@@ -10,7 +10,7 @@
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 
-import { invalidParameterError } from './errors.js';
+import { checkOptionKeys, invalidParameterError } from './errors.js';
 import type { RgbImage } from './image.js';
 import { isDefined, isPlainObject, isPositiveInteger } from './validate.js';
 
@@ -93,6 +93,7 @@ function scanlines(image: RgbImage): Uint8Array {
 export async function encodeAnimatedPng(frames: readonly RgbImage[], options: AnimatedPngOptions = {}): Promise<Uint8Array> {
   if (!Array.isArray(frames) || frames.length === 0) throw invalidParameterError('frames', 'a non-empty array of images', frames);
   if (!isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+  checkOptionKeys(options, ['fps', 'loops']);
   const fps = options.fps ?? 8;
   if (typeof fps !== 'number' || !Number.isFinite(fps) || fps < 1 || fps > 1000) {
     throw invalidParameterError('options.fps', 'a number from 1 to 1000', options.fps);

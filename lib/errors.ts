@@ -455,6 +455,16 @@ export function invalidParameterError(name: string, expected: string, actual: un
   return createError('ERR_INVALID_ARGUMENT', `Expected ${expected} for ${name} but received ${describeValue(actual)}`);
 }
 
+/**
+ * Throws `ERR_INVALID_ARGUMENT` for a key of an options object that is not one of `allowed`: a misspelt option
+ * (`{ qualty: 50 }`) is an error, not a silent default. @internal
+ */
+export function checkOptionKeys(options: object, allowed: readonly string[], name = 'options'): void {
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) throw invalidParameterError(`a key of ${name}`, `one of ${allowed.join(', ')}`, key);
+  }
+}
+
 /** The error for using an object after `dispose()`. @internal */
 export function disposedError(what: string, operation: string): DisposedError {
   return createError('ERR_DISPOSED', `Cannot ${operation}: the ${what} has been disposed`);

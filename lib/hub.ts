@@ -38,7 +38,7 @@ import * as path from 'node:path';
 
 import { getHFHubCachePath, getRepoFolderName, HubApiError, pathsInfo } from '@huggingface/hub';
 
-import { createError, invalidParameterError, ShowO2Error } from './errors.js';
+import { checkOptionKeys, createError, invalidParameterError, ShowO2Error } from './errors.js';
 import { withFileLock } from './file-lock.js';
 import { isDefined, isNonEmptyString, isPlainObject, isString } from './validate.js';
 
@@ -286,11 +286,7 @@ async function resolveHub(repo: string, options: ResolveOptions, settings: Setti
 
 async function resolveSettings(options: ResolveOptions): Promise<Settings> {
   if (!isPlainObject(options as unknown)) throw invalidParameterError('options', 'an object', options);
-  for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.includes(key)) {
-      throw invalidParameterError('a key of options', `one of ${OPTION_KEYS.join(', ')}`, key);
-    }
-  }
+  checkOptionKeys(options, OPTION_KEYS);
   for (const key of ['cacheDir', 'token', 'endpoint', 'revision', 'vaePath', 'tokenizerPath'] as const) {
     if (isDefined(options[key]) && !isNonEmptyString(options[key])) {
       throw invalidParameterError(`options.${key}`, 'a non-empty string', options[key]);

@@ -16,7 +16,7 @@ import * as zlib from 'node:zlib';
 import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 
-import { createError, invalidParameterError, ShowO2Error } from './errors.js';
+import { checkOptionKeys, createError, invalidParameterError, ShowO2Error } from './errors.js';
 import { isInteger, isOneOf, isPlainObject, isPositiveInteger, isString } from './validate.js';
 import { decodeWebp, hasWebpSignature, isTruncatedWebpSignature, readWebpHeader } from './webp.js';
 
@@ -565,6 +565,7 @@ export const DEFAULT_JPEG_QUALITY = 90;
 function jpegQuality(options: unknown, name: string): number {
   if (options === undefined) return DEFAULT_JPEG_QUALITY;
   if (!isPlainObject(options)) throw invalidParameterError(name, 'an object', options);
+  checkOptionKeys(options, ['quality'], name);
   const quality = options.quality ?? DEFAULT_JPEG_QUALITY;
   if (!isInteger(quality) || quality < 1 || quality > 100) {
     throw invalidParameterError(`${name}.quality`, 'an integer from 1 to 100', options.quality);
@@ -1025,6 +1026,7 @@ export function tensorToImage(data: Float32Array, width: number, height: number,
     throw invalidParameterError('data', `${plane * 3} floats (3 * height * width)`, `${data.length} floats`);
   }
   if (options !== undefined && !isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+  if (options !== undefined) checkOptionKeys(options, ['rounding']);
   const rounding = options?.rounding ?? 'round';
   if (!isOneOf(rounding, ROUNDINGS)) throw invalidParameterError('options.rounding', "one of 'round', 'truncate'", rounding);
   const toByte = rounding === 'round' ? Math.round : Math.trunc;

@@ -20,7 +20,7 @@
  * @module
  */
 import type { AddonCancelToken, AddonFloatTensor, AddonSequenceChunk, AddonShowo2Model, AddonUnderstandingSession } from '../typings/addon.js';
-import { callNative, createError, invalidParameterError, ShowO2Error } from './errors.js';
+import { callNative, checkOptionKeys, createError, invalidParameterError, ShowO2Error } from './errors.js';
 import { imageToTensor, pixelsToFrames, type RgbImage } from './image.js';
 import { addon } from './native.js';
 import { buildGenerationSequence } from './prompt.js';
@@ -219,9 +219,7 @@ interface Resolved {
 
 function resolveOptions(ctx: InterleavedContext, options: unknown): Resolved {
   if (!isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
-  for (const key of Object.keys(options)) {
-    if (!KEYS.includes(key)) throw invalidParameterError('a key of options', `one of ${KEYS.join(', ')}`, key);
-  }
+  checkOptionKeys(options, KEYS);
   const o = options as Partial<InterleavedGenerationOptions>;
   if (typeof o.prompt !== 'string') throw invalidParameterError('options.prompt', 'a string', o.prompt);
   const history = o.history ?? [];

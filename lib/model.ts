@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
 import type { AddonSequenceChunk, AddonShowo2Model, AddonUnderstandingSession } from '../typings/addon.js';
-import { callNative, createError, disposedError, invalidParameterError, ShowO2Error } from './errors.js';
+import { callNative, checkOptionKeys, createError, disposedError, invalidParameterError, ShowO2Error } from './errors.js';
 import {
   generationOptionKeys,
   resolveGenerationOptions,
@@ -283,12 +283,6 @@ async function findVae(dir: string, given: string | undefined): Promise<string> 
   return findLocalVae(dir);
 }
 
-function checkKeys(options: Record<string, unknown>, allowed: readonly string[], name: string): void {
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) throw invalidParameterError(`a key of ${name}`, `one of ${allowed.join(', ')}`, key);
-  }
-}
-
 /** The tokenizer.json a tokenizerPath names (the file itself, or the one in the directory), absolute. */
 async function tokenizerJsonPath(target: string): Promise<string> {
   const stat = await fs.stat(target).catch(() => null);
@@ -366,7 +360,7 @@ export class ShowO2Model implements AsyncDisposable {
     let modelPath = source;
     if (!isNonEmptyString(modelPath)) throw invalidParameterError('source', 'a model directory or a Hugging Face repo id', modelPath);
     if (!isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
-    checkKeys(
+    checkOptionKeys(
       options,
       ['vaePath', 'tokenizerPath', 'threads', 'device', 'weightDtype', 'cacheDir', 'offline', 'token', 'endpoint', 'revision', 'onProgress', 'signal'],
       'options',
@@ -553,7 +547,7 @@ export class ShowO2Model implements AsyncDisposable {
    */
   async *answerStream(options: AnswerOptions): AsyncGenerator<string, GenerationResult> {
     if (!isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
-    checkKeys(options, ANSWER_KEYS, 'options');
+    checkOptionKeys(options, ANSWER_KEYS, 'options');
     const layout = checkLayout(options.layout, 'options.layout');
     const systemPrompt = checkSystemPrompt(options.systemPrompt, 'options.systemPrompt');
     const chat = this.createChat({ systemPrompt, layout });
@@ -580,7 +574,7 @@ export class ShowO2Model implements AsyncDisposable {
   createChat(options: ChatOptions = {}): ChatSession {
     const native = this.#nativeOrThrow('create a chat');
     if (!isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
-    checkKeys(options, ['systemPrompt', 'layout'], 'options');
+    checkOptionKeys(options, ['systemPrompt', 'layout'], 'options');
     const layout = checkLayout(options.layout, 'options.layout');
     const systemPrompt = checkSystemPrompt(options.systemPrompt, 'options.systemPrompt');
     const chat = new ChatSession(
@@ -834,7 +828,7 @@ export class ChatSession {
     // Validate everything before waiting for the previous turn, so bad input fails at once.
     const context = this.#contextOrThrow('ask');
     if (!isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
-    checkKeys(options, CHAT_TURN_KEYS, 'options');
+    checkOptionKeys(options, CHAT_TURN_KEYS, 'options');
     if (!isString(options.question)) throw invalidParameterError('options.question', 'a string', options.question);
     if (isDefined(options.image) && isDefined(options.video)) {
       throw invalidParameterError('options', 'either image or video, not both', 'both');

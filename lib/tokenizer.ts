@@ -12,7 +12,7 @@
 import * as fsp from 'node:fs/promises';
 import * as nodePath from 'node:path';
 
-import { createError, describeValue, invalidParameterError, ShowO2Error, type ErrorCode } from './errors.js';
+import { checkOptionKeys, createError, describeValue, invalidParameterError, ShowO2Error, type ErrorCode } from './errors.js';
 import { isDefined, isInteger, isNonEmptyString, isPlainObject, isPositiveInteger, isString } from './validate.js';
 
 /**
@@ -341,6 +341,7 @@ export class ShowO2Tokenizer {
    */
   static async load(options?: TokenizerLoadOptions): Promise<ShowO2Tokenizer> {
     if (isDefined(options) && !isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+    if (isDefined(options)) checkOptionKeys(options, ['path', 'vocabSize']);
     const target = options?.path ?? bundledTokenizerDir();
     if (!isNonEmptyString(target)) throw invalidParameterError('options.path', 'a non-empty string', target);
     const vocabSize = checkVocabSize(options?.vocabSize, 'options.vocabSize');
@@ -388,6 +389,7 @@ export class ShowO2Tokenizer {
     options?: TokenizerFromJSONOptions,
   ): ShowO2Tokenizer {
     if (isDefined(options) && !isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+    if (isDefined(options)) checkOptionKeys(options, ['vocabSize', 'source']);
     const vocabSize = checkVocabSize(options?.vocabSize, 'options.vocabSize');
     const source = options?.source ?? 'tokenizerJson';
     if (!isString(source)) throw invalidParameterError('options.source', 'a string', source);
@@ -598,6 +600,7 @@ function checkVocabSize(value: unknown, name: string): number {
 
 function decodeFlag(options: DecodeTextOptions | undefined): boolean {
   if (isDefined(options) && !isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+  if (isDefined(options)) checkOptionKeys(options, ['skipSpecialTokens']);
   const skip = options?.skipSpecialTokens ?? false;
   if (typeof skip !== 'boolean') throw invalidParameterError('options.skipSpecialTokens', 'a boolean', skip);
   return skip;

@@ -5,7 +5,7 @@
  * @module
  */
 import type { AddonFloatTensor, AddonWanVae } from '../typings/addon.js';
-import { callNative, createError, describeValue, disposedError, fromNativeError, invalidParameterError, ShowO2Error } from './errors.js';
+import { callNative, checkOptionKeys, createError, describeValue, disposedError, fromNativeError, invalidParameterError, ShowO2Error } from './errors.js';
 import { imageToTensor, pixelsToFrames, type RgbImage } from './image.js';
 import { addon } from './native.js';
 import { DEVICES, resolveDevice, WEIGHT_DTYPES, type Device, type WeightDtype } from './runtime.js';
@@ -160,11 +160,7 @@ function isArrayOf(value: unknown, item: (x: unknown) => boolean): value is unkn
 /** Type checks of each given field; the cross-field checks (lengths vs z_dim, ...) are the core's. */
 function checkConfig(config: unknown): WanVaeConfig {
   if (!isPlainObject(config)) throw invalidParameterError('options.config', 'an object', config);
-  for (const key of Object.keys(config)) {
-    if (!isOneOf(key, CONFIG_KEYS)) {
-      throw invalidParameterError('a key of options.config', `one of ${CONFIG_KEYS.join(', ')}`, key);
-    }
-  }
+  checkOptionKeys(config, CONFIG_KEYS, 'options.config');
   const c = config as Record<(typeof CONFIG_KEYS)[number], unknown>;
   for (const key of ['dim', 'z_dim', 'num_res_blocks'] as const) {
     if (isDefined(c[key]) && !isPositiveInteger(c[key])) {

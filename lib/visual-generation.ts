@@ -9,7 +9,7 @@
 import { randomInt } from 'node:crypto';
 
 import type { AddonCancelToken, AddonFloatTensor, AddonGenerationStep, AddonShowo2Model } from '../typings/addon.js';
-import { callNative, createError, invalidParameterError, ShowO2Error } from './errors.js';
+import { callNative, checkOptionKeys, createError, invalidParameterError, ShowO2Error } from './errors.js';
 import { pixelsToFrames, type RgbImage } from './image.js';
 import { addon } from './native.js';
 import { buildGenerationSequence, defaultMaxTextTokens } from './prompt.js';
@@ -265,10 +265,7 @@ export function resolveSamplingOptions(
 
 function resolveOptions(ctx: GenerationContext, options: unknown, video: boolean): Resolved {
   if (!isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
-  const allowed = video ? VIDEO_KEYS : IMAGE_KEYS;
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) throw invalidParameterError(`a key of options`, `one of ${allowed.join(', ')}`, key);
-  }
+  checkOptionKeys(options, video ? VIDEO_KEYS : IMAGE_KEYS);
   const o = options as Partial<VideoGenerationOptions>;
   const prompts = typeof o.prompt === 'string' ? [o.prompt] : o.prompt;
   if (!Array.isArray(prompts) || prompts.length === 0 || !prompts.every((p) => typeof p === 'string')) {

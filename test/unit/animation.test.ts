@@ -118,3 +118,10 @@ test('a missing or malformed frame is a typed error naming its index', async (t)
   }
   t.true((await encodeAnimatedPng([good, good])).length > 0);
 });
+
+test('a misspelt option is ERR_INVALID_ARGUMENT naming it, not a silent default', async (t) => {
+  const frame: RgbImage = { width: 1, height: 1, data: new Uint8Array(3) };
+  const err = await t.throwsAsync(encodeAnimatedPng([frame], { fps: 8, loop: 1 } as never), { instanceOf: ShowO2Error });
+  t.is(err?.code, 'ERR_INVALID_ARGUMENT');
+  t.is(err?.message, 'Expected one of fps, loops for a key of options but received "loop" (string)');
+});

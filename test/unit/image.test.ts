@@ -714,3 +714,19 @@ test('readImageSize of a header cut short, or of a header giving an empty size, 
   sizeError(new Uint8Array(0), 'Cannot decode an image from 0 bytes');
   sizeError(withPngSize(37, 0), 'Invalid PNG: the header gives a size of 37x0');
 });
+
+test('a misspelt option is ERR_INVALID_ARGUMENT naming it, not a silent default', async (t) => {
+  const image = { width: 2, height: 1, data: new Uint8Array(6) };
+  const misspelt = (fn: () => unknown, key: string) => {
+    const err = t.throws(fn, { instanceOf: ShowO2Error });
+    t.is(err?.code, 'ERR_INVALID_ARGUMENT');
+    t.regex(err?.message ?? '', new RegExp(`a key of options.*"${key}"`));
+  };
+  misspelt(() => encodeJpeg(image, { qualty: 50 } as never), 'qualty');
+  misspelt(() => tensorToImage(new Float32Array(6), 2, 1, { round: 'truncate' } as never), 'round');
+  const dir = tempDir();
+  const err = await t.throwsAsync(writeImage(path.join(dir, 'x.jpg'), image, { qualty: 50 } as never), { instanceOf: ShowO2Error });
+  t.is(err?.code, 'ERR_INVALID_ARGUMENT');
+  t.regex(err?.message ?? '', /"qualty"/);
+  t.false(fs.existsSync(path.join(dir, 'x.jpg')));
+});

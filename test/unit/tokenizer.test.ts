@@ -367,6 +367,13 @@ test('errors: invalid arguments', async (t) => {
       'Expected an integer token id in [0, 151669) for id but received "1" (string)'],
     [() => ShowO2Tokenizer.fromJSON({}, {}, { vocabSize: 1.5 }),
       'Expected a positive integer up to 2^31 for options.vocabSize but received 1.5 (number)'],
+    // A misspelt option is an error, not a silent default.
+    [() => tokenizer.decode([1], { skipSpecial: true } as never),
+      'Expected one of skipSpecialTokens for a key of options but received "skipSpecial" (string)'],
+    [() => tokenizer.createStreamDecoder({ skip: true } as never),
+      'Expected one of skipSpecialTokens for a key of options but received "skip" (string)'],
+    [() => ShowO2Tokenizer.fromJSON({}, {}, { vocab_size: 10 } as never),
+      'Expected one of vocabSize, source for a key of options but received "vocab_size" (string)'],
   ];
   for (const [call, message] of cases) t.throws(call, isError('ERR_INVALID_ARGUMENT', message));
   const asyncCases: [Promise<unknown>, string][] = [
@@ -375,6 +382,7 @@ test('errors: invalid arguments', async (t) => {
     [ShowO2Tokenizer.load({ path: '' }), 'Expected a non-empty string for options.path but received "" (string)'],
     [ShowO2Tokenizer.load('tokenizer.json' as never),
       'Expected an object for options but received "tokenizer.json" (string)'],
+    [ShowO2Tokenizer.load({ dir: '.' } as never), 'Expected one of path, vocabSize for a key of options but received "dir" (string)'],
   ];
   for (const [call, message] of asyncCases) await t.throwsAsync(call, isError('ERR_INVALID_ARGUMENT', message));
 });
