@@ -32,7 +32,7 @@
  * @module
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { createReadStream, promises as fs, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -125,7 +125,10 @@ export interface ResolveOptions {
   vaePath?: string;
   /** The tokenizer (file or directory) to use instead of downloading one (returned as is). Defaults to none. */
   tokenizerPath?: string;
-  /** Called as each file downloads (not for files already cached). Defaults to none. */
+  /**
+   * Called as each file downloads (not for files already cached). An exception it throws ends the download and
+   * `resolveModel` rejects with that exception (the partial file is kept to resume). Defaults to none.
+   */
   onProgress?: (progress: DownloadProgress) => void;
   /** Aborts the resolution: rejects with `ERR_CANCELLED`, keeping partial files to resume later. Defaults to none. */
   signal?: AbortSignal;
@@ -207,7 +210,12 @@ export async function resolveModel(source: string, options: ResolveOptions = {})
   }
   // A path that cannot be a repo id is a directory that is missing (the same error ShowO2Model.load gives).
   if (!isRepoId(source)) throw createError('ERR_MODEL_NOT_FOUND', `The model directory ${source} does not exist`);
-  return resolveHub(source, options, settings);
+  try {
+    return await resolveHub(source, options, settings);
+  } catch (err) {
+    if (err instanceof ProgressCallbackError) throw err.original;
+    throw err;
+  }
 }
 
 /**
@@ -326,9 +334,30 @@ async function resolveSettings(options: ResolveOptions): Promise<Settings> {
     token: options.token ?? (await defaultToken()),
     endpoint,
     revision: options.revision ?? 'main',
-    onProgress: options.onProgress,
+    onProgress: guardProgress(options.onProgress),
     signal: options.signal,
     fetch: options.fetch ?? globalThis.fetch,
+  };
+}
+
+/**
+ * An exception thrown by the caller's `onProgress`. It ends the download at once and `resolveModel` rejects with the
+ * original exception: it is not a network failure to retry, and (from a lock wait's poll) never an unhandled rejection.
+ */
+class ProgressCallbackError extends Error {
+  constructor(readonly original: unknown) {
+    super('onProgress threw');
+  }
+}
+
+function guardProgress(onProgress: ((progress: DownloadProgress) => void) | undefined): Settings['onProgress'] {
+  if (!onProgress) return undefined;
+  return (progress) => {
+    try {
+      onProgress(progress);
+    } catch (err) {
+      throw new ProgressCallbackError(err);
+    }
   };
 }
 
@@ -439,13 +468,15 @@ const downloadsInFlight = new Map<string, Promise<void>>();
 /** While another process downloads a blob, progress is the size of its partial file. */
 function reportPartial(partial: string, metadata: FileMetadata, ref: FileRef, settings: Settings): void {
   if (!settings.onProgress) return;
-  fs.stat(partial).then(
-    (stat) => {
-      const total = isDefined(metadata.size) ? { totalBytes: metadata.size } : {};
-      settings.onProgress?.({ file: ref.file, repo: ref.repo, loadedBytes: stat.size, ...total });
-    },
-    () => undefined,
-  );
+  // Synchronous (one stat per poll), so an exception from onProgress ends the wait instead of floating away.
+  let loadedBytes: number;
+  try {
+    loadedBytes = statSync(partial).size;
+  } catch {
+    return;
+  }
+  const total = isDefined(metadata.size) ? { totalBytes: metadata.size } : {};
+  settings.onProgress({ file: ref.file, repo: ref.repo, loadedBytes, ...total });
 }
 
 /** The cached snapshot path of a file, by `refs/<revision>` (or the commit itself), if the cache has it. */
@@ -628,6 +659,7 @@ async function downloadBlob(metadata: FileMetadata, blob: string, ref: FileRef, 
       await fs.rename(partial, blob);
       return;
     } catch (err) {
+      if (err instanceof ProgressCallbackError) throw err;
       if (settings.signal?.aborted) throw cancelledError(ref, settings.signal);
       if (err instanceof ShowO2Error && !(err as RetryableError).retryable) throw err;
       lastError = err;

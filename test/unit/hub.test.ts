@@ -545,6 +545,33 @@ test('progress events: per file, monotonic, ending at the file size; none for ca
   });
 });
 
+test('an exception from onProgress rejects resolveModel with that exception at once: no retries, the partial file kept', async (t) => {
+  await withHub(async (hub) => {
+    const cache = newCache();
+    const sha = sha256(checkpointBytes);
+    hub.slow.set(sha, 20);
+    const boom = new Error('the progress bar broke');
+    const err = await t.throwsAsync(
+      resolveModel(
+        MODEL_REPO,
+        options(hub, cache, {
+          onProgress: (p) => {
+            if (p.file === 'pytorch_model.bin' && p.loadedBytes > 200_000) throw boom;
+          },
+        }),
+      ),
+    );
+    t.is(err, boom);
+    // One transfer of the checkpoint, not MAX_ATTEMPTS of them.
+    t.is(hub.downloads().filter((r) => r.url === `/cdn/${sha}`).length, 1);
+    const partial = path.join(folder(cache, MODEL_REPO), 'blobs', `${sha}.incomplete`);
+    t.true(fs.statSync(partial).size > 200_000);
+    hub.slow.delete(sha);
+    const resolved = await resolveModel(MODEL_REPO, options(hub, cache));
+    t.true(fs.readFileSync(path.join(resolved.modelDir, 'pytorch_model.bin')).equals(checkpointBytes));
+  });
+});
+
 test('abort: ERR_CANCELLED mid-download, the partial file is kept, and the next call resumes it', async (t) => {
   await withHub(async (hub) => {
     const cache = newCache();
@@ -843,6 +870,36 @@ test('a blob locked by a live process is waited for, then taken from the cache w
       t.false(hub.downloads().some((r) => r.url === `/cdn/${etag}`), 'the waiter did not download the blob');
       t.false(fs.existsSync(lock));
     } finally {
+      holder.kill();
+    }
+  });
+});
+
+test('an exception from onProgress while waiting for another process\'s download rejects with it (no unhandled rejection)', async (t) => {
+  await withHub(async (hub) => {
+    const cache = newCache();
+    const etag = sha256(checkpointBytes);
+    const lock = lockPath(cache, MODEL_REPO, etag);
+    const holder = sleeper();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      fs.mkdirSync(path.dirname(lock), { recursive: true });
+      fs.writeFileSync(lock, JSON.stringify({ pid: holder.pid, host: os.hostname(), token: 'other' }));
+      const blobs = path.join(folder(cache, MODEL_REPO), 'blobs');
+      fs.mkdirSync(blobs, { recursive: true });
+      fs.writeFileSync(path.join(blobs, `${etag}.incomplete`), checkpointBytes.subarray(0, 1000));
+      const boom = new Error('the progress bar broke');
+      const err = await t.throwsAsync(
+        resolveModel(MODEL_REPO, options(hub, cache, { onProgress: (p) => { if (p.file === 'pytorch_model.bin') throw boom; } })),
+      );
+      t.is(err, boom);
+      await new Promise((r) => setTimeout(r, 100));
+      t.deepEqual(unhandled, []);
+      t.true(fs.existsSync(lock), "the other process's lock is left alone");
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
       holder.kill();
     }
   });
