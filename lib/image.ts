@@ -447,12 +447,17 @@ export function decodeImage(bytes: Uint8Array): RgbImage {
     checkDimensions('WebP', header.width, header.height);
     return decodeWebp(header);
   }
+  throw unrecognisedImage(bytes);
+}
+
+/** The error for bytes that start like none of PNG, JPEG and WebP (or like a WebP header cut short). */
+function unrecognisedImage(bytes: Uint8Array): ShowO2Error {
   if (isTruncatedWebpSignature(bytes)) {
-    throw invalidImage(`Invalid WebP: the file ends early (truncated): ${bytes.length} bytes, fewer than its 12-byte header`);
+    return invalidImage(`Invalid WebP: the file ends early (truncated): ${bytes.length} bytes, fewer than its 12-byte header`);
   }
-  if (bytes.length === 0) throw invalidImage('Cannot decode an image from 0 bytes');
+  if (bytes.length === 0) return invalidImage('Cannot decode an image from 0 bytes');
   const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
-  throw invalidImage(`Unsupported image format: expected PNG, JPEG or WebP, but the file starts with bytes ${head}`);
+  return invalidImage(`Unsupported image format: expected PNG, JPEG or WebP, but the file starts with bytes ${head}`);
 }
 
 /**
@@ -491,7 +496,7 @@ export function readImageSize(bytes: Uint8Array): { format: 'png' | 'jpeg' | 'we
     format = 'webp';
     ({ width, height } = readWebpHeader(bytes));
   } else {
-    return decodeImage(bytes) as never; // throws the same ERR_INVALID_IMAGE decodeImage gives for unknown bytes
+    throw unrecognisedImage(bytes);
   }
   const name = { png: 'PNG', jpeg: 'JPEG', webp: 'WebP' }[format];
   if (width < 1 || height < 1) throw invalidImage(`Invalid ${name}: the header gives a size of ${width}x${height}`);

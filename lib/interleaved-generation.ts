@@ -25,7 +25,7 @@ import { imageToTensor, pixelsToFrames, type RgbImage } from './image.js';
 import { addon } from './native.js';
 import { buildGenerationSequence } from './prompt.js';
 import type { ShowO2Tokenizer } from './tokenizer.js';
-import { resolveSamplingOptions, type GenerationProgress, type LatentTensor } from './visual-generation.js';
+import { resolveSamplingOptions, type GenerationProgress, type LatentTensor, type SamplingOptions } from './visual-generation.js';
 import { firstNonFinite, isDefined, isFiniteNumber, isOneOf, isPlainObject } from './validate.js';
 import { readImageInput } from './visual-input.js';
 
@@ -195,22 +195,14 @@ const KEYS = [
 ];
 
 
-interface Resolved {
+interface Resolved extends SamplingOptions {
   prompt: string;
   history: readonly InterleavedInput[];
   maxImages: number;
   startWithImage: boolean;
   maxTokens: number;
   sampling: { temperature: number; topK: number; topP: number; repetitionPenalty: number; seed: number; logitBias: [number, number][] };
-  width: number;
-  height: number;
-  steps: number;
-  guidanceScale: number;
-  shift: number;
-  solver: 'euler' | 'heun';
   latents: readonly LatentTensor[] | undefined;
-  output: 'image' | 'latent';
-  rounding: 'round' | 'truncate';
   referenceQuirks: boolean;
   onTextChunk: ((text: string) => void) | undefined;
   onStep: InterleavedGenerationOptions['onStep'];

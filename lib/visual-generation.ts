@@ -194,26 +194,6 @@ const IMAGE_KEYS = [
 const VIDEO_KEYS = [...IMAGE_KEYS, 'frames', 'image'];
 
 
-interface Resolved {
-  prompts: string[];
-  width: number;
-  height: number;
-  frames: number;
-  steps: number;
-  guidanceScale: number;
-  shift: number;
-  solver: 'euler' | 'heun';
-  seed: number;
-  latents: LatentTensor | undefined;
-  output: 'image' | 'latent';
-  maxTextTokens: number | undefined;
-  truncatePrompt: boolean;
-  onStep: ((p: GenerationProgress) => void) | undefined;
-  preview: boolean;
-  signal: AbortSignal | undefined;
-  rounding: 'round' | 'truncate';
-}
-
 /** The size, sampler and output options that image, video and interleaved generation share, validated. @internal */
 export interface SamplingOptions {
   width: number;
@@ -224,6 +204,18 @@ export interface SamplingOptions {
   solver: 'euler' | 'heun';
   output: 'image' | 'latent';
   rounding: 'round' | 'truncate';
+}
+
+interface Resolved extends SamplingOptions {
+  prompts: string[];
+  frames: number;
+  seed: number;
+  latents: LatentTensor | undefined;
+  maxTextTokens: number | undefined;
+  truncatePrompt: boolean;
+  onStep: ((p: GenerationProgress) => void) | undefined;
+  preview: boolean;
+  signal: AbortSignal | undefined;
 }
 
 /**

@@ -148,3 +148,25 @@ export async function readAllTensors(file: string): Promise<Record<string, Array
     weights.dispose();
   }
 }
+
+/**
+ * Watches the event loop with a timer of `intervalMs`: `stop()` ends it and gives how many ticks fired and the
+ * longest gap between two (a task that held the JS thread shows up as one long gap).
+ */
+export function watchEventLoop(intervalMs: number): { stop(): { ticks: number; longestGap: number } } {
+  let ticks = 0;
+  let longestGap = 0;
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    longestGap = Math.max(longestGap, now - last);
+    last = now;
+    ticks++;
+  }, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      return { ticks, longestGap };
+    },
+  };
+}

@@ -6,7 +6,7 @@ import test from 'ava';
 
 import { convertToSafetensors, encodeJpeg, WeightFile } from 'showo2';
 import { understandingImagePixels } from '../../dist/visual-input.js';
-import { tempDir, writeSafetensors } from '../helpers.js';
+import { tempDir, watchEventLoop, writeSafetensors } from '../helpers.js';
 
 test.serial('setInterval keeps ticking during convertToSafetensors of a 96 MiB file', async (t) => {
   const dir = tempDir();
@@ -43,19 +43,11 @@ test.serial('image inputs are decoded and resized off the JS thread: timers tick
   }
   const jpeg = encodeJpeg({ width, height, data }, { quality: 80 });
 
-  let ticks = 0;
-  let longestGap = 0;
-  let last = performance.now();
-  const timer = setInterval(() => {
-    const now = performance.now();
-    longestGap = Math.max(longestGap, now - last);
-    last = now;
-    ticks++;
-  }, 2);
+  const loop = watchEventLoop(2);
   const started = performance.now();
   const pixels = await understandingImagePixels(jpeg, 64, 'options.image');
   const elapsed = performance.now() - started;
-  clearInterval(timer);
+  const { ticks, longestGap } = loop.stop();
 
   t.is(pixels.length, 3 * 64 * 64);
   t.true(elapsed > 100, `preparing the image took only ${elapsed.toFixed(1)} ms: make it larger`);

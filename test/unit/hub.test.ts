@@ -842,19 +842,28 @@ function sleeper(): import('node:child_process').ChildProcess {
   return spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
 }
 
+/**
+ * "Another process" downloading the checkpoint: its lock (held by `holder`'s live pid) and its partial file of the
+ * first 1000 bytes. Returns the lock's path and the blobs folder.
+ */
+function otherProcessDownloading(cache: string, holder: import('node:child_process').ChildProcess): { lock: string; blobs: string; etag: string } {
+  const etag = sha256(checkpointBytes);
+  const lock = lockPath(cache, MODEL_REPO, etag);
+  fs.mkdirSync(path.dirname(lock), { recursive: true });
+  fs.writeFileSync(lock, JSON.stringify({ pid: holder.pid, host: os.hostname(), token: 'other' }));
+  const blobs = path.join(folder(cache, MODEL_REPO), 'blobs');
+  fs.mkdirSync(blobs, { recursive: true });
+  fs.writeFileSync(path.join(blobs, `${etag}.incomplete`), checkpointBytes.subarray(0, 1000));
+  return { lock, blobs, etag };
+}
+
 test('a blob locked by a live process is waited for, then taken from the cache without downloading it', async (t) => {
   await withHub(async (hub) => {
     const cache = newCache();
-    const etag = sha256(checkpointBytes);
-    const lock = lockPath(cache, MODEL_REPO, etag);
     const holder = sleeper();
     try {
-      fs.mkdirSync(path.dirname(lock), { recursive: true });
-      fs.writeFileSync(lock, JSON.stringify({ pid: holder.pid, host: os.hostname(), token: 'other' }));
       // "The other process" is downloading: its partial file exists; the blob lands and the lock goes later.
-      const blobs = path.join(folder(cache, MODEL_REPO), 'blobs');
-      fs.mkdirSync(blobs, { recursive: true });
-      fs.writeFileSync(path.join(blobs, `${etag}.incomplete`), checkpointBytes.subarray(0, 1000));
+      const { lock, blobs, etag } = otherProcessDownloading(cache, holder);
       const progress: DownloadProgress[] = [];
       const pending = resolveModel(MODEL_REPO, options(hub, cache, { onProgress: (p) => progress.push(p) }));
       const waiting = () => progress.some((p) => p.file === 'pytorch_model.bin' && p.loadedBytes === 1000);
@@ -878,18 +887,12 @@ test('a blob locked by a live process is waited for, then taken from the cache w
 test('an exception from onProgress while waiting for another process\'s download rejects with it (no unhandled rejection)', async (t) => {
   await withHub(async (hub) => {
     const cache = newCache();
-    const etag = sha256(checkpointBytes);
-    const lock = lockPath(cache, MODEL_REPO, etag);
     const holder = sleeper();
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
     process.on('unhandledRejection', onUnhandled);
     try {
-      fs.mkdirSync(path.dirname(lock), { recursive: true });
-      fs.writeFileSync(lock, JSON.stringify({ pid: holder.pid, host: os.hostname(), token: 'other' }));
-      const blobs = path.join(folder(cache, MODEL_REPO), 'blobs');
-      fs.mkdirSync(blobs, { recursive: true });
-      fs.writeFileSync(path.join(blobs, `${etag}.incomplete`), checkpointBytes.subarray(0, 1000));
+      const { lock } = otherProcessDownloading(cache, holder);
       const boom = new Error('the progress bar broke');
       const err = await t.throwsAsync(
         resolveModel(MODEL_REPO, options(hub, cache, { onProgress: (p) => { if (p.file === 'pytorch_model.bin') throw boom; } })),

@@ -7,7 +7,7 @@ import test from 'ava';
 
 import { ShowO2Error, WanVae, WeightFile, type RgbImage, type WanVaeConfig } from 'showo2';
 import type { Addon } from '../../typings/addon.js';
-import { repoAddonPath, repoRoot } from '../helpers.js';
+import { repoAddonPath, repoRoot, watchEventLoop } from '../helpers.js';
 
 const vaeDir = path.join(repoRoot, 'test', 'fixtures', 'vae');
 const weightsPath = path.join(vaeDir, 'tiny_vae.pth');
@@ -190,22 +190,16 @@ test('the event loop keeps ticking during decode', async (t) => {
   // 17 frames of 128x128: long enough on the tiny model for a 5 ms timer to fire many times.
   const shape = [1, 16, 5, 16, 16];
   const data = new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
-  let ticks = 0;
-  let longestGap = 0;
-  let last = performance.now();
-  const timer = setInterval(() => {
-    const now = performance.now();
-    longestGap = Math.max(longestGap, now - last);
-    last = now;
-    ticks++;
-  }, 5);
+  const loop = watchEventLoop(5);
   const started = performance.now();
+  let watched: { ticks: number; longestGap: number };
   try {
     const { raw } = await vae.decode({ data, shape });
     t.deepEqual([...raw.shape], [1, 3, 17, 128, 128]);
   } finally {
-    clearInterval(timer);
+    watched = loop.stop();
   }
+  const { ticks, longestGap } = watched;
   const elapsed = performance.now() - started;
   t.log(`decode took ${elapsed.toFixed(0)} ms; ${ticks} ticks, longest gap ${longestGap.toFixed(0)} ms`);
   // The frame conversion after the native call runs on the JS thread; everything before it must not block.
