@@ -11,7 +11,10 @@
 //    saying why, `'cuda'` is a NoGpuError listing what was tried, and SHOWO2_VARIANT=cuda runs the CUDA build on the
 //    CPU; on a machine with a driver, `'auto'` picks the CUDA build;
 //  - with the CPU build only: `showo2 doctor` and a tiny generate + ask through the API;
-//  - a binary from another version of the package is refused (NativeLoadError naming both versions).
+//  - a binary from another version of the package is refused (NativeLoadError naming both versions);
+//  - the linux-arm64 CPU build (prebuilds/linux-arm64/, cross-compiled with zig) ships in the same package, and an
+//    arm64 Node.js under QEMU (SHOWO2_TEST_ARM64_NODE, made by tools/arm64-emulation.sh; CI sets it) loads it from
+//    the installed package and runs the quick start, with the same pixels as the x64 build's portable kernels.
 // Dependencies come from the npm cache the repository's own install filled (--prefer-offline). Everything lives in
 // one temporary directory, removed when the test process exits.
 import * as fs from 'node:fs';
@@ -20,6 +23,8 @@ import { pathToFileURL } from 'node:url';
 import * as zlib from 'node:zlib';
 
 import test from 'ava';
+
+import { decodeImage } from 'showo2';
 
 import { repoRoot, runCommand, runNode, tempDir, type RunResult } from '../helpers.js';
 
@@ -89,6 +94,18 @@ const prebuildPaths: Record<Variant, string> = {
   cpu: path.posix.join('prebuilds', `${process.platform}-${process.arch}`, `showo2.napi${libcTag}.node`),
   cuda: path.posix.join('prebuilds', `${process.platform}-${process.arch}`, `showo2.napi${libcTag}.cuda.node`),
 };
+/**
+ * Builds for another architecture that ship too (package path -> file in this repository): the linux-arm64 CPU build
+ * when `tools/prebuild.mjs --zig ZIG --arch arm64` made one. Only an arm64 Node.js can load it (the last test).
+ */
+const arm64Prebuild = 'prebuilds/linux-arm64/showo2.napi.glibc.node';
+const foreignBuilds: Record<string, string> = {};
+if (`${process.platform}-${process.arch}` === 'linux-x64' && fs.existsSync(path.join(repoRoot, arm64Prebuild))) {
+  foreignBuilds[arm64Prebuild] = path.join(repoRoot, arm64Prebuild);
+}
+/** A command that runs a linux-arm64 Node.js (tools/arm64-emulation.sh prints one). */
+const arm64Node = process.env.SHOWO2_TEST_ARM64_NODE || undefined;
+
 /** Whether this machine has an NVIDIA driver (what lib/native.ts checks). */
 const hasDriver = process.platform === 'linux' && fs.existsSync('/proc/driver/nvidia/version');
 
@@ -184,8 +201,11 @@ async function availableBuilds(): Promise<Partial<Record<Variant, string>>> {
   return builds;
 }
 
-/** Repacks the published tarball's contents with exactly the given builds as prebuilt binaries. */
-async function packWith(name: string, builds: Partial<Record<Variant, string>>): Promise<PackResult> {
+/**
+ * Repacks the published tarball's contents with exactly the given builds as prebuilt binaries (and `extra`: package
+ * path -> file, builds for other architectures).
+ */
+async function packWith(name: string, builds: Partial<Record<Variant, string>>, extra: Record<string, string> = {}): Promise<PackResult> {
   const stage = path.join(work, `stage-${name}`);
   fs.mkdirSync(stage);
   check(await runCommand('tar', ['-xzf', path.join(work, published.filename), '-C', stage], { env }), 'tar -x');
@@ -195,6 +215,10 @@ async function packWith(name: string, builds: Partial<Record<Variant, string>>):
     const target = path.join(stage, 'package', prebuildPaths[variant]);
     fs.mkdirSync(path.dirname(target), { recursive: true });
     fs.copyFileSync(file, target);
+  }
+  for (const [target, file] of Object.entries(extra)) {
+    fs.mkdirSync(path.dirname(path.join(stage, 'package', target)), { recursive: true });
+    fs.copyFileSync(file, path.join(stage, 'package', target));
   }
   const destination = path.join(work, `pack-${name}`);
   fs.mkdirSync(destination);
@@ -243,12 +267,13 @@ test.before(async () => {
   // 2. The same tarball plus every build there is as prebuilt binaries, repacked from its own contents; the sizes of
   //    each build alone too.
   builds = await availableBuilds();
-  withPrebuild = await packWith('all', builds);
+  withPrebuild = await packWith('all', builds, foreignBuilds);
   const variants = Object.keys(builds) as Variant[];
   if (variants.length > 1) {
     for (const variant of variants) sizes.push({ what: `the ${variant} build only`, packed: await packWith(variant, { [variant]: builds[variant] }) });
   }
-  sizes.push({ what: `the ${variants.join(' and ')} build${variants.length > 1 ? 's' : ''}`, packed: withPrebuild });
+  const foreign = Object.keys(foreignBuilds).map((file) => ` (and ${file.split('/')[1]}'s CPU build)`).join('');
+  sizes.push({ what: `the ${variants.join(' and ')} build${variants.length > 1 ? 's' : ''}${foreign}`, packed: withPrebuild });
 
   // 3. Fresh projects that install them.
   ({ log: installLog, seconds: installSeconds } = await install(project, withPrebuild.filename));
@@ -273,7 +298,7 @@ test('the tarball ships the package, and nothing else from the repository', (t) 
   const withoutPrebuilds = files.filter((f) => !f.startsWith('prebuilds/'));
   t.deepEqual(
     withPrebuild.files.map((f) => f.path).filter((f) => !withoutPrebuilds.includes(f)).sort(),
-    (Object.keys(builds) as Variant[]).map((v) => prebuildPaths[v]).sort(),
+    [...(Object.keys(builds) as Variant[]).map((v) => prebuildPaths[v]), ...Object.keys(foreignBuilds)].sort(),
     'repacking added exactly the prebuilt addons',
   );
   t.log(
@@ -591,4 +616,63 @@ test('a binary built for another version of showo2 is refused with NativeLoadErr
   t.like(error, { name: 'NativeLoadError', code: 'ERR_NATIVE_LOAD' });
   t.regex(error.message, new RegExp(`built for showo2 ${pkg.version.replace(/\./g, '\\.')}, but this package is showo2 99\\.0\\.0`));
   t.true(error.message.includes('The binary belongs to another release of showo2'), error.message);
+});
+
+test('the linux-arm64 CPU build ships, loads in an arm64 Node.js (emulated) and draws the same pixels as x64', async (t) => {
+  if (foreignBuilds[arm64Prebuild] === undefined) {
+    if (arm64Node !== undefined || process.env.CI) {
+      t.fail(`no ${arm64Prebuild} to test: node tools/prebuild.mjs --variant cpu --zig ZIG --arch arm64 builds it`);
+    } else {
+      t.log(`no ${arm64Prebuild} (node tools/prebuild.mjs --variant cpu --zig ZIG --arch arm64 builds it)`);
+      t.pass();
+    }
+    return;
+  }
+  const file = path.join(installed, arm64Prebuild);
+  t.true(fs.existsSync(file), 'the installed package has the arm64 build');
+  if (arm64Node === undefined) {
+    // CI always sets it (.ci/run): an arm64 build that no test loads must not pass there.
+    if (process.env.CI) {
+      t.fail('SHOWO2_TEST_ARM64_NODE is not set: tools/arm64-emulation.sh DIR prints an arm64 node to set it to');
+    } else {
+      t.log('SHOWO2_TEST_ARM64_NODE is not set (tools/arm64-emulation.sh DIR prints one): the arm64 build was not run');
+      t.pass();
+    }
+    return;
+  }
+  const cli = path.join(installed, pkg.bin.showo2!);
+  const cwd = path.join(project, 'arm64');
+  fs.mkdirSync(cwd, { recursive: true });
+  const arm64 = async (args: string[]): Promise<RunResult> =>
+    check(await runCommand(arm64Node, [cli, ...args], { cwd, env }), `arm64 showo2 ${args.join(' ')}`);
+
+  const report = JSON.parse((await arm64(['doctor', '--json'])).stdout) as {
+    node: Record<string, unknown>;
+    addon: Record<string, unknown>;
+    cpu: { features: string };
+  };
+  t.like(report.node, { platform: 'linux', arch: 'arm64', libc: 'glibc', supported: true });
+  t.like(report.addon, { loaded: true, path: file, variant: 'cpu', source: 'prebuilt binary shipped in the package' });
+  t.regex(report.cpu.features, /portable kernels/);
+
+  // The quick start on the bundled demo model (fewer steps: emulation runs about ten times slower), and the same
+  // command on this x64 machine with its portable kernels (SHOWO2_DISABLE_AVX2): the same scalar code compiled for
+  // two architectures; only floating-point contraction may differ, so pixels may move by one level at most.
+  const prompt = 'a red circle on a blue background';
+  const options = ['--seed', '1', '--steps', '10', '--device', 'cpu', '-q'];
+  await arm64(['generate', prompt, '-o', path.join(cwd, 'arm64.png'), ...options]);
+  await showo2Run(['generate', prompt, '-o', path.join(cwd, 'x64.png'), ...options], project, { SHOWO2_DISABLE_AVX2: '1' });
+  const [a, b] = ['arm64.png', 'x64.png'].map((name) => decodeImage(fs.readFileSync(path.join(cwd, name))));
+  t.deepEqual([a!.width, a!.height], [b!.width, b!.height]);
+  let maxDiff = 0;
+  let differing = 0;
+  for (let i = 0; i < a!.data.length; i++) {
+    const d = Math.abs(a!.data[i]! - b!.data[i]!);
+    maxDiff = Math.max(maxDiff, d);
+    if (d) differing++;
+  }
+  t.log(`arm64 vs x64 portable kernels: ${differing} of ${a!.data.length} values differ, by at most ${maxDiff}`);
+  t.true(maxDiff <= 1, `pixels differ by up to ${maxDiff}`);
+  const ask = await arm64(['ask', path.join(cwd, 'arm64.png'), 'What colour is the background?', '-q']);
+  t.is(ask.stdout, 'blue\n');
 });
