@@ -19,7 +19,8 @@
 //             kBlockK-key tiles with a running max and sum per row, and never materialises Lq x Lk. Each tile is
 //             classified from key_end as skip / full / partial and only partial tiles mask per element. F32 FMAs,
 //             no tensor cores: the fast bf16 tensor-core kernels are issue [attn].
-// Checked by test/native/attention_cuda_test.cu (against the CPU backend, and v1 against v2).
+//   v3 TensorCore: cuda/attention_mma.cu (BF16 tensor cores); launch_attention dispatches to it.
+// Checked by test/native/attention_cuda_test.cu (against the CPU backend, and the variants against each other).
 // Bench: build/attention_cuda_bench [--json] [--variants v1,v2] (same case names as bench/gpu/torch_baselines.py).
 #include "attention.h"
 
@@ -28,6 +29,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "attention_mma.h"
 #include "error.h"
 
 namespace showo2::cuda {
@@ -463,8 +465,12 @@ cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream) {
   if (p.mask.causal && (p.mask.num_lists < 1 || p.mask.num_lists > AttentionMask::kMaxLists ||
                         (p.mask.num_lists > 1 && p.mask.num_lists < p.batch)))
     return cudaErrorInvalidValue;
-  return p.input_type == AttentionInputType::BF16 ? launch_typed<__nv_bfloat16>(p, stream)
-                                                  : launch_typed<float>(p, stream);
+  if ((p.variant == AttentionVariant::TensorCore || p.variant == AttentionVariant::Auto) && attention_mma_supported(p))
+    return launch_attention_mma(p, stream);
+  AttentionParams cuda_cores = p;  // v3 and Auto without a tensor-core path run v2
+  if (cuda_cores.variant != AttentionVariant::Naive) cuda_cores.variant = AttentionVariant::Tiled;
+  return cuda_cores.input_type == AttentionInputType::BF16 ? launch_typed<__nv_bfloat16>(cuda_cores, stream)
+                                                           : launch_typed<float>(cuda_cores, stream);
 }
 
 }  // namespace showo2::cuda

@@ -62,12 +62,16 @@ SHOWO2_HOST_DEVICE inline int attention_key_end(const AttentionMask& m, int b, i
 // blocks or a position does not fit in int32. Host code.
 int64_t fill_attention_mask(const OmniMask& mask, int64_t batch_begin, int64_t batch_end, AttentionMask* out);
 
-// Which kernel runs. Both compute the same function; tests compare them and bench/native/attention_cuda_bench.cu
-// times them side by side.
+// Which kernel runs. All compute the same function (v3 with BF16 probabilities); tests compare them and
+// bench/native/attention_cuda_bench.cu times them side by side.
 enum class AttentionVariant {
-  Naive,  // v1: one thread block per (b, h, query row), plain loops, exact two-pass softmax; any head dim
-  Tiled,  // v2: query x key tiles in shared memory, online softmax, skip/full/partial tiles; head dims <= 512
-          //     (larger head dims fall back to v1)
+  Naive,       // v1: one thread block per (b, h, query row), plain loops, exact two-pass softmax; any head dim
+  Tiled,       // v2: query x key tiles in shared memory, online softmax, skip/full/partial tiles; head dims <= 512
+               //     (larger head dims fall back to v1)
+  TensorCore,  // v3 (cuda/attention_mma.cu): v2's structure on BF16 tensor cores (mma.sync, compute capability 8.0+),
+               //     P rounded to BF16 for P·V as in FlashAttention; BF16 inputs and max(D, Dv) <= 128, anything
+               //     else runs v2
+  Auto,        // v3 when it can run the params on this device, else v2: what CudaBackend uses
 };
 
 enum class AttentionInputType { F32, BF16 };  // dtype of q, k, v (out is always F32)
@@ -92,7 +96,7 @@ struct AttentionParams {
   int32_t value_dim = 0;     // Dv of v and out
   float scale = 1.0f;        // multiplies q·k before the softmax (1/sqrt(D) in every Show-o2 attention)
   AttentionMask mask;        // which keys each query row sees; samples indexed relative to this launch's batch
-  AttentionVariant variant = AttentionVariant::Tiled;
+  AttentionVariant variant = AttentionVariant::Auto;
 };
 
 // Launches the attention on `stream` (asynchronous). Returns cudaErrorInvalidValue for parameters the kernels cannot

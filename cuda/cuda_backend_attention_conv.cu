@@ -98,7 +98,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   p.head_dim = static_cast<int32_t>(D);
   p.value_dim = static_cast<int32_t>(Dv);
   p.scale = scale;
-  p.variant = AttentionVariant::Tiled;
+  p.variant = AttentionVariant::Auto;  // BF16 tensor cores (v3) where they apply, else v2
   const size_t in_size = dtype_size(q.dtype());
   const auto* q_base = static_cast<const uint8_t*>(q.device_raw());
   const auto* k_base = Lk > 0 ? static_cast<const uint8_t*>(k.device_raw()) : nullptr;

@@ -2,7 +2,8 @@
 // attention shapes of bench/gpu/torch_baselines.py, and the direct conv kernel (cuda/conv.cu) at the VAE's conv shapes,
 // so one GPU session can print showo2 next to PyTorch's SDPA / FlexAttention / cuDNN conv rows (bench/RESULTS.md).
 //
-//   attention_cuda_bench [--json] [--only attention,conv] [--variants v1,v2] [--dtypes f32,bf16] [--iters N]
+//   attention_cuda_bench [--json] [--only attention,conv] [--variants v1,v2,v3] [--dtypes f32,bf16] [--iters N]
+// (v3, the BF16 tensor-core attention, runs on bf16 inputs only.)
 //
 // Case names: attn_<torch case>_showo2_<variant>_<dtype> (torch rows: attn_<torch case>_sdpa_<backend>, _flex) and
 // conv{2,3}d_<torch case>_showo2_<variant> (torch rows: conv{2,3}d_<torch case>).
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "attention.h"
+#include "attention_mma.h"
 #include "bench_util.h"
 #include "conv.h"
 #include "cuda_test_util.h"
@@ -34,7 +36,7 @@ namespace {
 struct Options {
   bool json = false;
   std::string only = "attention,conv";
-  std::string variants = "v1,v2";
+  std::string variants = "v1,v2,v3";
   std::string dtypes = "f32,bf16";
   int iters = 20;
 };
@@ -42,7 +44,7 @@ struct Options {
 [[noreturn]] void usage(const std::string& message) {
   std::fprintf(stderr,
                "attention_cuda_bench: %s\nusage: attention_cuda_bench [--json] [--only attention,conv] "
-               "[--variants v1,v2] [--dtypes f32,bf16] [--iters N]\n",
+               "[--variants v1,v2,v3] [--dtypes f32,bf16] [--iters N]\n",
                message.c_str());
   std::exit(2);
 }
@@ -155,10 +157,13 @@ void attention_cases(const Options& opt) {
       p.head_dim = c.D, p.value_dim = c.D;
       p.scale = 1.0f / std::sqrt(static_cast<float>(c.D));
       cuda::fill_attention_mask(mask, 0, c.B, &p.mask);
-      for (const char* variant : {"v1", "v2"}) {
+      for (const char* variant : {"v1", "v2", "v3"}) {
         if (!listed(opt.variants, variant)) continue;
-        const bool naive = std::string(variant) == "v1";
-        p.variant = naive ? cuda::AttentionVariant::Naive : cuda::AttentionVariant::Tiled;
+        const bool naive = std::string(variant) == "v1", tensor_cores = std::string(variant) == "v3";
+        if (tensor_cores && !bf16) continue;  // v3 takes BF16 only
+        p.variant = naive ? cuda::AttentionVariant::Naive
+                          : tensor_cores ? cuda::AttentionVariant::TensorCore : cuda::AttentionVariant::Tiled;
+        if (tensor_cores && !cuda::attention_mma_supported(p)) continue;  // head dim past 128: v3 would run v2
         const double ms = median_ms([&] { check(cuda::launch_attention(p, nullptr), "launch_attention"); },
                                     naive ? 1 : 3, naive ? std::max(3, opt.iters / 5) : opt.iters);
         report(opt.json, std::string("attn_") + c.name + "_showo2_" + variant + "_" + dtype, ms, flops,

@@ -13,6 +13,14 @@
 // missed rescale or a wrong kv head moves outputs by 1e-2 and more). BF16 inputs are compared against the CPU run on
 // the same bf16-rounded values widened to F32, so the same tolerance applies.
 //
+// v3 (the BF16 tensor-core kernel, cuda/attention_mma.cu) runs on every case with BF16 inputs and max(D, Dv) <= 128.
+// It rounds the softmax probabilities to BF16 before P·V (as FlashAttention does) and normalises by the sum of the
+// rounded values, so each output is a convex combination of v rows whose weights are off by at most 2^-9 relative:
+// |err| <= 2^-9 max_j |v_j - out| <= 2^-9 * 2 * 5 ~ 0.02 on these inputs, and far less on average (the rounding
+// errors are independent and the weights sum to 1). It must stay within that bound everywhere (kTensorCoreMaxError)
+// and within 1e-3 on average (kTensorCoreMeanError); a wrongly masked key, a missed rescale or a wrong kv head moves
+// the average by 1e-2 and more.
+//
 // Without a CUDA device every case that launches a kernel is reported as skipped with the reason; the host-side mask
 // packing test runs everywhere.
 #include <cuda_runtime.h>
@@ -23,6 +31,7 @@
 #include <vector>
 
 #include "attention.h"
+#include "attention_mma.h"
 #include "cpu/cpu_backend.h"
 #include "cuda_test_util.h"
 #include "test_util.h"
@@ -35,6 +44,8 @@ using showo2::cuda::AttentionVariant;
 namespace {
 
 constexpr double kTolerance = 2e-5;  // atol and rtol; see the top of the file
+constexpr double kTensorCoreMaxError = 2e-2;   // v3, every element; see the top of the file
+constexpr double kTensorCoreMeanError = 1e-3;  // v3, mean |err| over the output
 
 cpu::CpuBackend& cpu_backend() {
   static cpu::CpuBackend backend;
@@ -49,6 +60,12 @@ float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   float m = 0;
   for (size_t i = 0; i < a.size(); ++i) m = std::fmax(m, std::fabs(a[i] - b[i]));
   return m;
+}
+
+double mean_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double sum = 0;
+  for (size_t i = 0; i < a.size(); ++i) sum += std::fabs(static_cast<double>(a[i]) - b[i]);
+  return a.empty() ? 0.0 : sum / static_cast<double>(a.size());
 }
 
 // Runs one variant on device copies of q, k, v (views keep their strides) into a strided out: out is a view of a
@@ -94,14 +111,17 @@ std::vector<float> run_gpu(const Tensor& q, const Tensor& k, const Tensor& v, co
   return got_backing.to_f32_vector();  // got_backing is the out view
 }
 
-// The CPU backend's answer, then each GPU variant against it. `bf16` rounds q, k, v to bf16 first (both sides see the
-// same rounded values; the GPU reads them as bf16).
+// The CPU backend's answer, then each GPU variant against it. `bf16` rounds q, k, v to bf16 first; q, k, v that are
+// BF16 already (strided BF16 views) are used as they are. Both sides see the same values: the GPU reads BF16, the
+// CPU the same values widened to F32. BF16 inputs with max(D, Dv) <= 128 also run v3, which must really be the
+// tensor-core kernel on the device under test (compute capability 8.0 and newer), not its v2 fallback.
 void check_attention(const std::string& what, const Tensor& q, const Tensor& k, const Tensor& v, const OmniMask& mask,
                      float scale, double tolerance = kTolerance, bool bf16 = false) {
   test::require_cuda_device();
   Tensor q_in = bf16 ? q.to(DType::BF16) : q, k_in = bf16 ? k.to(DType::BF16) : k, v_in = bf16 ? v.to(DType::BF16) : v;
-  Tensor q_ref = bf16 ? q_in.to(DType::F32) : q, k_ref = bf16 ? k_in.to(DType::F32) : k,
-         v_ref = bf16 ? v_in.to(DType::F32) : v;
+  const bool bf16_in = q_in.dtype() == DType::BF16;
+  Tensor q_ref = bf16_in ? q_in.to(DType::F32) : q, k_ref = bf16_in ? k_in.to(DType::F32) : k,
+         v_ref = bf16_in ? v_in.to(DType::F32) : v;
   Tensor ref_out = Tensor::empty({q.size(0), q.size(1), q.size(2), v.size(3)}, DType::F32);
   cpu_backend().attention(q_ref, k_ref, v_ref, mask, scale, ref_out);
   const std::vector<float> ref = ref_out.to_f32_vector();
@@ -110,6 +130,23 @@ void check_attention(const std::string& what, const Tensor& q, const Tensor& k, 
     const std::string label = what + (variant == AttentionVariant::Naive ? " [v1 naive]" : " [v2 tiled]");
     std::printf("    %-64s max |err| %.2e\n", label.c_str(), static_cast<double>(max_abs_diff(got, ref)));
     EXPECT_CLOSE(got.data(), ref.data(), ref.size(), tolerance, tolerance, label);
+  }
+  if (bf16_in && std::max(q.size(3), v.size(3)) <= cuda::kAttentionMmaMaxHeadDim) {
+    const std::string label = what + " [v3 tensor cores]";
+    AttentionParams probe;
+    probe.input_type = cuda::AttentionInputType::BF16;
+    probe.head_dim = static_cast<int32_t>(q.size(3));
+    probe.value_dim = static_cast<int32_t>(v.size(3));
+    if (!cuda::attention_mma_supported(probe))
+      test::fail_at(__FILE__, __LINE__, label + ": the device cannot run v3 (compute capability below 8.0?)");
+    const std::vector<float> got = run_gpu(q_in, k_in, v_in, mask, scale, AttentionVariant::TensorCore);
+    const double mean = mean_abs_diff(got, ref);
+    std::printf("    %-64s max |err| %.2e, mean %.2e\n", label.c_str(), static_cast<double>(max_abs_diff(got, ref)),
+                mean);
+    EXPECT_CLOSE(got.data(), ref.data(), ref.size(), kTensorCoreMaxError, 0.0, label);
+    if (!(mean <= kTensorCoreMeanError))
+      test::fail_at(__FILE__, __LINE__, label + ": mean |err| " + std::to_string(mean) + " > " +
+                                            std::to_string(kTensorCoreMeanError));
   }
 }
 
@@ -280,6 +317,56 @@ SHOWO2_TEST(bf16_inputs) {
                        OmniMask::omni({{{12, 200}}, {{2, 200}}}), 91, -1, true);
   check_self_attention("bf16 full VAE D384 L500", 1, 500, 1, 1, 384, OmniMask::full(), 92, -1, true);
   check_self_attention("bf16 full SigLIP D72 L129", 1, 129, 16, 16, 72, OmniMask::full(), 93, -1, true);
+}
+
+SHOWO2_TEST(bf16_tensor_core_shapes) {
+  // v3's buckets (64, 80 for D 72, 128), its masks and its staging paths (16-byte vectors; element-wise for head dims
+  // that are not multiples of 8 and for strides that are not), at Show-o2's head counts.
+  check_self_attention("bf16 causal GQA 32/8 D64 (flow head) B2 L1000", 2, 1000, 32, 8, 64, OmniMask::causal(), 101,
+                       -1, true);
+  check_self_attention("bf16 causal GQA 12/2 D128 (LLM 1.5B) B1 L777", 1, 777, 12, 2, 128, OmniMask::causal(), 102, -1,
+                       true);
+  OmniMask per_sample = OmniMask::omni({{{5, 20}, {40, 100}, {300, 300}, {650, 1}}, {{0, 50}, {200, 400}}});
+  check_self_attention("bf16 omni per-sample blocks B2 L730 H2 D72", 2, 730, 2, 2, 72, per_sample, 103, -1, true);
+  check_self_attention("bf16 omni CFG GQA 32/8 D64 B2 L1030", 2, 1030, 32, 8, 64, OmniMask::omni({{{12, 730}}, {{2, 730}}}),
+                       104, -1, true);
+  check_self_attention("bf16 D 20, Dv 8 full L65 (element staging)", 1, 65, 1, 1, 20, OmniMask::full(), 105, 8, true);
+  check_self_attention("bf16 D 7, Dv 13 causal L70 GQA 2/1", 2, 70, 2, 1, 7, OmniMask::causal(), 106, 13, true);
+  check_self_attention("bf16 D 96 causal L129 (128 bucket, padded)", 1, 129, 4, 4, 96, OmniMask::causal(), 107, -1,
+                       true);
+  check_self_attention("bf16 causal L1 (one row)", 1, 1, 3, 3, 64, OmniMask::causal(), 108, -1, true);
+
+  // Strided BF16 views: heads of one fused qkv projection, and a KV cache read through query_offset.
+  const int64_t B = 2, L = 300, Hq = 12, Hkv = 2, D = 128;
+  Tensor qkv = random_tensor({B, L, Hq + 2 * Hkv, D}, 109).to(DType::BF16);
+  check_attention("bf16 fused qkv views GQA 12/2 D128 omni", qkv.slice(2, 0, Hq), qkv.slice(2, Hq, Hq + Hkv),
+                  qkv.slice(2, Hq + Hkv, Hq + 2 * Hkv), OmniMask::omni({{{12, 200}}, {{2, 250}}}),
+                  1.0f / std::sqrt(static_cast<float>(D)));
+  const int64_t cap = 1100, prefix = 37, Lq = 730, Lk = prefix + Lq;
+  Tensor k_cache = random_tensor({B, cap, Hkv, D}, 110).to(DType::BF16);
+  Tensor v_cache = random_tensor({B, cap, Hkv, D}, 111).to(DType::BF16);
+  Tensor q = random_tensor({B, Lq, Hq, D}, 112).to(DType::BF16);
+  check_attention("bf16 block of 730 after 37 cached", q, k_cache.slice(1, 0, Lk), v_cache.slice(1, 0, Lk),
+                  OmniMask::omni({{{prefix, Lq}}}, prefix), 1.0f / std::sqrt(static_cast<float>(D)));
+  Tensor q1 = random_tensor({B, 1, Hq, D}, 113).to(DType::BF16);
+  check_attention("bf16 decode Lq1 after 800 cached", q1, k_cache.slice(1, 0, 801), v_cache.slice(1, 0, 801),
+                  OmniMask::causal(800), 1.0f / std::sqrt(static_cast<float>(D)));
+  // Rows 68 elements apart starting 2 elements in: neither the stride nor the start allows 16-byte vectors, so
+  // q, k and v take the element-wise staging path at D 64.
+  Tensor wide = random_tensor({1, 200, 1, 68}, 114).to(DType::BF16);
+  Tensor unaligned = wide.slice(3, 2, 66);
+  check_attention("bf16 rows of stride 68, 4-byte aligned (element staging)", unaligned, unaligned, unaligned,
+                  OmniMask::omni({{{50, 77}}}), 0.125f);
+}
+
+SHOWO2_TEST(bf16_tensor_core_masked_rows) {
+  // Rows that see no key at all write zeros, and no key past Lk leaks in: queries after an empty key set, and a
+  // mask whose first rows see one key each.
+  Tensor q = random_tensor({1, 3, 2, 64}, 121).to(DType::BF16);
+  Tensor k = Tensor::empty({1, 0, 2, 64}, DType::BF16), v = Tensor::empty({1, 0, 2, 64}, DType::BF16);
+  check_attention("bf16 Lk 0", q, k, v, OmniMask::full(), 0.125f);
+  check_self_attention("bf16 causal B3 L65 (one key tile plus one key)", 3, 65, 4, 2, 128, OmniMask::causal(), 122, -1,
+                       true);
 }
 
 SHOWO2_TEST_MAIN()
