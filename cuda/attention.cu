@@ -20,6 +20,7 @@
 //             classified from key_end as skip / full / partial and only partial tiles mask per element. F32 FMAs,
 //             no tensor cores: the fast bf16 tensor-core kernels are issue [attn].
 //   v3 TensorCore: cuda/attention_mma.cu (BF16 tensor cores); launch_attention dispatches to it.
+//   Split-KV decoding: cuda/attention_decode.cu (a few query rows over a long KV cache); Auto with a workspace.
 // Checked by test/native/attention_cuda_test.cu (against the CPU backend, and the variants against each other).
 // Bench: build/attention_cuda_bench [--json] [--variants v1,v2] (same case names as bench/gpu/torch_baselines.py).
 #include "attention.h"
@@ -29,6 +30,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "attention_decode.h"
 #include "attention_mma.h"
 #include "error.h"
 
@@ -465,6 +467,11 @@ cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream) {
   if (p.mask.causal && (p.mask.num_lists < 1 || p.mask.num_lists > AttentionMask::kMaxLists ||
                         (p.mask.num_lists > 1 && p.mask.num_lists < p.batch)))
     return cudaErrorInvalidValue;
+  if (p.variant == AttentionVariant::Auto && p.split_workspace != nullptr && p.num_keys > 0) {
+    const int splits = attention_split_count(p);
+    if (splits > 1 && p.split_workspace_floats >= attention_split_workspace_floats(p, splits))
+      return launch_attention_split(p, splits, stream);
+  }
   if ((p.variant == AttentionVariant::TensorCore || p.variant == AttentionVariant::Auto) && attention_mma_supported(p))
     return launch_attention_mma(p, stream);
   AttentionParams cuda_cores = p;  // v3 and Auto without a tensor-core path run v2

@@ -71,7 +71,8 @@ enum class AttentionVariant {
   TensorCore,  // v3 (cuda/attention_mma.cu): v2's structure on BF16 tensor cores (mma.sync, compute capability 8.0+),
                //     P rounded to BF16 for P·V as in FlashAttention; BF16 inputs and max(D, Dv) <= 128, anything
                //     else runs v2
-  Auto,        // v3 when it can run the params on this device, else v2: what CudaBackend uses
+  Auto,        // split-KV decoding (cuda/attention_decode.cu) for a few query rows over many keys when a workspace
+               // is given; else v3 when it can run the params on this device; else v2. What CudaBackend uses
 };
 
 enum class AttentionInputType { F32, BF16 };  // dtype of q, k, v (out is always F32)
@@ -97,6 +98,10 @@ struct AttentionParams {
   float scale = 1.0f;        // multiplies q·k before the softmax (1/sqrt(D) in every Show-o2 attention)
   AttentionMask mask;        // which keys each query row sees; samples indexed relative to this launch's batch
   AttentionVariant variant = AttentionVariant::Auto;
+  // Device scratch that lets Auto decode a few query rows over a long KV cache with split-KV (cuda/attention_decode.h):
+  // at least attention_split_workspace_floats(params, attention_split_count(params)) floats; null: never split.
+  float* split_workspace = nullptr;
+  size_t split_workspace_floats = 0;
 };
 
 // Launches the attention on `stream` (asynchronous). Returns cudaErrorInvalidValue for parameters the kernels cannot

@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "attention.h"
+#include "attention_decode.h"
 #include "backend_checks.h"
 #include "conv.h"
 #include "cuda_backend.h"
@@ -98,7 +99,21 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   p.head_dim = static_cast<int32_t>(D);
   p.value_dim = static_cast<int32_t>(Dv);
   p.scale = scale;
-  p.variant = AttentionVariant::Auto;  // BF16 tensor cores (v3) where they apply, else v2
+  p.variant = AttentionVariant::Auto;  // split-KV decoding, BF16 tensor cores (v3) or v2, whichever applies
+  // Decoding a few rows over a long cache splits the keys over thread blocks; the partial results need scratch,
+  // sized for the first (largest) launch and released in stream order when this op returns.
+  Tensor split_workspace;
+  {
+    AttentionParams first = p;
+    first.batch = static_cast<int32_t>(std::min<int64_t>(B, kGridYZMax));
+    const int splits = attention_split_count(first);
+    if (splits > 1) {
+      const size_t floats = attention_split_workspace_floats(first, splits);
+      split_workspace = impl().empty({static_cast<int64_t>(floats)}, DType::F32);
+      p.split_workspace = static_cast<float*>(split_workspace.mutable_device_raw());
+      p.split_workspace_floats = floats;
+    }
+  }
   const size_t in_size = dtype_size(q.dtype());
   const auto* q_base = static_cast<const uint8_t*>(q.device_raw());
   const auto* k_base = Lk > 0 ? static_cast<const uint8_t*>(k.device_raw()) : nullptr;

@@ -139,6 +139,41 @@ def attention_cases():
                 print(f"attn_{name}_flex: unsupported ({str(e).splitlines()[0][:100]})")
 
 
+def decode_cases():
+    """One token (or a group of 4) over a long KV cache, the shapes of attention_cuda_bench's decode rows: SDPA's
+    backends on bf16, bytes = K and V read once (the bound of decoding)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    # (name, B, Hq, Hkv, D, Lq, Lk)
+    cases = [
+        ("decode_llm1.5b_4k", 1, 12, 2, 128, 1, 4096),
+        ("decode_llm1.5b_16k", 1, 12, 2, 128, 1, 16384),
+        ("decode_llm7b_16k", 1, 28, 4, 128, 1, 16384),
+        ("decode_llm1.5b_b2_video_6k", 2, 12, 2, 128, 1, 6272),
+        ("decode_group4_llm1.5b_8k", 1, 12, 2, 128, 4, 8192),
+    ]
+    for name, B, Hq, Hkv, D, Lq, Lk in cases:
+        q = torch.randn(B, Hq, Lq, D, device="cuda", dtype=torch.bfloat16)
+        k = torch.randn(B, Hkv, Lk, D, device="cuda", dtype=torch.bfloat16)
+        v = torch.randn(B, Hkv, Lk, D, device="cuda", dtype=torch.bfloat16)
+        # causal with the queries at the end of the cache: query i sees keys < Lk - Lq + i + 1
+        mask = None
+        if Lq > 1:
+            qi = torch.arange(Lq, device="cuda")[:, None] + (Lk - Lq)
+            mask = torch.arange(Lk, device="cuda")[None, :] <= qi
+        nbytes = 2 * B * Lk * Hkv * D * 2
+        for backend_name, backend in [("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION),
+                                      ("efficient", SDPBackend.EFFICIENT_ATTENTION)]:
+            def run(backend=backend):
+                with sdpa_kernel(backend):
+                    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=Hq != Hkv)
+            try:
+                ms = time_ms(run, warmup=5, iters=50)
+                report(f"attn_{name}_sdpa_{backend_name}", ms, nbytes=nbytes, note="K and V bytes read once")
+            except Exception as e:  # noqa: BLE001
+                print(f"attn_{name}_sdpa_{backend_name}: unsupported ({str(e).splitlines()[0][:80]})")
+
+
 def matmul_cases():
     # Token-major linear layers of one CFG Euler step (2 x 730 block tokens) and of understanding decode (M=1).
     cases = [
@@ -189,7 +224,7 @@ def conv_cases():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", help="also write one JSON object per case to this file")
-    ap.add_argument("--only", default="ceilings,attention,matmul,conv")
+    ap.add_argument("--only", default="ceilings,attention,decode,matmul,conv")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to measure")
@@ -203,6 +238,8 @@ def main():
         matmul_cases()
     if "attention" in parts:
         attention_cases()
+    if "decode" in parts:
+        decode_cases()
     if "conv" in parts:
         conv_cases()
     if args.json:

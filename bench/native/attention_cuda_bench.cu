@@ -2,8 +2,8 @@
 // attention shapes of bench/gpu/torch_baselines.py, and the direct conv kernel (cuda/conv.cu) at the VAE's conv shapes,
 // so one GPU session can print showo2 next to PyTorch's SDPA / FlexAttention / cuDNN conv rows (bench/RESULTS.md).
 //
-//   attention_cuda_bench [--json] [--only attention,conv] [--variants v1,v2,v3] [--dtypes f32,bf16] [--iters N]
-// (v3, the BF16 tensor-core attention, runs on bf16 inputs only.)
+//   attention_cuda_bench [--json] [--only attention,decode,conv] [--variants v1,v2,v3] [--dtypes f32,bf16] [--iters N]
+// (v3, the BF16 tensor-core attention, runs on bf16 inputs only; decode rows also time the split-KV path with v2.)
 //
 // Case names: attn_<torch case>_showo2_<variant>_<dtype> (torch rows: attn_<torch case>_sdpa_<backend>, _flex) and
 // conv{2,3}d_<torch case>_showo2_<variant> (torch rows: conv{2,3}d_<torch case>).
@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "attention.h"
+#include "attention_decode.h"
 #include "attention_mma.h"
 #include "bench_util.h"
 #include "conv.h"
@@ -35,7 +36,7 @@ namespace {
 
 struct Options {
   bool json = false;
-  std::string only = "attention,conv";
+  std::string only = "attention,decode,conv";
   std::string variants = "v1,v2,v3";
   std::string dtypes = "f32,bf16";
   int iters = 20;
@@ -43,7 +44,7 @@ struct Options {
 
 [[noreturn]] void usage(const std::string& message) {
   std::fprintf(stderr,
-               "attention_cuda_bench: %s\nusage: attention_cuda_bench [--json] [--only attention,conv] "
+               "attention_cuda_bench: %s\nusage: attention_cuda_bench [--json] [--only attention,decode,conv] "
                "[--variants v1,v2,v3] [--dtypes f32,bf16] [--iters N]\n",
                message.c_str());
   std::exit(2);
@@ -173,6 +174,70 @@ void attention_cases(const Options& opt) {
   }
 }
 
+// ---- decoding --------------------------------------------------------------------------------------------------------
+
+struct DecodeCase {
+  const char* name;
+  int B, Hq, Hkv, D, Lq, Lk;
+};
+
+// One token (or a group of 4) over a long KV cache: bound by reading the cache, so the figure is GB/s of K and V
+// read once (2 * B * Lk * Hkv * D elements) against the H100's 3.35 TB/s. Variants: "split" (Auto with a workspace:
+// split-KV), v2 and v3 (no workspace: one pass per query head, what runs without the split path).
+void decode_cases(const Options& opt) {
+  const std::vector<DecodeCase> cases = {
+      {"decode_llm1.5b_4k", 1, 12, 2, 128, 1, 4096},   {"decode_llm1.5b_16k", 1, 12, 2, 128, 1, 16384},
+      {"decode_llm7b_16k", 1, 28, 4, 128, 1, 16384},   {"decode_llm1.5b_b2_video_6k", 2, 12, 2, 128, 1, 6272},
+      {"decode_group4_llm1.5b_8k", 1, 12, 2, 128, 4, 8192},
+  };
+  for (const DecodeCase& c : cases) {
+    for (const char* dtype : {"f32", "bf16"}) {
+      if (!listed(opt.dtypes, dtype)) continue;
+      const bool bf16 = std::string(dtype) == "bf16";
+      const Tensor q32 = bench::random_normal_tensor({c.B, c.Lq, c.Hq, c.D}, 1.0f, 21);
+      const Tensor k32 = bench::random_normal_tensor({c.B, c.Lk, c.Hkv, c.D}, 1.0f, 22);
+      const Tensor v32 = bench::random_normal_tensor({c.B, c.Lk, c.Hkv, c.D}, 1.0f, 23);
+      test::DeviceMirror q(bf16 ? q32.to(DType::BF16) : q32), k(bf16 ? k32.to(DType::BF16) : k32),
+          v(bf16 ? v32.to(DType::BF16) : v32);
+      test::DeviceMirror out(Tensor::empty({c.B, c.Lq, c.Hq, c.D}, DType::F32));
+      cuda::AttentionParams p;
+      p.q = q.ptr(), p.k = k.ptr(), p.v = v.ptr(), p.out = out.f32();
+      p.input_type = bf16 ? cuda::AttentionInputType::BF16 : cuda::AttentionInputType::F32;
+      p.q_row_stride = int64_t{c.Hq} * c.D, p.q_head_stride = c.D, p.q_batch_stride = p.q_row_stride * c.Lq;
+      p.k_row_stride = int64_t{c.Hkv} * c.D, p.k_head_stride = c.D, p.k_batch_stride = p.k_row_stride * c.Lk;
+      p.v_row_stride = p.k_row_stride, p.v_head_stride = c.D, p.v_batch_stride = p.k_batch_stride;
+      p.out_row_stride = p.q_row_stride, p.out_head_stride = c.D, p.out_batch_stride = p.q_batch_stride;
+      p.batch = c.B, p.num_queries = c.Lq, p.num_keys = c.Lk, p.num_heads = c.Hq, p.num_kv_heads = c.Hkv;
+      p.head_dim = c.D, p.value_dim = c.D;
+      p.scale = 1.0f / std::sqrt(static_cast<float>(c.D));
+      cuda::fill_attention_mask(OmniMask::causal(c.Lk - c.Lq), 0, c.B, &p.mask);
+      const double bytes = 2.0 * c.B * c.Lk * c.Hkv * c.D * (bf16 ? 2 : 4);
+      const int splits = cuda::attention_split_count(p);
+      const size_t floats = cuda::attention_split_workspace_floats(p, splits);
+      test::DeviceMirror workspace(Tensor::empty({static_cast<int64_t>(floats)}, DType::F32));
+      for (const char* variant : {"split", "v2", "v3"}) {
+        if (!listed(opt.variants, variant) && !(std::string(variant) == "split" && listed(opt.variants, "v2"))) continue;
+        const std::string v_name = variant;
+        if (v_name == "v3" && (!bf16 || !cuda::attention_mma_supported(p))) continue;
+        cuda::AttentionParams run = p;
+        run.variant = v_name == "v2" ? cuda::AttentionVariant::Tiled
+                                     : v_name == "v3" ? cuda::AttentionVariant::TensorCore : cuda::AttentionVariant::Auto;
+        if (v_name == "split") run.split_workspace = workspace.f32(), run.split_workspace_floats = floats;
+        const double ms = median_ms([&] { check(cuda::launch_attention(run, nullptr), "launch_attention"); }, 3, opt.iters);
+        const double gbps = bytes / (ms * 1e6);
+        const std::string name = std::string("attn_") + c.name + "_showo2_" + variant + "_" + dtype;
+        if (opt.json)
+          std::printf("{\"case\": \"%s\", \"ms\": %.4f, \"gbps\": %.1f, \"splits\": %d, \"note\": \"K and V bytes read once\"}\n",
+                      name.c_str(), ms, gbps, v_name == "split" ? splits : 1);
+        else
+          std::printf("%-58s %9.3f ms %8.1f GB/s (%.0f%% of 3.35 TB/s)  %d split(s)\n", name.c_str(), ms, gbps,
+                      100.0 * gbps / 3350.0, v_name == "split" ? splits : 1);
+        std::fflush(stdout);
+      }
+    }
+  }
+}
+
 // ---- convolution ----------------------------------------------------------------------------------------------------
 
 struct ConvCase {
@@ -233,6 +298,7 @@ int main(int argc, char** argv) {
                 cuda::cuda_version_string(info.runtime_version).c_str());
   try {
     if (listed(opt.only, "attention")) attention_cases(opt);
+    if (listed(opt.only, "decode")) decode_cases(opt);
     if (listed(opt.only, "conv")) conv_cases(opt);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "attention_cuda_bench: %s\n", e.what());

@@ -13,6 +13,9 @@
 // missed rescale or a wrong kv head moves outputs by 1e-2 and more). BF16 inputs are compared against the CPU run on
 // the same bf16-rounded values widened to F32, so the same tolerance applies.
 //
+// The split-KV decoding path (cuda/attention_decode.cu) is the tiled computation in F32 split into key chunks and
+// recombined: the F32 tolerance applies to it, with explicit chunk counts and through Auto's dispatch.
+//
 // v3 (the BF16 tensor-core kernel, cuda/attention_mma.cu) runs on every case with BF16 inputs and max(D, Dv) <= 128.
 // It rounds the softmax probabilities to BF16 before P·V (as FlashAttention does) and normalises by the sum of the
 // rounded values, so each output is a convex combination of v rows whose weights are off by at most 2^-9 relative:
@@ -25,12 +28,14 @@
 // packing test runs everywhere.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "attention.h"
+#include "attention_decode.h"
 #include "attention_mma.h"
 #include "cpu/cpu_backend.h"
 #include "cuda_test_util.h"
@@ -70,8 +75,11 @@ double mean_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
 
 // Runs one variant on device copies of q, k, v (views keep their strides) into a strided out: out is a view of a
 // [B, Lq, Hq, Dv + 3] buffer filled with a sentinel, and the padding columns must come back untouched.
+// splits > 0 runs the split-KV decoding path with that many key chunks (launch_attention_split, its workspace
+// filled with NaN first so a partial result that is not written shows); splits < 0 runs launch_attention with Auto
+// and a workspace, so the dispatcher decides.
 std::vector<float> run_gpu(const Tensor& q, const Tensor& k, const Tensor& v, const OmniMask& mask, float scale,
-                           AttentionVariant variant) {
+                           AttentionVariant variant, int splits = 0) {
   const int64_t B = q.size(0), Lq = q.size(1), Hq = q.size(2), Dv = v.size(3);
   constexpr float kSentinel = 7.25f;
   Tensor backing = Tensor::from_f32({B, Lq, Hq, Dv + 3},
@@ -99,7 +107,18 @@ std::vector<float> run_gpu(const Tensor& q, const Tensor& k, const Tensor& v, co
   p.scale = scale;
   p.variant = variant;
   CHECK_EQ(cuda::fill_attention_mask(mask, 0, B, &p.mask), B);  // every test batch fits one launch
-  SHOWO2_CUDA_CHECK(cuda::launch_attention(p, nullptr));
+  if (splits == 0) {
+    SHOWO2_CUDA_CHECK(cuda::launch_attention(p, nullptr));
+  } else {
+    const int chunks = splits > 0 ? splits : std::max(1, cuda::attention_split_count(p));
+    const size_t floats = cuda::attention_split_workspace_floats(p, chunks);
+    test::DeviceMirror workspace(Tensor::from_f32({static_cast<int64_t>(floats)},
+                                                  std::vector<float>(floats, std::nanf(""))));
+    p.split_workspace = workspace.f32();
+    p.split_workspace_floats = floats;
+    SHOWO2_CUDA_CHECK(splits > 0 ? cuda::launch_attention_split(p, splits, nullptr) : cuda::launch_attention(p, nullptr));
+    test::sync_and_check();
+  }
   test::sync_and_check();
 
   Tensor got_backing = dout.download();
@@ -367,6 +386,82 @@ SHOWO2_TEST(bf16_tensor_core_masked_rows) {
   check_attention("bf16 Lk 0", q, k, v, OmniMask::full(), 0.125f);
   check_self_attention("bf16 causal B3 L65 (one key tile plus one key)", 3, 65, 4, 2, 128, OmniMask::causal(), 122, -1,
                        true);
+}
+
+// ---- split-KV decoding (cuda/attention_decode.cu) --------------------------------------------------------------------
+
+// The CPU backend's answer against the split-KV path with each of `split_counts` chunk counts, and against Auto with a
+// workspace. Same F32 computation as v2, split into chunks and recombined: the same tolerance.
+void check_split(const std::string& what, const Tensor& q, const Tensor& k, const Tensor& v, const OmniMask& mask,
+                 float scale, const std::vector<int>& split_counts, bool bf16 = false) {
+  test::require_cuda_device();
+  Tensor q_in = bf16 ? q.to(DType::BF16) : q, k_in = bf16 ? k.to(DType::BF16) : k, v_in = bf16 ? v.to(DType::BF16) : v;
+  Tensor ref_out = Tensor::empty({q.size(0), q.size(1), q.size(2), v.size(3)}, DType::F32);
+  cpu_backend().attention(bf16 ? q_in.to(DType::F32) : q, bf16 ? k_in.to(DType::F32) : k,
+                          bf16 ? v_in.to(DType::F32) : v, mask, scale, ref_out);
+  const std::vector<float> ref = ref_out.to_f32_vector();
+  std::vector<int> runs = split_counts;
+  runs.push_back(-1);  // Auto
+  for (int splits : runs) {
+    const std::vector<float> got = run_gpu(q_in, k_in, v_in, mask, scale, AttentionVariant::Auto, splits);
+    const std::string label = what + (splits > 0 ? " [split-KV x" + std::to_string(splits) + "]" : " [Auto]");
+    std::printf("    %-64s max |err| %.2e\n", label.c_str(), static_cast<double>(max_abs_diff(got, ref)));
+    // Auto on BF16 may take v3 when it does not split; its bound is v3's.
+    const double tolerance = splits < 0 && bf16 ? kTensorCoreMaxError : kTolerance;
+    EXPECT_CLOSE(got.data(), ref.data(), ref.size(), tolerance, splits < 0 && bf16 ? 0.0 : kTolerance, label);
+  }
+}
+
+SHOWO2_TEST(split_kv_decoding_matches_cpu) {
+  const int64_t B = 2, Hq = 12, Hkv = 2, D = 128, cap = 4200;
+  Tensor k_cache = random_tensor({B, cap, Hkv, D}, 131), v_cache = random_tensor({B, cap, Hkv, D}, 132);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  // One token after 4000 cached (video understanding lengths): chunk counts that divide the keys unevenly, more
+  // chunks than tiles of some rows, and one chunk.
+  Tensor q1 = random_tensor({B, 1, Hq, D}, 133);
+  check_split("decode Lq1 after 4000 cached GQA 12/2 D128", q1, k_cache.slice(1, 0, 4001), v_cache.slice(1, 0, 4001),
+              OmniMask::causal(4000), scale, {1, 3, 16, 63});
+  check_split("decode Lq1 after 4000 cached, bf16", q1, k_cache.slice(1, 0, 4001), v_cache.slice(1, 0, 4001),
+              OmniMask::causal(4000), scale, {7}, true);
+  // A group of 5 query rows (a token group, 6 heads per KV head: 30 rows per block) with per-sample blocks around
+  // the query positions; sample 1's block makes rows see keys past their own position.
+  Tensor q5 = random_tensor({B, 5, Hq, D}, 134);
+  check_split("group of 5 after 3000 cached, per-sample blocks", q5, k_cache.slice(1, 0, 3005),
+              v_cache.slice(1, 0, 3005), OmniMask::omni({{{10, 700}}, {{2998, 6}}}, 3000), scale, {2, 9});
+  // The flow head's shape (32/8 heads of 64: 4 rows per KV head) and the 7B LLM's (28/4: 7 rows), odd key counts.
+  Tensor kf = random_tensor({1, 1537, 8, 64}, 135), vf = random_tensor({1, 1537, 8, 64}, 136);
+  check_split("decode 32/8 D64 Lk 1537", random_tensor({1, 1, 32, 64}, 137), kf, vf, OmniMask::causal(1536), 0.125f,
+              {4, 11});
+  Tensor k7 = random_tensor({1, 999, 4, 128}, 138), v7 = random_tensor({1, 999, 4, 128}, 139);
+  check_split("decode 28/4 D128 Lk 999, Dv 128", random_tensor({1, 1, 28, 128}, 140), k7, v7, OmniMask::causal(998),
+              scale, {3});
+  // 64 rows per KV head (the limit: 16 heads x 4 queries, MHA-like groups) and a value dim narrower than the head.
+  Tensor k64 = random_tensor({1, 700, 1, 72}, 141), v64 = random_tensor({1, 700, 1, 40}, 142);
+  check_split("64 rows per KV head, D72 Dv40", random_tensor({1, 4, 16, 72}, 143), k64, v64, OmniMask::causal(696),
+              1.0f / std::sqrt(72.0f), {5});
+}
+
+SHOWO2_TEST(split_kv_dispatch) {
+  // What Auto does with a workspace: split a single decoding row over a long cache; not a prefill; not past the
+  // row and head-dim limits; not without enough keys.
+  test::require_cuda_device();
+  AttentionParams p;
+  p.batch = 1, p.num_queries = 1, p.num_keys = 8000, p.num_heads = 12, p.num_kv_heads = 2, p.head_dim = 128,
+  p.value_dim = 128;
+  CHECK(cuda::attention_split_count(p) > 1);
+  AttentionParams prefill = p;
+  prefill.num_queries = 730;
+  CHECK_EQ(cuda::attention_split_count(prefill), 1);
+  AttentionParams wide = p;
+  wide.head_dim = wide.value_dim = 384;
+  CHECK_EQ(cuda::attention_split_count(wide), 1);
+  AttentionParams short_cache = p;
+  short_cache.num_keys = 100;
+  CHECK_EQ(cuda::attention_split_count(short_cache), 1);
+  // A workspace smaller than the split needs is refused by the split launcher (and Auto then does not split).
+  p.split_workspace = reinterpret_cast<float*>(16);
+  p.split_workspace_floats = cuda::attention_split_workspace_floats(p, 4) - 1;
+  CHECK_EQ(cuda::launch_attention_split(p, 4, nullptr), cudaErrorInvalidValue);
 }
 
 SHOWO2_TEST_MAIN()

@@ -7,7 +7,8 @@
 # from a pip-installed nvidia-cublas / torch on the machine, or headers carried in .devcarry/cublas/include); configure
 # and build the core with CUDA for Hopper; run every C++ test (ctest, the *_cuda_test ones included, which skip only
 # without a GPU); compute-sanitizer (memcheck) over each CUDA test; the ava suite on the CUDA backend (SHOWO2_DEVICE=cuda)
-# when a carried Node is present (.devcarry/, see tools/device/node_suite.sh); then the benchmarks.
+# when a carried Node is present (.devcarry/, see tools/device/node_suite.sh); then the benchmarks: PyTorch's baselines,
+# racecheck over the attention test, and showo2's own GPU kernel benchmarks (build-gpu/*_cuda_bench).
 # To carry the headers from the developer machine:  mkdir -p .devcarry && cp -r build/_deps/cublas .devcarry/cublas
 # (the addon build fetches them there), and name .devcarry in the device call's carry list.
 set -uo pipefail
@@ -56,3 +57,12 @@ echo "== CPU kernels vs torch at the machine's thread count"
 python3 bench/cpu_vs_torch.py --build "$BUILD" --threads "$(nproc)" --json "$OUT/cpu_vs_torch.jsonl" 2>&1 | tail -15
 echo "== GPU torch baselines"
 PYTHONUNBUFFERED=1 python3 bench/gpu/torch_baselines.py --json "$OUT/torch_baselines.jsonl" 2>&1 | tee "$OUT/baselines.log"
+echo "== compute-sanitizer (racecheck) over the attention kernels (shared-memory tiles: v2, v3, split-KV)"
+timeout 240 compute-sanitizer --tool racecheck --error-exitcode 3 "$BUILD/attention_cuda_test" > "$OUT/racecheck_attention.log" 2>&1
+echo "attention_cuda_test racecheck (240 s at most; exit 124 = cut off): exit $? ($(grep -c 'RACECHECK SUMMARY: 0 hazards' "$OUT/racecheck_attention.log") clean summaries)"
+echo "== showo2 GPU kernels (same case names as the torch rows: compare attn_<case>_showo2_* with attn_<case>_sdpa_*)"
+for b in "$BUILD"/*_cuda_bench; do
+  [ -x "$b" ] || continue
+  "$b" 2>&1 | tee "$OUT/$(basename "$b").log"
+  "$b" --json > "$OUT/$(basename "$b").jsonl" 2>/dev/null
+done
