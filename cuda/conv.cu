@@ -13,11 +13,12 @@
 //   v1 Naive  one thread per output element, plain loops over (c, kt, kh, kw); the GPU reference.
 //   v2 Tiled  implicit GEMM on CUDA cores: C[O, pixels] = sum over (tap, c) of W[O, (c, tap)] · X[(c, tap), pixels],
 //             gathered on the fly from x with the padding, 64 output channels x 64 output pixels of one output frame
-//             per thread block, 16 input channels per shared-memory step. The fast bf16 tensor-core version is issue
-//             [cuda-vae].
+//             per thread block, 16 input channels per shared-memory step.
+//   v3 TensorCore  cuda/conv_mma.cu: the same implicit GEMM on BF16 tensor cores (issue [cuda-vae]).
 // Checked by test/native/conv_cuda_test.cu (against the CPU backend, and v1 against v2).
 // Bench: build/attention_cuda_bench --only conv (the VAE decoder's largest conv).
 #include "conv.h"
+#include "conv_mma.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -236,6 +237,7 @@ cudaError_t launch_conv(const ConvParams& p, cudaStream_t stream) {
   if (p.C < 1 || p.T < 1 || p.H < 1 || p.W < 1 || p.KT < 1 || p.KH < 1 || p.KW < 1) return cudaErrorInvalidValue;
   if (p.stride_t < 1 || p.stride_h < 1 || p.stride_w < 1) return cudaErrorInvalidValue;
   if (static_cast<int64_t>(p.Ho) * p.Wo > 0x7fffffff) return cudaErrorInvalidValue;  // pixel index is an int
+  if (p.variant == ConvVariant::TensorCore && conv_mma_supported()) return launch_conv_mma(p, stream);
   switch (p.weight_type) {
     case ConvWeightType::BF16: return launch_typed<__nv_bfloat16>(p, stream);
     case ConvWeightType::F16: return launch_typed<__half>(p, stream);

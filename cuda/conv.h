@@ -13,10 +13,13 @@ namespace showo2::cuda {
 
 enum class ConvWeightType { F32, BF16, F16 };  // dtype of weight and bias (bias may differ: see ConvParams)
 
-// Which kernel runs. Both compute the same function; tests compare them.
+// Which kernel runs. All compute the same function (v3 on BF16-rounded operands); tests compare them.
 enum class ConvVariant {
-  Naive,  // v1: one thread per output element, plain loops over (c, kt, kh, kw)
-  Tiled,  // v2: a 64 output channels x 64 output pixels tile per thread block, implicit GEMM through shared memory
+  Naive,       // v1: one thread per output element, plain loops over (c, kt, kh, kw)
+  Tiled,       // v2: a 64 output channels x 64 output pixels tile per thread block, implicit GEMM through shared
+               //     memory, F32
+  TensorCore,  // v3 (cuda/conv_mma.cu): v2's implicit GEMM on BF16 tensor cores (compute capability 8.0+);
+               //     activations and weights rounded to BF16, F32 accumulation. Below 8.0 it runs v2
 };
 
 // Everything one launch needs. Pointers are device pointers; all tensors contiguous.

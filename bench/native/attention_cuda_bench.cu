@@ -27,6 +27,7 @@
 #include "attention_mma.h"
 #include "bench_util.h"
 #include "conv.h"
+#include "conv_mma.h"
 #include "cuda_test_util.h"
 #include "device_info.h"
 
@@ -270,10 +271,12 @@ void conv_cases(const Options& opt) {
       p.To = c.T, p.Ho = c.H, p.Wo = c.W;
       p.pad_front = KT == 3 ? 2 : 0, p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
       const double flops = 2.0 * c.N * c.O * c.C * KT * 9 * c.T * c.H * c.W;
-      for (const char* variant : {"v1", "v2"}) {
+      for (const char* variant : {"v1", "v2", "v3"}) {
         if (!listed(opt.variants, variant)) continue;
-        const bool naive = std::string(variant) == "v1";
-        p.variant = naive ? cuda::ConvVariant::Naive : cuda::ConvVariant::Tiled;
+        const bool naive = std::string(variant) == "v1", tensor_cores = std::string(variant) == "v3";
+        if (tensor_cores && !cuda::conv_mma_supported()) continue;
+        p.variant = naive ? cuda::ConvVariant::Naive
+                          : tensor_cores ? cuda::ConvVariant::TensorCore : cuda::ConvVariant::Tiled;
         const double ms = median_ms([&] { check(cuda::launch_conv(p, nullptr), "launch_conv"); }, naive ? 1 : 3,
                                     naive ? std::max(3, opt.iters / 5) : opt.iters);
         report(opt.json, std::string(dims == 3 ? "conv3d_" : "conv2d_") + c.name + "_showo2_" + variant, ms, flops,

@@ -1,4 +1,4 @@
-// cuda/conv.cu (both variants) against the CPU backend (cpu::CpuBackend::conv3d / conv2d) on device copies of the same
+// cuda/conv.cu (every variant) against the CPU backend (cpu::CpuBackend::conv3d / conv2d) on device copies of the same
 // seeded random inputs, at the Wan VAE's shapes (spec §3.1) and awkward ones: the causal 3x3x3 conv (pad_front 2) on
 // one and several frames, 1x1x1 shortcuts, the stride-2 'downsample' convs (right/bottom padding), both time_convs
 // (k=(3,1,1), stride 2 or causal), the RGB input and output convs, asymmetric padding and strides, even kernels, odd
@@ -11,6 +11,10 @@
 // more above both errors added, while an indexing or padding bug moves outputs by O(0.1). Reduced-precision weights
 // are rounded once on the host and both sides read the same rounded values, so the tolerance is unchanged.
 //
+// v3 (BF16 tensor cores, cuda/conv_mma.cu) runs every case twice: on x rounded to BF16 against the CPU on the same
+// rounded x and weights (exact products, F32 sums: the tolerance above), and on the F32 x, where it is bounded by a
+// relative RMS error of 1% and the figure is printed.
+//
 // Without a CUDA device every case is reported as skipped with the reason.
 #include <cuda_runtime.h>
 
@@ -22,6 +26,7 @@
 #include <vector>
 
 #include "conv.h"
+#include "conv_mma.h"
 #include "cpu/cpu_backend.h"
 #include "cuda_test_util.h"
 #include "test_util.h"
@@ -100,11 +105,11 @@ void check_case(const ConvCase& c, uint32_t seed, const std::string& label, bool
   test::DeviceMirror dx(x), dw(weight);
   std::unique_ptr<test::DeviceMirror> db = c.with_bias ? std::make_unique<test::DeviceMirror>(bias) : nullptr;
   const double atol = 2e-5 * std::max(1.0, std::sqrt(static_cast<double>(K) / 1024.0)), rtol = 1e-5;
-  for (ConvVariant variant : {ConvVariant::Naive, ConvVariant::Tiled}) {
+  auto run = [&](ConvVariant variant, const float* x_device) {
     Tensor out = Tensor::zeros({c.N, c.O, To, Ho, Wo}, DType::F32);
     test::DeviceMirror dout(out);
     ConvParams p;
-    p.x = dx.f32();
+    p.x = x_device;
     p.weight = dw.ptr();
     p.bias = db ? db->ptr() : nullptr;
     p.out = dout.f32();
@@ -122,11 +127,40 @@ void check_case(const ConvCase& c, uint32_t seed, const std::string& label, bool
     p.variant = variant;
     SHOWO2_CUDA_CHECK(cuda::launch_conv(p, nullptr));
     test::sync_and_check();
-    const std::vector<float> got = dout.download().to_f32_vector();
+    return dout.download().to_f32_vector();
+  };
+  for (ConvVariant variant : {ConvVariant::Naive, ConvVariant::Tiled}) {
+    const std::vector<float> got = run(variant, dx.f32());
     const std::string what = label + (variant == ConvVariant::Naive ? " [v1 naive]" : " [v2 tiled]");
     std::printf("    %-64s max |err| %.2e\n", what.c_str(), static_cast<double>(max_abs_diff(got, ref)));
     EXPECT_CLOSE(got.data(), ref.data(), ref.size(), atol, rtol, what);
   }
+
+  // v3 (BF16 tensor cores) rounds x and the weights to BF16 and multiplies exactly: on inputs that are BF16 values
+  // already it must match the CPU on those same values to the F32 tolerance above. It must really be v3 (compute
+  // capability 8.0+), not its v2 fallback.
+  if (!cuda::conv_mma_supported()) test::fail_at(__FILE__, __LINE__, label + ": the device cannot run conv v3");
+  Tensor x_bf16 = x.to(DType::BF16).to(DType::F32);
+  Tensor w_bf16 = weight.to(DType::F32).to(DType::BF16);
+  Tensor ref_bf16_out = Tensor::empty({c.N, c.O, To, Ho, Wo}, DType::F32);
+  cpu_backend().conv3d(x_bf16, w_bf16, bias, c.p, ref_bf16_out);
+  const std::vector<float> ref_bf16 = ref_bf16_out.to_f32_vector();
+  test::DeviceMirror dx_bf16(x_bf16);
+  const std::vector<float> got_v3 = run(ConvVariant::TensorCore, dx_bf16.f32());
+  const std::string what = label + " [v3 tensor cores, bf16 operands]";
+  std::printf("    %-64s max |err| %.2e\n", what.c_str(), static_cast<double>(max_abs_diff(got_v3, ref_bf16)));
+  EXPECT_CLOSE(got_v3.data(), ref_bf16.data(), ref_bf16.size(), atol, rtol, what);
+  // On the F32 activations: the error BF16 rounding costs, reported, and bounded by a relative RMS of 1% (the
+  // rounding is 2^-9 relative per operand; a real bug is O(1)).
+  const std::vector<float> got_f32_in = run(ConvVariant::TensorCore, dx.f32());
+  double err2 = 0, ref2 = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    err2 += (static_cast<double>(got_f32_in[i]) - ref[i]) * (static_cast<double>(got_f32_in[i]) - ref[i]);
+    ref2 += static_cast<double>(ref[i]) * ref[i];
+  }
+  const double rel_rms = ref2 > 0 ? std::sqrt(err2 / ref2) : std::sqrt(err2);
+  std::printf("    %-64s relative RMS error %.2e against F32\n", (label + " [v3 on f32 activations]").c_str(), rel_rms);
+  if (!(rel_rms <= 1e-2)) test::fail_at(__FILE__, __LINE__, label + ": v3 relative RMS error " + std::to_string(rel_rms));
 }
 
 }  // namespace

@@ -1,0 +1,216 @@
+// v3 convolution: v2's implicit GEMM (cuda/conv.cu) on BF16 tensor cores (mma.sync.m16n8k16, compute capability 8.0
+// and newer). Same function, layouts and padding rules as v1/v2 (conv.h):
+//
+//   out[n, o, t, h, w] = bias[o] + sum_{c, i, j, k} weight[o, c, i, j, k] * xpad[n, c, t*st + i, h*sh + j, w*sw + k]
+//
+// Precision: the F32 activations and the weights (F32, BF16 or F16) are rounded to BF16 as they are staged; products
+// and sums are F32 on the tensor cores, bias and output F32. On inputs that are BF16 values already (x rounded, BF16
+// weights) the products are exact and v3 differs from v2 only in summation order; on general F32 activations each
+// product carries the BF16 rounding of x (2^-9 relative), which is the accuracy this variant trades for speed.
+//
+// GEMM view, per thread block: C[o, pixel] (64 output channels x 64 output pixels of one output frame) = sum over
+// (input-channel chunk of 32, tap) of A[o, c] = weight[o, c, tap] times B[c, pixel] = xpad[n, c, input position of
+// pixel under tap]. Both tiles are staged in shared memory as BF16 rows of 32 channels (A: one row per output
+// channel, B: one row per pixel), padded by 8 elements so the fragment loads hit 32 different banks. 4 warps in a
+// 2 x 2 layout each own 32 channels x 32 pixels: 2 x 4 mma tiles of 16 x 8, 8 mma per 16-channel k-step.
+// Fragment layouts (PTX ISA, m16n8k16 .bf16, group = lane / 4, quad = lane % 4): A reg0 (row group, k 2quad..+1),
+// reg1 (row group+8), reg2/reg3 at k +8; B reg0 (k 2quad..+1, col group), reg1 (k +8); C c0,c1 (row group, cols
+// 2quad..+1), c2,c3 (row group+8). With k contiguous in both tiles every fragment register is one 32-bit load.
+// Time taps that read only padding for the block's output frame are skipped, as in v1/v2.
+//
+// What is not here yet (issue [cuda-vae]): channels-last activations, cp.async double-buffering, fused norm / SiLU
+// / residual / upsampling epilogues, the temporal cache as device ring buffers. Checked by test/native/conv_cuda_test.cu
+// (v3 against the CPU backend); timed by bench/native/attention_cuda_bench.cu --only conv (--variants v3).
+#include "conv_mma.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <atomic>
+#include <cstdint>
+
+namespace showo2::cuda {
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+constexpr int kThreads = 128;  // 4 warps, 2 x 2 over (channels, pixels)
+constexpr int kBlockO = 64;    // output channels per block
+constexpr int kBlockP = 64;    // output pixels per block
+constexpr int kBlockC = 32;    // input channels per staged step (two 16-wide mma k-steps)
+constexpr int kPitch = kBlockC + 8;  // BF16 per shared row: 20 words, so 8 rows start 20 banks apart mod 32
+
+__device__ __forceinline__ bf16 to_bf16(float x) { return __float2bfloat16_rn(x); }
+__device__ __forceinline__ bf16 to_bf16(bf16 x) { return x; }
+__device__ __forceinline__ bf16 to_bf16(__half x) { return __float2bfloat16_rn(__half2float(x)); }
+
+__device__ __forceinline__ float bias_at(const ConvParams& p, int o) {
+  if (p.bias == nullptr) return 0.0f;
+  switch (p.bias_type) {
+    case ConvWeightType::BF16: return __bfloat162float(static_cast<const bf16*>(p.bias)[o]);
+    case ConvWeightType::F16: return __half2float(static_cast<const __half*>(p.bias)[o]);
+    default: return static_cast<const float*>(p.bias)[o];
+  }
+}
+
+__device__ __forceinline__ uint32_t load_u32(const bf16* ptr) { return *reinterpret_cast<const uint32_t*>(ptr); }
+
+__device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+template <typename Wt>
+__global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  __shared__ __align__(16) bf16 a_tile[kBlockO * kPitch];  // [o][c]
+  __shared__ __align__(16) bf16 b_tile[kBlockP * kPitch];  // [pixel][c]
+
+  const int frame_pixels = p.Ho * p.Wo;
+  const int p0 = blockIdx.x * kBlockP, o0 = blockIdx.y * kBlockO;
+  const int n = blockIdx.z / p.To, to = blockIdx.z % p.To;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, group = lane / 4, quad = lane % 4;
+  const int warp_o = (warp / 2) * 32, warp_p = (warp % 2) * 32;
+  const int taps = p.KT * p.KH * p.KW;
+  const int64_t frame_size = static_cast<int64_t>(p.H) * p.W;
+  const int64_t channel_size = static_cast<int64_t>(p.T) * frame_size;
+  const float* x_n = p.x + static_cast<int64_t>(n) * p.C * channel_size;
+  const Wt* weight = static_cast<const Wt*>(p.weight);
+
+  // The pixel this thread stages (threads tid and tid + 64 share it, taking alternate channels), and its input
+  // position before the tap offset.
+  const int my_p = tid % kBlockP, my_c = tid / kBlockP;  // my_c: 0 or 1
+  const bool my_p_valid = p0 + my_p < frame_pixels;
+  const int my_ho = my_p_valid ? (p0 + my_p) / p.Wo : 0;
+  const int my_wo = my_p_valid ? (p0 + my_p) % p.Wo : 0;
+  const int h_base = my_ho * p.stride_h - p.pad_top;
+  const int w_base = my_wo * p.stride_w - p.pad_left;
+
+  const int t_base = to * p.stride_t - p.pad_front;
+  const int kt_first = max(0, -t_base);
+  const int kt_last = min(p.KT, p.T - t_base);
+
+  float acc[2][4][4];
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.0f;
+
+  for (int c0 = 0; c0 < p.C; c0 += kBlockC) {
+    for (int kt = kt_first; kt < kt_last; ++kt) {
+      const float* x_frame = x_n + static_cast<int64_t>(t_base + kt) * frame_size;
+      for (int kh = 0; kh < p.KH; ++kh) {
+        const int hi = h_base + kh;
+        for (int kw = 0; kw < p.KW; ++kw) {
+          const int wi = w_base + kw;
+          const int tap = (kt * p.KH + kh) * p.KW + kw;
+          __syncthreads();  // every warp is done with the previous step's tiles
+
+          // a_tile[m][kk] = weight[o0 + m, c0 + kk, tap]: consecutive threads take consecutive kk.
+#pragma unroll 4
+          for (int i = 0; i < kBlockO * kBlockC / kThreads; ++i) {
+            const int e = tid + i * kThreads;
+            const int kk = e % kBlockC, m = e / kBlockC;
+            const int o = o0 + m, c = c0 + kk;
+            a_tile[m * kPitch + kk] = o < p.O && c < p.C
+                                          ? to_bf16(weight[(static_cast<int64_t>(o) * p.C + c) * taps + tap])
+                                          : __ushort_as_bfloat16(0);
+          }
+          // b_tile[my_p][kk] = xpad at (c0 + kk, hi, wi) of this time tap; consecutive threads read consecutive pixels.
+          const bool in_bounds = my_p_valid && hi >= 0 && hi < p.H && wi >= 0 && wi < p.W;
+          const float* x_at = in_bounds ? x_frame + static_cast<int64_t>(hi) * p.W + wi : x_frame;
+#pragma unroll 4
+          for (int i = 0; i < kBlockC / 2; ++i) {
+            const int kk = my_c + 2 * i, c = c0 + kk;
+            b_tile[my_p * kPitch + kk] =
+                in_bounds && c < p.C ? to_bf16(x_at[static_cast<int64_t>(c) * channel_size]) : __ushort_as_bfloat16(0);
+          }
+          __syncthreads();
+
+#pragma unroll
+          for (int ks = 0; ks < kBlockC / 16; ++ks) {
+            uint32_t a[2][4];
+#pragma unroll
+            for (int mt = 0; mt < 2; ++mt) {
+              const bf16* row = a_tile + (warp_o + mt * 16 + group) * kPitch + ks * 16 + 2 * quad;
+              a[mt][0] = load_u32(row);
+              a[mt][1] = load_u32(row + 8 * kPitch);
+              a[mt][2] = load_u32(row + 8);
+              a[mt][3] = load_u32(row + 8 * kPitch + 8);
+            }
+#pragma unroll
+            for (int nt = 0; nt < 4; ++nt) {
+              const bf16* col = b_tile + (warp_p + nt * 8 + group) * kPitch + ks * 16 + 2 * quad;
+              const uint32_t b0 = load_u32(col), b1 = load_u32(col + 8);
+#pragma unroll
+              for (int mt = 0; mt < 2; ++mt) mma_16x8x16(acc[mt][nt], a[mt], b0, b1);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  // Epilogue: bias, then out[n, o, to, pixel] for this thread's fragment elements.
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int o = o0 + warp_o + mt * 16 + group + 8 * half;
+      if (o >= p.O) continue;
+      const float bias = bias_at(p, o);
+      float* out_row = p.out + ((static_cast<int64_t>(n) * p.O + o) * p.To + to) * frame_pixels;
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt) {
+        const int px = p0 + warp_p + nt * 8 + 2 * quad;
+        if (px < frame_pixels) out_row[px] = acc[mt][nt][2 * half] + bias;
+        if (px + 1 < frame_pixels) out_row[px + 1] = acc[mt][nt][2 * half + 1] + bias;
+      }
+    }
+#else
+  __trap();  // never launched below compute capability 8.0 (conv_mma_supported)
+#endif
+}
+
+template <typename Wt>
+cudaError_t launch_typed(const ConvParams& p, cudaStream_t stream) {
+  const int64_t pixel_tiles = (static_cast<int64_t>(p.Ho) * p.Wo + kBlockP - 1) / kBlockP;
+  const int64_t channel_tiles = (p.O + kBlockO - 1) / kBlockO;
+  const int64_t frames = static_cast<int64_t>(p.N) * p.To;
+  if (pixel_tiles > 0x7fffffff || channel_tiles > 65535 || frames > 65535) return cudaErrorInvalidValue;
+  const dim3 grid(static_cast<unsigned>(pixel_tiles), static_cast<unsigned>(channel_tiles),
+                  static_cast<unsigned>(frames));
+  conv_mma_kernel<Wt><<<grid, kThreads, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+bool conv_mma_supported() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> cache[kMaxDevices];  // compute major + 1; 0 = not read yet
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0) return false;
+  int major = device < kMaxDevices ? cache[device].load(std::memory_order_relaxed) - 1 : -1;
+  if (major < 0) {
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) return false;
+    if (device < kMaxDevices) cache[device].store(major + 1, std::memory_order_relaxed);
+  }
+  return major >= 8;
+}
+
+cudaError_t launch_conv_mma(const ConvParams& p, cudaStream_t stream) {
+  switch (p.weight_type) {
+    case ConvWeightType::BF16: return launch_typed<bf16>(p, stream);
+    case ConvWeightType::F16: return launch_typed<__half>(p, stream);
+    default: return launch_typed<float>(p, stream);
+  }
+}
+
+}  // namespace showo2::cuda
