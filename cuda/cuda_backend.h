@@ -66,6 +66,7 @@ class CudaBackend final : public Backend {
   void clamp(const Tensor& x, float lo, float hi, Tensor& out) override;
   void copy(const Tensor& src, Tensor& dst) override;
   void channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out) override;
+  void channel_rms_norm_silu(const Tensor& x, const Tensor& gamma, Tensor& out) override;
   void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override;
   void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, const Tensor& row_group,
                 Tensor& out) override;
@@ -82,6 +83,7 @@ class CudaBackend final : public Backend {
   Impl& impl() { return *impl_; }
 
  private:
+  void channel_rms_norm_impl(const Tensor& x, const Tensor& gamma, Tensor& out, bool silu_after);
   std::unique_ptr<Impl> impl_;
 };
 

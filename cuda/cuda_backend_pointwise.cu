@@ -138,6 +138,15 @@ void CudaBackend::softmax(const Tensor& x, Tensor& out) {
 }
 
 void CudaBackend::channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out) {
+  channel_rms_norm_impl(x, gamma, out, false);
+}
+
+void CudaBackend::channel_rms_norm_silu(const Tensor& x, const Tensor& gamma, Tensor& out) {
+  channel_rms_norm_impl(x, gamma, out, true);
+}
+
+void CudaBackend::channel_rms_norm_impl(const Tensor& x, const Tensor& gamma, Tensor& out, bool silu_after) {
+  // The argument checks name the public op (the fused one is the same op with SiLU after it).
   require_device_operands(
       {{&x, "channel_rms_norm: x"}, {&gamma, "channel_rms_norm: gamma"}, {&out, "channel_rms_norm: out"}});
   const ChannelNormShape s = check_channel_rms_norm_args(x, gamma, out);
@@ -148,6 +157,7 @@ void CudaBackend::channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor&
   p.rows = s.N;
   p.cols = s.C;
   p.positions = s.S;
+  p.silu_after = silu_after;
   set_weight(p, gamma);
   launch_channel_rms_norm(p, stream());
 }

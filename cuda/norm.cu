@@ -5,6 +5,7 @@
 //   layer_norm:       y[r, i] = (x[r, i] - mean) / sqrt(var + eps) * weight[i] + bias[i]        (biased variance)
 //   softmax:          y[r, i] = exp(x[r, i] - max_r) / sum_j exp(x[r, j] - max_r)
 //   channel_rms_norm: y[n, c, s] = x[n, c, s] / max(||x[n, :, s]||_2, 1e-12) * sqrt(C) * gamma[c]
+//                     (then silu(y) when NormParams::silu_after: the VAE's norm + SiLU in one pass)
 // Shapes: x, out [..., C] as `rows` rows of C floats (last dim contiguous, leading strides free, see RowMap);
 // channel norm: dense [N, C, S]. weight/bias/gamma [C] F32, BF16 or F16 (null = 1 / 0). out may alias x.
 // Spec: §2 (Qwen2 RMSNorm, eps 1e-6), §3.4 (SigLIP LayerNorm), §3.1 (Wan RMS_norm), §12 numerics ("fp32
@@ -161,8 +162,10 @@ __global__ void __launch_bounds__(kChannelBlock) channel_rms_norm_kernel(const N
         }
       for (; c < C; ++c) acc[0] += xs[c * S] * xs[c * S];
       const float denom = fmaxf(sqrtf((acc[0] + acc[1]) + (acc[2] + acc[3])), 1e-12f);  // F.normalize's eps
-      for (c = 0; c < C; ++c)
-        ys[c * S] = ((xs[c * S] / denom) * scale) * load_as_float(p.weight, p.weight_dtype, c);
+      for (c = 0; c < C; ++c) {
+        const float y = ((xs[c * S] / denom) * scale) * load_as_float(p.weight, p.weight_dtype, c);
+        ys[c * S] = p.silu_after ? y / (1.0f + expf(-y)) : y;  // silu as cuda/activation.cu computes it
+      }
     }
 }
 

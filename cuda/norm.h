@@ -26,6 +26,7 @@ struct NormParams {
   const void* bias = nullptr;         // [cols] LayerNorm bias; null = 0
   DType bias_dtype = DType::F32;      // F32, BF16 or F16
   float eps = 0.0f;                   // added to mean(x^2) (RMSNorm) or the variance (LayerNorm)
+  bool silu_after = false;            // channel norm only: out = silu(norm(x)), x / (1 + exp(-x)) as activation.cu
 };
 
 // y = x / sqrt(mean(x^2) + eps) * weight, per row.

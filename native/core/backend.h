@@ -117,6 +117,13 @@ class Backend {
   // x, out [N, C, S...] (zero or more trailing dims) F32 contiguous, same shape; gamma [C] F32/BF16/F16.
   // out may alias x.
   virtual void channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out) = 0;
+  // silu(channel_rms_norm(x)): the pair every VAE residual block and head runs (spec §3.1). Same arguments and
+  // aliasing as channel_rms_norm. The default runs the two ops; the GPU fuses them (one read and one write of the
+  // activations instead of two of each).
+  virtual void channel_rms_norm_silu(const Tensor& x, const Tensor& gamma, Tensor& out) {
+    channel_rms_norm(x, gamma, out);
+    silu(out, out);
+  }
 
   // ---- fused operations (one kernel each on the GPU; spec §12 numerics: modulation in fp32) -----------------------
   // SwiGLU's elementwise part: out = silu(gate) * up. Same shapes, F32, last dim contiguous; out may alias gate/up.

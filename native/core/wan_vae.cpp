@@ -308,8 +308,7 @@ Tensor causal_conv(Backend& b, const CausalConv3d& conv, const Tensor& x, FrameC
 
 Tensor norm_silu(Backend& b, const RmsNorm& norm, const Tensor& x) {
   Tensor y = new_f32(b, x.shape());  // [N, C, T, H, W]
-  b.channel_rms_norm(x, norm.gamma, y);
-  b.silu(y, y);
+  b.channel_rms_norm_silu(x, norm.gamma, y);
   return y;
 }
 

@@ -200,6 +200,19 @@ SHOWO2_TEST(channel_rms_norm_matches_cpu) {
       // case on the norm, ~1e-6 typical, then three roundings: rtol 2e-5.
       EXPECT_CLOSE(got.data(), want.data(), want.size(), kAtol, 2e-5,
                    "channel_rms_norm " + x.shape_string() + " " + dtype_name(gdt));
+
+      // The fused norm + SiLU (silu_after) against the CPU's two ops; out is another buffer this time. silu's
+      // derivative is below 1.1, so the norm's error carries over unamplified: the same tolerance.
+      Tensor ref_silu = Tensor::empty(shape, DType::F32);
+      cpu.channel_rms_norm_silu(x, gamma, ref_silu);
+      DeviceMirror dx2(x), dout(Tensor::empty(shape, DType::F32));
+      p.x = dx2.f32();
+      p.out = dout.f32();
+      p.silu_after = true;
+      cuda::launch_channel_rms_norm(p, 0);
+      const std::vector<float> got_silu = dout.download_f32(), want_silu = ref_silu.to_f32_vector();
+      EXPECT_CLOSE(got_silu.data(), want_silu.data(), want_silu.size(), kAtol, 2e-5,
+                   "channel_rms_norm + silu " + x.shape_string() + " " + dtype_name(gdt));
     }
 }
 
