@@ -35,7 +35,7 @@ import {
 } from './interleaved-generation.js';
 import { DEVICES, resolveDevice, WEIGHT_DTYPES, type Device, type WeightDtype } from './runtime.js';
 import { checkShowO2Config, findLocalVae, resolveModel, type DownloadProgress } from './hub.js';
-import { ShowO2Tokenizer } from './tokenizer.js';
+import { DEFAULT_VOCAB_SIZE, ShowO2Tokenizer } from './tokenizer.js';
 import { WanVae } from './vae.js';
 import {
   checkVideoInput,
@@ -430,6 +430,16 @@ export class ShowO2Model implements AsyncDisposable {
       }),
     );
     try {
+      if (!isDefined(tokenizerPath) && native.config.llm_vocab_size < DEFAULT_VOCAB_SIZE) {
+        // The bundled tokenizer is Qwen2.5's: a model with a smaller vocabulary (a model of its own, such as the demo
+        // model) needs its own tokenizer.json, and the bundled one would only fail on its first id past the table.
+        throw createError(
+          'ERR_INVALID_ARGUMENT',
+          `The model in ${modelPath} has a vocabulary of ${native.config.llm_vocab_size} tokens (llm_vocab_size in ` +
+            `config.json) and no tokenizer.json; the bundled Qwen2.5 tokenizer needs ${DEFAULT_VOCAB_SIZE}. Put the ` +
+            `model's tokenizer.json in its directory or pass options.tokenizerPath.`,
+        );
+      }
       const tokenizer = await ShowO2Tokenizer.load({
         ...(isDefined(tokenizerPath) ? { path: tokenizerPath } : {}),
         vocabSize: native.config.llm_vocab_size,

@@ -157,7 +157,8 @@ const ROLE_TOKENS: Readonly<Record<keyof ShowO2SpecialTokens, string>> = {
 };
 
 /** `llm_vocab_size` of the released models (spec §2.1). */
-const DEFAULT_VOCAB_SIZE = 151669;
+/** Show-o2's vocabulary: Qwen2.5's 151,665 tokens and its four added ones (spec §2.1); the bundled tokenizer's size. */
+export const DEFAULT_VOCAB_SIZE = 151669;
 
 /** The subset of `@huggingface/tokenizers`' Tokenizer that showo2 uses. */
 interface HfTokenizer {

@@ -206,7 +206,8 @@ export function asFlagError(err: unknown): unknown {
   const match = /^(Expected .* for )options\.([\w.]+)( but received .*)$/s.exec(err.message);
   const flag = match ? FLAG_OF_OPTION[match[2]!] : undefined;
   if (err.code === 'ERR_INVALID_ARGUMENT' && flag) return new UsageError(`${match![1]}${flag}${match![3]}`);
-  const message = err.message.replace(/\boptions\.([\w.]+)/g, (whole, name: string) => FLAG_OF_OPTION[name] ?? whole);
+  // An option path is dot-separated words; a full stop after it ends the sentence, not the path.
+  const message = err.message.replace(/\boptions\.(\w+(?:\.\w+)*)/g, (whole, name: string) => FLAG_OF_OPTION[name] ?? whole);
   if (message === err.message) return err;
   const renamed = createError(err.code, message, { cause: err });
   const hint = hints.get(err);

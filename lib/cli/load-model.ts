@@ -127,6 +127,9 @@ function modelErrorHint(err: ShowO2Error): string | undefined {
   if (err.code === 'ERR_DOWNLOAD' || err.code === 'ERR_OFFLINE') {
     return 'Check the network and run the command again (downloads resume), or pass local files with --vae PATH and --tokenizer PATH.';
   }
+  if (err.code === 'ERR_INVALID_ARGUMENT' && err.message.includes('tokenizer.json')) {
+    return "Pass the model's tokenizer with --tokenizer FILE (its tokenizer.json, or the directory that holds it).";
+  }
   if (err.code === 'ERR_INVALID_ARGUMENT') return 'The model directory does not hold a Show-o2 model that showo2 supports.';
   return undefined;
 }

@@ -181,3 +181,18 @@ test('no --model and no demo model in the installation: a usage error saying how
     );
   }
 });
+
+test('a model with its own small vocabulary and no tokenizer.json: the error and hint say to pass --tokenizer', async (t) => {
+  const model = tempDir();
+  for (const file of ['config.json', 'model.safetensors', 'vae.safetensors']) {
+    fs.symlinkSync(path.join(repoRoot, 'models', 'demo', file), path.join(model, file));
+  }
+  const image = path.join(repoRoot, 'test', 'fixtures', 'demo', 'understanding', '000.png');
+  const r = await runCli(['ask', image, 'What shape is in the image?', '--model', model]);
+  t.is(r.code, 1);
+  const lines = r.stderr.split('\n').filter((l) => !l.startsWith('loading '));
+  t.regex(lines[0]!, /^error ERR_INVALID_ARGUMENT: The model in .* has a vocabulary of \d+ tokens .* and no tokenizer\.json; .*pass --tokenizer\.$/);
+  t.is(lines[1], "hint: Pass the model's tokenizer with --tokenizer FILE (its tokenizer.json, or the directory that holds it).");
+  const ok = await runCli(['ask', image, 'What colour is the background?', '--model', model, '--tokenizer', path.join(repoRoot, 'models', 'demo', 'tokenizer.json'), '-q']);
+  t.is(ok.code, 0, ok.stderr);
+});

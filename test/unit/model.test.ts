@@ -375,6 +375,20 @@ test('a wrong model directory is a typed error naming the problem', async (t) =>
     message: /config\.json: llm_config\.num_hidden_layers: expected an integer/,
   });
   await t.throwsAsync(ShowO2Model.load(modelDir, { vaePath, threads: 0 }), { code: 'ERR_INVALID_ARGUMENT', message: /options\.threads/ });
+
+  // A model with a vocabulary of its own (the demo model's 429 tokens) and no tokenizer.json: the bundled Qwen2.5
+  // tokenizer cannot serve it, and the error says what to pass, before any tokenizer is read.
+  const ownVocab = tempDir();
+  for (const file of ['config.json', 'model.safetensors', 'vae.safetensors']) {
+    fs.symlinkSync(path.join(repoRoot, 'models', 'demo', file), path.join(ownVocab, file));
+  }
+  await t.throwsAsync(ShowO2Model.load(ownVocab), {
+    instanceOf: InvalidInputError,
+    code: 'ERR_INVALID_ARGUMENT',
+    message: /has a vocabulary of \d+ tokens \(llm_vocab_size in config\.json\) and no tokenizer\.json; the bundled Qwen2\.5 tokenizer needs 151669\. .*options\.tokenizerPath/,
+  });
+  const withTokenizer = await ShowO2Model.load(ownVocab, { tokenizerPath: path.join(repoRoot, 'models', 'demo', 'tokenizer.json') });
+  withTokenizer.dispose();
 });
 
 test('dispose releases the model and its chats; later use is ERR_DISPOSED', async (t) => {
