@@ -11,10 +11,10 @@ cores busy (OpenMP threads waiting at barriers for a descheduled partner), and h
 The stages:
   0. tokenizer: a byte-level BPE (Python `tokenizers`) trained on captions, questions, answers and the chat
      template text; Show-o2's role tokens are its first ids. -> tokenizer.json
-  1. VAE: a small Wan-style VAE (tools/reference/wan_vae.py, same key layout as Wan2.1_VAE.pth) trained as a
-     deterministic autoencoder on 64x64 scenes: L1 + MSE reconstruction on the posterior mean, plus a small L2
-     penalty on the raw latent (in place of the KL term: the latent is then normalised by the per-channel
-     mean/std measured on training scenes, written as vae_config.latents_mean/std, so the flow model sees
+  1. VAE: a small Wan-style VAE (tools/reference/wan_vae.py, same key layout as Wan2.1_VAE.pth; --vae-stride 4
+     drops its last stage, so a 64x64 scene is a 16x16 latent instead of 8x8) trained as a deterministic
+     autoencoder on 64x64 scenes: L1 + MSE reconstruction on the posterior mean, plus a small L2 penalty on the raw
+     latent (in place of the KL term: the latent is then normalised by the per-channel mean/std measured on training scenes, written as vae_config.latents_mean/std, so the flow model sees
      ~unit-variance latents as with Wan2.1). The decoder also sees the latent with a little Gaussian noise, so that it
      stays smooth around the latents the flow model will produce. Images are single frames, so the network is run
      through its exact single-frame 2-D form (causal 3x3x3 convs reduce to their last kernel slice, spec §3.1);
@@ -42,6 +42,12 @@ They were produced in three runs (logs in tools/demo/): train-vae.log (stages 0-
 default, was stopped at step 1100 in favour of a longer one), train.log (--reuse-vae: stage 2, 7000 steps from
 scratch) and train-continue.log (the continuation above). Stage 1 and stage 2 draw from separate seeded streams, so
 the first command's stages equal those runs.
+
+Options for the experiments in models/demo/README.md ("What was tried"): --vae-stride 4 (16x16 latents),
+--patch-size 1 (one visual token per latent pixel: the unpatchify of spec §6.2 then maps token k to the latent pixel
+its input came from), --ntp-weighting sample, --low-t-fraction F (that share of generation samples at
+t ~ U(0, --low-t-max), where only the caption says what the image becomes), --fused-attention (stage 2's attention
+through PyTorch's fused CPU kernel: the same function up to float rounding, half the step time at 256 tokens).
 """
 import argparse
 import json
@@ -64,6 +70,14 @@ import scenes  # noqa: E402
 import showo2 as ref  # noqa: E402
 import wan_vae  # noqa: E402
 
+def fused_attention(query_states, key_states, value_states, attention_mask):
+    """The reference's attention (softmax(q k^T / sqrt(d) + mask) v with GQA) through PyTorch's fused CPU kernel: the
+    same function, about half the step time of the reference's explicit matmul-softmax-matmul at 256 visual tokens.
+    Used for training only; fixtures keep the reference's own."""
+    return F.scaled_dot_product_attention(query_states, key_states, value_states, attn_mask=attention_mask,
+                                          enable_gqa=query_states.shape[1] != key_states.shape[1])
+
+
 ROLE_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
                "<|video_pad|>", "[PAD]", "<image>", "<|vid_start|>", "<|vid_end|>"]
 SYSTEM_PROMPT = "You are a helpful assistant."
@@ -72,12 +86,16 @@ SYSTEM_PROMPT = "You are a helpful assistant."
 # Sizes
 # ---------------------------------------------------------------------------------------------------------------
 
-VAE_CONFIG = dict(dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
-                  temperal_downsample=[False, True, True])
+def vae_config_for(stride):
+    """The demo VAE's architecture: Wan2.1's layout at dim 16 with one res block per stage; the spatial stride is
+    2^(stages - 1), so stride 8 is Wan2.1's [1, 2, 4, 4] and stride 4 drops the last stage (spec §3.1)."""
+    stages = {8: ([1, 2, 4, 4], [False, True, True]), 4: ([1, 2, 4], [False, True])}[stride]
+    return dict(dim=16, z_dim=16, dim_mult=stages[0], num_res_blocks=1, attn_scales=[], temperal_downsample=stages[1])
 
 
 def model_config(vocab_size, vae_config, patch_size):
-    grid = scenes.RESOLUTION // (8 * patch_size)  # 64 px -> 8x8 latent -> 4x4 tokens of 2x2 (patch 2)
+    stride = 2 ** (len(vae_config["dim_mult"]) - 1)
+    grid = scenes.RESOLUTION // (stride * patch_size)  # e.g. 64 px, stride 4, patch 1 -> 16x16 visual tokens
     return {
         "_class_name": "Showo2Qwen2_5",
         "add_qk_norm": True,
@@ -207,7 +225,7 @@ def layer2d(layer, x):
 
 
 def vae_encode_raw(vae, image):
-    """[B,3,H,W] in [-1,1] -> raw posterior mean [B,16,H/8,W/8] (trainable single-frame path)."""
+    """[B,3,H,W] in [-1,1] -> raw posterior mean [B,16,H/s,W/s] (trainable single-frame path)."""
     enc = vae.encoder
     x = conv_last_slice(enc.conv1, image)
     for layer in list(enc.downsamples) + list(enc.middle):
@@ -217,7 +235,7 @@ def vae_encode_raw(vae, image):
 
 
 def vae_decode_raw(vae, mu):
-    """raw latent [B,16,h,w] -> pixels [B,3,8h,8w] (not clamped)."""
+    """raw latent [B,16,h,w] -> pixels [B,3,sh,sw] (not clamped)."""
     dec = vae.decoder
     x = conv_last_slice(dec.conv1, conv_last_slice(vae.conv2, mu))
     for layer in list(dec.middle) + list(dec.upsamples):
@@ -254,7 +272,7 @@ def lr_at(step, total, peak, warmup):
 
 def train_vae(args):
     torch.manual_seed(args.seed)
-    config = wan_vae.WanVaeConfig(**VAE_CONFIG)
+    config = wan_vae.WanVaeConfig(**vae_config_for(args.vae_stride))
     vae = wan_vae.WanVAE(config)
     wan_vae.random_init_(vae, torch.Generator().manual_seed(args.seed))
     vae = vae.float()
@@ -269,7 +287,7 @@ def train_vae(args):
             group["lr"] = lr_at(step, args.vae_steps, args.vae_lr, 100)
         _, x = render_batch(rng, args.vae_batch)
         if step < args.vae_steps * 0.85:  # random 32x32 crops (latent-aligned) for most steps: 4x cheaper
-            oy, ox = 8 * rng.randrange(5), 8 * rng.randrange(5)
+            oy, ox = 8 * rng.randrange(5), 8 * rng.randrange(5)  # multiples of 8: latent-aligned at either stride
             x = x[:, :, oy:oy + 32, ox:ox + 32]
         mu = vae_encode_raw(vae, x)
         noise_scale = 0.02 * mu.detach().flatten(2).std(-1).mean()  # small relative noise on the latent
@@ -298,7 +316,7 @@ def latent_statistics(vae, seed, n=1024):
     for _ in range(n // 64):
         _, x = render_batch(rng, 64)
         mus.append(vae_encode_raw(vae, x))
-    mu = torch.cat(mus)                                   # [N,16,8,8]
+    mu = torch.cat(mus)                                   # [N,16,h,w]
     mean = mu.mean(dim=(0, 2, 3))
     std = mu.std(dim=(0, 2, 3))
     return [round(v, 6) for v in mean.tolist()], [round(v, 6) for v in std.tolist()]
@@ -351,7 +369,7 @@ class SceneBank:
                 batch, x = render_batch(rng, min(128, n - start))
                 self.scenes += batch
                 latents.append(vae.normalize(vae_encode_raw(vae, x).unsqueeze(2))[:, :, 0])
-        self.latents = torch.cat(latents)  # [N,16,8,8]
+        self.latents = torch.cat(latents)  # [N,16,h,w]
 
 
 def pad_batch(seqs, pad_id):
@@ -359,16 +377,24 @@ def pad_batch(seqs, pad_id):
     return torch.tensor([s + [pad_id] * (length - len(s)) for s in seqs]), length
 
 
-def joint_step(model, text, bank, rng, gen, batch_gen, batch_und, cfg_drop=0.1, ntp_weighting="sample"):
+def joint_step(model, text, bank, rng, gen, batch_gen, batch_und, cfg_drop=0.1, ntp_weighting="sample",
+               low_t_fraction=0.0, low_t_max=0.3):
     """One batch: batch_gen generation samples + batch_und understanding samples -> (loss_flow, loss_ntp)."""
     cfg = model.config
     n_vis = cfg.image_latent_height * cfg.image_latent_width
     idx = [rng.randrange(len(bank.scenes)) for _ in range(batch_gen + batch_und)]
-    x1 = bank.latents[idx]                                        # [B,16,8,8] clean
+    x1 = bank.latents[idx]                                        # [B,16,h,w] clean
     b = len(idx)
     # generation: noisy latents at sampled t; understanding: clean latents at t = 1
     t = torch.ones(b)
     t[:batch_gen] = sample_t(batch_gen, n_vis + 1, gen)
+    if low_t_fraction > 0:
+        # Part of the batch at t ~ U(0, low_t_max), mostly noise: only there does the caption decide what the image
+        # becomes. With 256 visual tokens the model reads colour and layout off x_t itself at the spec's usual t
+        # (the whole background is one colour over 4096 latent values), so without these it learns to ignore the
+        # caption and CFG has nothing to amplify.
+        low = torch.rand(batch_gen, generator=gen) < low_t_fraction
+        t[:batch_gen] = torch.where(low, low_t_max * torch.rand(batch_gen, generator=gen), t[:batch_gen])
     x0 = torch.randn(x1.shape, generator=gen)
     xt = t.view(-1, 1, 1, 1) * x1 + (1 - t.view(-1, 1, 1, 1)) * x0
     xt[batch_gen:] = x1[batch_gen:]
@@ -461,7 +487,8 @@ def train_showo2(args, config, text, bank):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
         loss_flow, loss_ntp = joint_step(model, text, bank, rng, gen, args.batch_gen, args.batch_und,
-                                         ntp_weighting=args.ntp_weighting)
+                                         ntp_weighting=args.ntp_weighting, low_t_fraction=args.low_t_fraction,
+                                         low_t_max=args.low_t_max)
         loss = loss_flow + loss_ntp
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -529,12 +556,19 @@ def main():
     parser.add_argument("--vae-steps", type=int, default=3000)
     parser.add_argument("--vae-batch", type=int, default=16)
     parser.add_argument("--vae-lr", type=float, default=2e-3)
+    parser.add_argument("--vae-stride", type=int, choices=[4, 8], default=8, help="pixels per latent pixel side")
     parser.add_argument("--scenes", type=int, default=12000)
     # The committed weights use patch 2 (Show-o2's) and token weighting; tools/demo/experiment-patch1.log is a run with
     # --patch-size 1 --ntp-weighting sample (see the model card's "What was tried").
     parser.add_argument("--patch-size", type=int, default=2, help="latent pixels per visual token side")
     parser.add_argument("--ntp-weighting", choices=["sample", "token"], default="token",
                         help="next-token loss: mean over answers (sample) or over all answer tokens (token)")
+    parser.add_argument("--fused-attention", action="store_true",
+                        help="stage 2 attention through PyTorch's fused kernel (same function, ~2x faster at 256 "
+                             "tokens; float rounding differs, so runs are not bit-identical to the committed ones)")
+    parser.add_argument("--low-t-fraction", type=float, default=0.0,
+                        help="share of generation samples drawn at t ~ U(0, --low-t-max) instead of the spec's t")
+    parser.add_argument("--low-t-max", type=float, default=0.3)
     parser.add_argument("--steps", type=int, default=7000)
     parser.add_argument("--batch-gen", type=int, default=32)
     parser.add_argument("--batch-und", type=int, default=16)
@@ -549,6 +583,8 @@ def main():
     if args.smoke:
         args.vae_steps, args.scenes, args.steps = 60, 512, 8
     torch.set_num_threads(args.threads)
+    if args.fused_attention:  # speed only; equal to the reference's attention up to float rounding
+        ref.scaled_dot_product_attention = fused_attention
     random.seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.work, exist_ok=True)
@@ -573,7 +609,7 @@ def main():
     else:
         vae = train_vae(args)
         mean, std = latent_statistics(vae, args.seed + 4)
-        vae_config = dict(VAE_CONFIG, latents_mean=mean, latents_std=std)
+        vae_config = dict(vae_config_for(args.vae_stride), latents_mean=mean, latents_std=std)
         trained = vae
         vae = wan_vae.WanVAE(wan_vae.WanVaeConfig(**vae_config)).float()
         vae.load_state_dict(trained.state_dict())
@@ -610,7 +646,7 @@ def main():
 
 
 def probe(args, text, vocab):
-    vae = wan_vae.WanVAE(wan_vae.WanVaeConfig(**VAE_CONFIG)).float()
+    vae = wan_vae.WanVAE(wan_vae.WanVaeConfig(**vae_config_for(args.vae_stride))).float()
     rng = random.Random(0)
     opt = torch.optim.AdamW(vae.parameters(), lr=1e-4)
     for bs in (args.vae_batch,):
@@ -628,7 +664,7 @@ def probe(args, text, vocab):
         log(f"vae batch {bs}: render {times[-1][0]:.3f}s, step {min(t for _, t in times[1:]):.3f}s; "
             f"{sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M params")
     vae.eval()
-    config = ref.Showo2Config.from_dict(model_config(vocab, dict(VAE_CONFIG), args.patch_size))
+    config = ref.Showo2Config.from_dict(model_config(vocab, vae_config_for(args.vae_stride), args.patch_size))
     t0 = time.time()
     bank = SceneBank(vae, 256, 0)
     log(f"scene bank 256: {time.time() - t0:.2f}s")
