@@ -15,9 +15,13 @@
 //             gathered on the fly from x with the padding, 64 output channels x 64 output pixels of one output frame
 //             per thread block, 16 input channels per shared-memory step.
 //   v3 TensorCore  cuda/conv_mma.cu: the same implicit GEMM on BF16 tensor cores (issue [cuda-vae]).
+// Fusions (all variants, cuda/conv_input.cuh): the input's first frames may be history frames read where a causal
+// conv's cache keeps them, x may be read as its nearest-exact 2x upsampling, and a residual may be added to the
+// output (Backend::conv3d_fused).
 // Checked by test/native/conv_cuda_test.cu (against the CPU backend, and v1 against v2).
 // Bench: build/attention_cuda_bench --only conv (the VAE decoder's largest conv).
 #include "conv.h"
+#include "conv_input.cuh"
 #include "conv_mma.h"
 
 #include <cuda_bf16.h>
@@ -63,21 +67,22 @@ __global__ void __launch_bounds__(kNaiveThreads) conv_naive_kernel(const ConvPar
       for (int kt = 0; kt < p.KT; ++kt) {
         const int ti = to * p.stride_t - p.pad_front + kt;
         if (ti < 0 || ti >= p.T) continue;
+        const ConvInputFrame frame = conv_input_frame(p, n, ti);
+        const float* x_c = frame.base + c * frame.channel_stride;
         for (int kh = 0; kh < p.KH; ++kh) {
           const int hi = ho * p.stride_h - p.pad_top + kh;
           if (hi < 0 || hi >= p.H) continue;
           for (int kw = 0; kw < p.KW; ++kw) {
             const int wi = wo * p.stride_w - p.pad_left + kw;
             if (wi < 0 || wi >= p.W) continue;
-            const float xv = p.x[((static_cast<int64_t>(n) * p.C + c) * p.T + ti) * p.H * p.W +
-                                 static_cast<int64_t>(hi) * p.W + wi];
+            const float xv = x_c[conv_input_offset(p, hi, wi)];
             const float wv =
                 to_f32(weight[((static_cast<int64_t>(o) * p.C + c) * p.KT + kt) * p.KH * p.KW + kh * p.KW + kw]);
             acc = fmaf(xv, wv, acc);
           }
         }
       }
-    p.out[idx] = acc;
+    p.out[idx] = acc + conv_residual(p, idx);
   }
 }
 
@@ -124,9 +129,6 @@ __global__ void __launch_bounds__(ConvTiledTraits::kThreads) conv_tiled_kernel(c
   const int n = blockIdx.z / p.To, to = blockIdx.z % p.To;
   const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16;
   const int taps = p.KT * p.KH * p.KW;
-  const int64_t frame_size = static_cast<int64_t>(p.H) * p.W;
-  const int64_t channel_size = static_cast<int64_t>(p.T) * frame_size;
-  const float* x_n = p.x + static_cast<int64_t>(n) * p.C * channel_size;
   const Wt* weight = static_cast<const Wt*>(p.weight);
 
   // The pixel this thread stages, and its top-left input position before the tap offset.
@@ -146,7 +148,7 @@ __global__ void __launch_bounds__(ConvTiledTraits::kThreads) conv_tiled_kernel(c
 
   for (int c0 = 0; c0 < p.C; c0 += BC) {
     for (int kt = kt_first; kt < kt_last; ++kt) {
-      const float* x_frame = x_n + static_cast<int64_t>(t_base + kt) * frame_size;
+      const ConvInputFrame frame = conv_input_frame(p, n, t_base + kt);  // x, a history frame, or x upsampled
       for (int kh = 0; kh < p.KH; ++kh) {
         const int hi = h_base + kh;
         for (int kw = 0; kw < p.KW; ++kw) {
@@ -167,12 +169,12 @@ __global__ void __launch_bounds__(ConvTiledTraits::kThreads) conv_tiled_kernel(c
           }
           // b_tile[kk][my_p] = xpad at (c0 + kk, hi, wi) of this time tap.
           const bool in_bounds = my_p_valid && hi >= 0 && hi < p.H && wi >= 0 && wi < p.W;
-          const float* x_at = in_bounds ? x_frame + static_cast<int64_t>(hi) * p.W + wi : x_frame;
+          const float* x_at = in_bounds ? frame.base + conv_input_offset(p, hi, wi) : frame.base;
 #pragma unroll
           for (int i = 0; i < BC * BP / Traits::kThreads; ++i) {
             const int kk = tid / BP + i * (Traits::kThreads / BP);
             const int c = c0 + kk;
-            b_tile[kk][my_p] = (in_bounds && c < p.C) ? x_at[static_cast<int64_t>(c) * channel_size] : 0.0f;
+            b_tile[kk][my_p] = (in_bounds && c < p.C) ? x_at[c * frame.channel_stride] : 0.0f;
           }
           __syncthreads();
 
@@ -191,17 +193,17 @@ __global__ void __launch_bounds__(ConvTiledTraits::kThreads) conv_tiled_kernel(c
     }
   }
 
-  // Epilogue: bias, then the 4 x 4 block into out[n, o, to, pixel].
+  // Epilogue: bias and the fused residual, then the 4 x 4 block into out[n, o, to, pixel].
 #pragma unroll
   for (int i = 0; i < Traits::kPerThreadO; ++i) {
     const int o = o0 + ty * Traits::kPerThreadO + i;
     if (o >= p.O) continue;
     const float bias = load_bias(p, o);
-    float* out_row = p.out + ((static_cast<int64_t>(n) * p.O + o) * p.To + to) * frame_pixels;
+    const int64_t row = ((static_cast<int64_t>(n) * p.O + o) * p.To + to) * frame_pixels;
 #pragma unroll
     for (int j = 0; j < Traits::kPerThreadP; ++j) {
       const int px = p0 + tx * Traits::kPerThreadP + j;
-      if (px < frame_pixels) out_row[px] = acc[i][j] + bias;
+      if (px < frame_pixels) p.out[row + px] = acc[i][j] + bias + conv_residual(p, row + px);
     }
   }
 }
@@ -237,6 +239,11 @@ cudaError_t launch_conv(const ConvParams& p, cudaStream_t stream) {
   if (p.C < 1 || p.T < 1 || p.H < 1 || p.W < 1 || p.KT < 1 || p.KH < 1 || p.KW < 1) return cudaErrorInvalidValue;
   if (p.stride_t < 1 || p.stride_h < 1 || p.stride_w < 1) return cudaErrorInvalidValue;
   if (static_cast<int64_t>(p.Ho) * p.Wo > 0x7fffffff) return cudaErrorInvalidValue;  // pixel index is an int
+  if (p.history_frames < 0 || p.history_frames > ConvParams::kMaxHistory || p.history_frames >= p.T)
+    return cudaErrorInvalidValue;
+  for (int i = 0; i < p.history_frames; ++i)
+    if (p.history[i] == nullptr) return cudaErrorInvalidValue;
+  if (p.upsample2x && (p.history_frames > 0 || p.H % 2 != 0 || p.W % 2 != 0)) return cudaErrorInvalidValue;
   if (p.variant == ConvVariant::TensorCore && conv_mma_supported()) return launch_conv_mma(p, stream);
   switch (p.weight_type) {
     case ConvWeightType::BF16: return launch_typed<__nv_bfloat16>(p, stream);

@@ -22,7 +22,7 @@ enum class ConvVariant {
                //     activations and weights rounded to BF16, F32 accumulation. Below 8.0 it runs v2
 };
 
-// Everything one launch needs. Pointers are device pointers; all tensors contiguous.
+// Everything one launch needs. Pointers are device pointers; x, weight, bias, out and residual contiguous.
 struct ConvParams {
   const float* x = nullptr;     // [N, C, T, H, W] F32
   const void* weight = nullptr; // [O, C, KT, KH, KW], weight_type
@@ -37,6 +37,19 @@ struct ConvParams {
   // Zero padding per side. The VAE's causal conv: pad_front 2, pad_back 0 (spec §3.1).
   int32_t pad_front = 0, pad_back = 0, pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
   ConvVariant variant = ConvVariant::Tiled;
+
+  // Fusions (Backend::conv3d_fused, backend.h ConvFusion). T, H and W above are the logical input's sizes: the
+  // first history_frames of its T frames come from `history` (frame i of batch item n, channel c, at
+  // history[i] + n * history_stride_n[i] + c * history_stride_c[i], an H x W plane), the rest from x, which then
+  // holds T - history_frames frames. With upsample2x, x holds H/2 x W/2 frames read as their nearest-exact 2x
+  // upsampling (no history then). residual, when set, is added to the output ([N, O, To, Ho, Wo], contiguous).
+  static constexpr int kMaxHistory = 2;
+  const float* history[kMaxHistory] = {nullptr, nullptr};
+  int64_t history_stride_n[kMaxHistory] = {0, 0};
+  int64_t history_stride_c[kMaxHistory] = {0, 0};
+  int32_t history_frames = 0;
+  bool upsample2x = false;
+  const float* residual = nullptr;
 };
 
 // Launches the convolution on `stream` (asynchronous). Returns cudaErrorInvalidValue for parameters the kernels

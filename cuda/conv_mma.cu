@@ -18,10 +18,11 @@
 // 2quad..+1), c2,c3 (row group+8). With k contiguous in both tiles every fragment register is one 32-bit load.
 // Time taps that read only padding for the block's output frame are skipped, as in v1/v2.
 //
-// What is not here yet (issue [cuda-vae]): channels-last activations, cp.async double-buffering, fused norm / SiLU
-// / residual / upsampling epilogues, the temporal cache as device ring buffers. Checked by test/native/conv_cuda_test.cu
+// Fusions as v1/v2 (cuda/conv_input.cuh): history frames read in place, upsampled input, residual epilogue.
+// What is not here yet (issue [cuda-vae]): channels-last activations, cp.async double-buffering. Checked by test/native/conv_cuda_test.cu
 // (v3 against the CPU backend); timed by bench/native/attention_cuda_bench.cu --only conv (--variants v3).
 #include "conv_mma.h"
+#include "conv_input.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -78,9 +79,6 @@ __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, group = lane / 4, quad = lane % 4;
   const int warp_o = (warp / 2) * 32, warp_p = (warp % 2) * 32;
   const int taps = p.KT * p.KH * p.KW;
-  const int64_t frame_size = static_cast<int64_t>(p.H) * p.W;
-  const int64_t channel_size = static_cast<int64_t>(p.T) * frame_size;
-  const float* x_n = p.x + static_cast<int64_t>(n) * p.C * channel_size;
   const Wt* weight = static_cast<const Wt*>(p.weight);
 
   // The pixel this thread stages (threads tid and tid + 64 share it, taking alternate channels), and its input
@@ -104,7 +102,7 @@ __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) 
 
   for (int c0 = 0; c0 < p.C; c0 += kBlockC) {
     for (int kt = kt_first; kt < kt_last; ++kt) {
-      const float* x_frame = x_n + static_cast<int64_t>(t_base + kt) * frame_size;
+      const ConvInputFrame frame = conv_input_frame(p, n, t_base + kt);  // x, a history frame, or x upsampled
       for (int kh = 0; kh < p.KH; ++kh) {
         const int hi = h_base + kh;
         for (int kw = 0; kw < p.KW; ++kw) {
@@ -124,12 +122,12 @@ __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) 
           }
           // b_tile[my_p][kk] = xpad at (c0 + kk, hi, wi) of this time tap; consecutive threads read consecutive pixels.
           const bool in_bounds = my_p_valid && hi >= 0 && hi < p.H && wi >= 0 && wi < p.W;
-          const float* x_at = in_bounds ? x_frame + static_cast<int64_t>(hi) * p.W + wi : x_frame;
+          const float* x_at = in_bounds ? frame.base + conv_input_offset(p, hi, wi) : frame.base;
 #pragma unroll 4
           for (int i = 0; i < kBlockC / 2; ++i) {
             const int kk = my_c + 2 * i, c = c0 + kk;
             b_tile[my_p * kPitch + kk] =
-                in_bounds && c < p.C ? to_bf16(x_at[static_cast<int64_t>(c) * channel_size]) : __ushort_as_bfloat16(0);
+                in_bounds && c < p.C ? to_bf16(x_at[c * frame.channel_stride]) : __ushort_as_bfloat16(0);
           }
           __syncthreads();
 
@@ -157,7 +155,7 @@ __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) 
     }
   }
 
-  // Epilogue: bias, then out[n, o, to, pixel] for this thread's fragment elements.
+  // Epilogue: bias and the fused residual, then out[n, o, to, pixel] for this thread's fragment elements.
 #pragma unroll
   for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
@@ -165,12 +163,13 @@ __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) 
       const int o = o0 + warp_o + mt * 16 + group + 8 * half;
       if (o >= p.O) continue;
       const float bias = bias_at(p, o);
-      float* out_row = p.out + ((static_cast<int64_t>(n) * p.O + o) * p.To + to) * frame_pixels;
+      const int64_t row = ((static_cast<int64_t>(n) * p.O + o) * p.To + to) * frame_pixels;
 #pragma unroll
       for (int nt = 0; nt < 4; ++nt) {
         const int px = p0 + warp_p + nt * 8 + 2 * quad;
-        if (px < frame_pixels) out_row[px] = acc[mt][nt][2 * half] + bias;
-        if (px + 1 < frame_pixels) out_row[px + 1] = acc[mt][nt][2 * half + 1] + bias;
+        if (px < frame_pixels) p.out[row + px] = acc[mt][nt][2 * half] + bias + conv_residual(p, row + px);
+        if (px + 1 < frame_pixels)
+          p.out[row + px + 1] = acc[mt][nt][2 * half + 1] + bias + conv_residual(p, row + px + 1);
       }
     }
 #else

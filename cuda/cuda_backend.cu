@@ -65,6 +65,7 @@ void* DevicePool::allocate(size_t nbytes, size_t* class_bytes) {
     it->second.pop_back();
     cached_ -= size;
     in_use_ += size;
+    peak_ = std::max(peak_, in_use_);
     return p;
   }
   // A new block: within the limit (counting cached blocks, which are released first when they are in the way).
@@ -86,6 +87,7 @@ void* DevicePool::allocate(size_t nbytes, size_t* class_bytes) {
   }
   if (err != cudaSuccess) throw_cuda_error(err, "cudaMalloc", __FILE__, __LINE__);
   in_use_ += size;
+  peak_ = std::max(peak_, in_use_);
   return p;
 }
 
@@ -104,6 +106,16 @@ size_t DevicePool::bytes_in_use() const {
 size_t DevicePool::bytes_cached() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return cached_;
+}
+
+size_t DevicePool::peak_bytes_in_use() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return peak_;
+}
+
+void DevicePool::reset_peak() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  peak_ = in_use_;
 }
 
 // ---- Impl -----------------------------------------------------------------------------------------------------------
@@ -201,6 +213,24 @@ void CudaBackend::synchronize() {
   impl_->activate();
   SHOWO2_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
 }
+
+int64_t CudaBackend::available_memory_bytes() {
+  impl_->activate();
+  size_t free_bytes = 0, total_bytes = 0;
+  SHOWO2_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  const DevicePool& pool = *impl_->pool;
+  // The pool's cached blocks are free for showo2 though the driver counts them as used.
+  size_t available = free_bytes + pool.bytes_cached();
+  if (pool.limit_bytes() != 0) {
+    const size_t in_use = pool.bytes_in_use();
+    const size_t under_limit = pool.limit_bytes() > in_use ? pool.limit_bytes() - in_use : 0;
+    available = available < under_limit ? available : under_limit;
+  }
+  return static_cast<int64_t>(available);
+}
+
+size_t CudaBackend::peak_pool_bytes() const { return impl_->pool->peak_bytes_in_use(); }
+void CudaBackend::reset_peak_pool_bytes() { impl_->pool->reset_peak(); }
 
 Tensor CudaBackend::upload_weight(const Tensor& host) {
   SHOWO2_CHECK(host.defined(), InvalidArgument, "CudaBackend.upload_weight: tensor is undefined");

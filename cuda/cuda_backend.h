@@ -46,6 +46,7 @@ class CudaBackend final : public Backend {
   Tensor to_device(const Tensor& host) override;
   Tensor to_host(const Tensor& t) override;
   void synchronize() override;
+  int64_t available_memory_bytes() override;
 
   void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out) override;
   void matmul(const Tensor& a, const Tensor& b, bool transpose_b, Tensor& out) override;
@@ -53,6 +54,8 @@ class CudaBackend final : public Backend {
                  Tensor& out) override;
   void conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p, Tensor& out) override;
   void conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv3dParams& p, Tensor& out) override;
+  void conv3d_fused(const Tensor& x, const ConvFusion& f, const Tensor& weight, const Tensor& bias,
+                    const Conv3dParams& p, Tensor& out) override;
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override;
   void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& out) override;
   void rope(Tensor& x, const RopeTable& table, int64_t position_offset) override;
@@ -73,6 +76,11 @@ class CudaBackend final : public Backend {
   void gated_residual(Tensor& h, const Tensor& y, const Tensor& gate, const Tensor& row_group) override;
   void flow_euler_update(Tensor& x, const Tensor& v_cond, const Tensor& v_uncond, float guidance, float dt) override;
   void upsample_nearest2x(const Tensor& x, Tensor& out) override;
+
+  // The most device bytes this backend's tensors held at once since construction or the last reset (pool blocks
+  // in use, by size class; weights included). For benchmarks' peak-memory figures.
+  size_t peak_pool_bytes() const;
+  void reset_peak_pool_bytes();
 
   cudaStream_t stream() const;
   int device_index() const;

@@ -155,4 +155,28 @@ void CudaBackend::conv3d(const Tensor& x, const Tensor& weight, const Tensor& bi
   SHOWO2_CUDA_CHECK(launch_conv(c, stream()));
 }
 
+void CudaBackend::conv3d_fused(const Tensor& x, const ConvFusion& f, const Tensor& weight, const Tensor& bias,
+                               const Conv3dParams& p, Tensor& out) {
+  impl().activate();
+  require_device_operands({{&x, "conv3d_fused: x"},
+                           {&f.history[0], "conv3d_fused: fusion.history[0]"},
+                           {&f.history[1], "conv3d_fused: fusion.history[1]"},
+                           {&f.residual, "conv3d_fused: fusion.residual"},
+                           {&weight, "conv3d_fused: weight"},
+                           {&bias, "conv3d_fused: bias"},
+                           {&out, "conv3d_fused: out"}});
+  ConvParams c = conv_params(x, weight, bias, check_conv3d_fused_args(x, f, weight, bias, p, out), out, "conv3d_fused");
+  if (out.numel() == 0) return;
+  static_assert(ConvParams::kMaxHistory == ConvFusion::kMaxHistory, "one history limit");
+  c.history_frames = f.history_count;
+  for (int i = 0; i < f.history_count; ++i) {
+    c.history[i] = static_cast<const float*>(f.history[i].device_raw());
+    c.history_stride_n[i] = f.history[i].stride(0);
+    c.history_stride_c[i] = f.history[i].stride(1);
+  }
+  c.upsample2x = f.upsample2x;
+  if (f.residual.defined()) c.residual = static_cast<const float*>(f.residual.device_raw());
+  SHOWO2_CUDA_CHECK(launch_conv(c, stream()));
+}
+
 }  // namespace showo2::cuda

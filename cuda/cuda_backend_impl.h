@@ -52,6 +52,9 @@ class DevicePool {
   size_t bytes_in_use() const;
   size_t bytes_cached() const;
   size_t limit_bytes() const { return limit_; }
+  // The most bytes in use at once since construction or the last reset_peak() (benchmarks' peak memory).
+  size_t peak_bytes_in_use() const;
+  void reset_peak();
 
  private:
   void free_cached_locked();
@@ -59,7 +62,7 @@ class DevicePool {
   const size_t limit_;  // 0: no limit
   mutable std::mutex mutex_;
   std::map<size_t, std::vector<void*>> free_;  // class size -> cached blocks
-  size_t in_use_ = 0, cached_ = 0;
+  size_t in_use_ = 0, cached_ = 0, peak_ = 0;
 };
 
 struct CudaBackend::Impl {

@@ -1,26 +1,33 @@
-// Times the full-size Wan2.1 VAE (WanVaeConfig defaults: dim 96, dim_mult [1, 2, 4, 4], z_dim 16) on the CPU backend,
-// encoding and decoding a 432x432 image and a 17-frame 432x432 video through the chunked causal path, for comparison
-// with bench/torch/wan_vae_baseline.py (the same case names on tools/reference/wan_vae.py's chunked path).
+// Times the full-size Wan2.1 VAE (WanVaeConfig defaults: dim 96, dim_mult [1, 2, 4, 4], z_dim 16) on the CPU or the
+// CUDA backend, encoding and decoding through the chunked causal path, for comparison with
+// bench/torch/wan_vae_baseline.py (the same case names on tools/reference/wan_vae.py; on the GPU in bf16
+// channels_last_3d, --device cuda).
 //
-//   wan_vae_bench [--threads N] [--json] [--case SUBSTRING] [--iters N] [--verbose]
+//   wan_vae_bench [--backend cpu|cuda] [--threads N] [--json] [--case SUBSTRING] [--iters N] [--verbose]
 //
-//   --threads   pool size (default: all hardware threads)
-//   --json      one {"case", "ms", "gflops", "ns_per_pixel"} object per line instead of a table
+//   --backend   cpu (default) or cuda (builds with the CUDA backend; F32 activations, BF16 weights)
+//   --threads   CPU pool size (default: all hardware threads)
+//   --json      one {"case", "backend", "ms", "gflops", "ns_per_pixel", "peak_gib"} object per line
 //   --iters     timed calls per case (default 3, after 1 warm-up call; --iters 1 means one cold call, no warm-up)
-//   --verbose   print where the last timed call's time went: per backend op kind, and per layer shape (sorted, with
-//               dense GFLOP/s), from a timing wrapper around the backend
+//   --verbose   print where the time went: per backend op kind, and per layer shape (sorted, with dense GFLOP/s),
+//               from a timing wrapper around the backend (on the GPU from one extra call with a sync after every op)
 //
-// Cases (spec §3.1 shapes):
-//   wan_vae_encode_image_432      pixels [1, 3, 1, 432, 432]   -> latent [1, 16, 1, 54, 54]
-//   wan_vae_decode_image_432      latent [1, 16, 1, 54, 54]    -> pixels [1, 3, 1, 432, 432]
-//   wan_vae_encode_video_17x432   pixels [1, 3, 17, 432, 432]  -> latent [1, 16, 5, 54, 54]
-//   wan_vae_decode_video_17x432   latent [1, 16, 5, 54, 54]    -> pixels [1, 3, 17, 432, 432]
-// ns_per_pixel = ms * 1e6 / (frames * 432 * 432), counting the input frames for encode and the decoded frames for
-// decode. GFLOP/s count every conv the backend is asked to run as dense (2 * O * C * kt * kh * kw per output element,
-// causal zero-padding taps included, which conv.cpp skips), so it is a rate of the model's nominal work, not of the
-// FMAs executed; attention and elementwise ops are not counted.
+// Cases (spec §3.1 shapes); the 81-frame ones only with --backend cuda unless named by --case:
+//   wan_vae_encode_image_432          pixels [1, 3, 1, 432, 432]    -> latent [1, 16, 1, 54, 54]
+//   wan_vae_decode_image_432          latent [1, 16, 1, 54, 54]     -> pixels [1, 3, 1, 432, 432]
+//   wan_vae_encode_video_17x432       pixels [1, 3, 17, 432, 432]   -> latent [1, 16, 5, 54, 54]
+//   wan_vae_decode_video_17x432       latent [1, 16, 5, 54, 54]     -> pixels [1, 3, 17, 432, 432]
+//   wan_vae_encode_video_81x832x480   pixels [1, 3, 81, 480, 832]   -> latent [1, 16, 21, 60, 104]
+//   wan_vae_decode_video_81x832x480   latent [1, 16, 21, 60, 104]   -> pixels [1, 3, 81, 480, 832]
+// ns_per_pixel = ms * 1e6 / (frames * H * W), counting the input frames for encode and the decoded frames for decode
+// (issue [cuda-vae]'s goal: <= 50 ns per output pixel on an H100). peak_gib (GPU): the most bytes the backend's pool
+// held at once during the case (weights included), to set against torch.cuda.max_memory_allocated. GFLOP/s count every
+// conv the backend is asked to run as dense (2 * O * C * kt * kh * kw per output element, causal zero-padding taps
+// included, which the kernels skip), so it is a rate of the model's nominal work, not of the FMAs executed; attention
+// and elementwise ops are not counted. Decode uses WanVae's default options (Auto tiling: untiled at these sizes
+// unless the device is short of memory).
 //
-// Weights: random, in memory, for every key the loader expects (asked of WanVae itself, see expected_keys), with the
+// Weights: random, in memory, for every key the loader expects (asked of WanVae itself, wan_vae_random_weights.h), with the
 // scale of tools/reference/wan_vae.py's random_init_: conv weights N(0, 1/fan_in), biases N(0, 0.02^2), gammas
 // exactly 1 (random_init_ jitters them), so activations stay O(1) through the whole network. Fixed seeds.
 // Inputs: pixels uniform in [-1, 1], latents N(0, 1).
@@ -44,6 +51,10 @@
 #include "error.h"
 #include "tensor.h"
 #include "wan_vae.h"
+#include "wan_vae_random_weights.h"
+#ifdef SHOWO2_WITH_CUDA
+#include "../../cuda/cuda_backend.h"
+#endif
 #include "weights/weight_file.h"
 
 using namespace showo2;
@@ -53,87 +64,26 @@ namespace {
 struct BenchCase {
   const char* name;
   bool encode;
-  int64_t frames;  // pixel frames: input for encode, output for decode
+  int64_t frames;     // pixel frames: input for encode, output for decode
+  int64_t height, width;
+  bool gpu_only;      // minutes to hours on a CPU: run only with --backend cuda (or when named by --case)
 };
 
 // Keep in sync with CASES in bench/torch/wan_vae_baseline.py.
 const BenchCase kCases[] = {
-    {"wan_vae_encode_image_432", true, 1},
-    {"wan_vae_decode_image_432", false, 1},
-    {"wan_vae_encode_video_17x432", true, 17},
-    {"wan_vae_decode_video_17x432", false, 17},
+    {"wan_vae_encode_image_432", true, 1, 432, 432, false},
+    {"wan_vae_decode_image_432", false, 1, 432, 432, false},
+    {"wan_vae_encode_video_17x432", true, 17, 432, 432, false},
+    {"wan_vae_decode_video_17x432", false, 17, 432, 432, false},
+    {"wan_vae_encode_video_81x832x480", true, 81, 480, 832, true},
+    {"wan_vae_decode_video_81x832x480", false, 81, 480, 832, true},
 };
-constexpr int64_t kPixels = 432;  // H = W
 
 // ---- random weights -------------------------------------------------------------------------------------------------
 
-// A WeightFile over tensors held in memory: saves writing ~0.5 GB of random weights to disk just to map them back.
-class InMemoryWeightFile final : public weights::WeightFile {
- public:
-  explicit InMemoryWeightFile(std::map<std::string, Tensor> tensors) : tensors_(std::move(tensors)) {
-    for (const auto& [name, t] : tensors_) records_.push_back({name, t.dtype(), t.shape(), path_});
-  }
-  const std::string& path() const override { return path_; }
-  std::string format() const override { return "memory"; }
-  const std::vector<weights::TensorRecord>& tensors() const override { return records_; }
-  const std::map<std::string, std::string>& metadata() const override { return metadata_; }
-  Tensor load(const std::string& name) const override {
-    auto it = tensors_.find(name);
-    if (it == tensors_.end()) fail(ErrorCode::TensorNotFound, "no tensor ", name, " in ", path_);
-    return it->second;
-  }
-
- private:
-  std::string path_ = "<random wan_vae weights>";
-  std::map<std::string, Tensor> tensors_;  // sorted by name, as tensors() promises
-  std::vector<weights::TensorRecord> records_;
-  std::map<std::string, std::string> metadata_;
-};
-
-// Every key WanVae expects for `config`, with its stored shape. Rather than restating the Wan2.1 module layout here
-// (a second copy that could drift from wan_vae.cpp), ask the loader: given an empty file it lists every missing key
-// as "    <key> [d0, d1, ...]" (the format test/native/wan_vae_test.cpp pins for the published layout).
-std::vector<std::pair<std::string, Shape>> expected_keys(const WanVaeConfig& config) {
-  InMemoryWeightFile empty({});
-  cpu::CpuBackend backend(1);
-  std::string message;
-  try {
-    WanVae probe(empty, config, backend);
-  } catch (const Error& e) {
-    message = e.what();
-  }
-  std::vector<std::pair<std::string, Shape>> keys;
-  std::istringstream lines(message.substr(std::min(message.find("missing keys"), message.size())));
-  std::string line;
-  std::getline(lines, line);  // "missing keys (N):"
-  while (std::getline(lines, line) && line.rfind("    ", 0) == 0) {
-    const size_t open = line.find('['), close = line.find(']');
-    if (open == std::string::npos || close == std::string::npos) break;
-    Shape shape;
-    std::istringstream dims(line.substr(open + 1, close - open - 1));
-    for (std::string d; std::getline(dims, d, ',');) shape.push_back(std::stoll(d));
-    keys.emplace_back(line.substr(4, open - 5), shape);
-  }
-  if (keys.empty()) fail(ErrorCode::Internal, "wan_vae_bench: could not read the expected keys from: ", message);
-  return keys;
-}
-
-std::map<std::string, Tensor> random_weights(const std::vector<std::pair<std::string, Shape>>& keys) {
-  std::map<std::string, Tensor> tensors;
-  uint32_t seed = 1000;
-  for (const auto& [name, shape] : keys) {
-    const bool is_gamma = name.size() >= 6 && name.compare(name.size() - 6, 6, ".gamma") == 0;
-    const bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-    if (is_gamma) {
-      tensors[name] = Tensor::from_f32(shape, std::vector<float>(static_cast<size_t>(shape_numel(shape)), 1.0f));
-    } else {
-      const double fan_in = static_cast<double>(shape_numel(shape) / shape[0]);
-      const float stddev = is_bias ? 0.02f : static_cast<float>(1.0 / std::sqrt(fan_in));
-      tensors[name] = bench::random_normal_tensor(shape, stddev, seed);
-    }
-    ++seed;
-  }
-  return tensors;
+// Random weights of the documented scale (test/native/wan_vae_random_weights.h), F32, fixed seed.
+std::map<std::string, Tensor> random_weights(const WanVaeConfig& config) {
+  return test::random_wan_vae_weights(config, 1000);
 }
 
 Tensor random_uniform_pixels(const Shape& shape, uint32_t seed) {
@@ -151,7 +101,9 @@ Tensor random_uniform_pixels(const Shape& shape, uint32_t seed) {
 // wall time of a call is the op's time. Also counts the dense conv FLOPs for the GFLOP/s column.
 class TimingBackend final : public Backend {
  public:
-  explicit TimingBackend(cpu::CpuBackend& inner) : inner_(inner) {}
+  // sync_each_op: wait for the device after every op so its wall time is the op's (a GPU backend runs
+  // asynchronously); costs a stall per op, so only for --verbose breakdowns.
+  explicit TimingBackend(Backend& inner, bool sync_each_op = false) : inner_(inner), sync_each_op_(sync_each_op) {}
 
   struct Entry {
     int calls = 0;
@@ -167,6 +119,26 @@ class TimingBackend final : public Backend {
   void reset() { entries_.clear(); }
 
   std::string name() const override { return "timing(" + inner_.name() + ")"; }
+  Device device() const override { return inner_.device(); }
+  Tensor empty(const Shape& shape, DType dtype) override { return inner_.empty(shape, dtype); }
+  Tensor upload_weight(const Tensor& host) override { return inner_.upload_weight(host); }
+  Tensor to_device(const Tensor& host) override { return inner_.to_device(host); }
+  Tensor to_host(const Tensor& t) override { return inner_.to_host(t); }
+  void synchronize() override { inner_.synchronize(); }
+  int64_t available_memory_bytes() override { return inner_.available_memory_bytes(); }
+  void conv3d_fused(const Tensor& x, const ConvFusion& f, const Tensor& weight, const Tensor& bias,
+                    const Conv3dParams& p, Tensor& out) override {
+    const double flops = 2.0 * static_cast<double>(out.numel()) * static_cast<double>(weight.numel() / weight.size(0));
+    std::string label = "conv3d " + shape_to_string(weight.shape());
+    if (p.stride_h > 1 || p.stride_t > 1)
+      label += " s" + std::to_string(p.stride_t) + "," + std::to_string(p.stride_h);
+    label += " on T" + std::to_string(x.size(2) + f.history_count) + " " +
+             std::to_string(x.size(3) * (f.upsample2x ? 2 : 1)) + "x" + std::to_string(x.size(4) * (f.upsample2x ? 2 : 1));
+    timed(label, flops, [&] { inner_.conv3d_fused(x, f, weight, bias, p, out); });
+  }
+  void channel_rms_norm_silu(const Tensor& x, const Tensor& gamma, Tensor& out) override {
+    timed("channel_rms_norm_silu", 0, [&] { inner_.channel_rms_norm_silu(x, gamma, out); });
+  }
   void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out) override {
     const double flops = 2.0 * static_cast<double>(out.numel()) * static_cast<double>(weight.size(1));
     timed("linear " + shape_to_string(weight.shape()), flops, [&] { inner_.linear(x, weight, bias, out); });
@@ -245,13 +217,15 @@ class TimingBackend final : public Backend {
   void timed(const std::string& label, double flops, Fn&& fn) {
     auto t0 = std::chrono::steady_clock::now();
     fn();
+    if (sync_each_op_) inner_.synchronize();
     Entry& e = entries_[label];
     e.calls += 1;
     e.ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     e.flops += flops;
   }
 
-  cpu::CpuBackend& inner_;
+  Backend& inner_;
+  bool sync_each_op_ = false;
   std::map<std::string, Entry> entries_;
 };
 
@@ -281,7 +255,9 @@ void print_breakdown(const TimingBackend& timing, double wall_ms) {
 }
 
 int usage(const char* argv0) {
-  std::fprintf(stderr, "usage: %s [--threads N] [--json] [--case SUBSTRING] [--iters N] [--verbose]\n", argv0);
+  std::fprintf(stderr,
+               "usage: %s [--backend cpu|cuda] [--threads N] [--json] [--case SUBSTRING] [--iters N] [--verbose]\n",
+               argv0);
   return 2;
 }
 
@@ -290,7 +266,7 @@ int usage(const char* argv0) {
 int main(int argc, char** argv) {
   int threads = 0, iters = 3;
   bool json = false, verbose = false;
-  std::string filter;
+  std::string filter, backend_name = "cpu";
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     bool has_value = i + 1 < argc;
@@ -299,48 +275,91 @@ int main(int argc, char** argv) {
     else if (arg == "--threads" && has_value) threads = std::atoi(argv[++i]);
     else if (arg == "--case" && has_value) filter = argv[++i];
     else if (arg == "--iters" && has_value) iters = std::max(1, std::atoi(argv[++i]));
+    else if (arg == "--backend" && has_value) backend_name = argv[++i];
     else return usage(argv[0]);
   }
   // One warm-up (first-touch of the activations, weight packing) unless a single cold call was asked for.
   const bench::TimingPolicy timing_policy{iters > 1 ? 1 : 0, iters, 0.0};
 
-  cpu::CpuBackend backend(threads);
+  cpu::CpuBackend cpu_backend(threads);
+  Backend* inner = &cpu_backend;
+#ifdef SHOWO2_WITH_CUDA
+  std::unique_ptr<cuda::CudaBackend> cuda_backend;
+  if (backend_name == "cuda") {
+    try {
+      cuda_backend = std::make_unique<cuda::CudaBackend>();
+    } catch (const Error& e) {
+      std::fprintf(stderr, "wan_vae_bench: %s\n", e.what());
+      return 1;
+    }
+    inner = cuda_backend.get();
+  }
+#endif
+  if (backend_name != "cpu" && inner == &cpu_backend) {
+    std::fprintf(stderr, "wan_vae_bench: --backend %s is not available in this build\n", backend_name.c_str());
+    return 2;
+  }
+  const bool gpu = inner != &cpu_backend;
   // Every call goes through the timing wrapper: it costs two clock reads per backend op (a few hundred ops per
   // chunk, against seconds of convs), and it gives the FLOP count and the --verbose breakdown of the timed calls.
-  TimingBackend timing(backend);
+  // On the GPU the per-op times need a sync per op, so they are only taken with --verbose, on a separate run.
+  TimingBackend timing(*inner, false);
+  TimingBackend profiled(*inner, true);
   const WanVaeConfig config;  // the released Wan2.1 VAE
-  InMemoryWeightFile weights(random_weights(expected_keys(config)));
+  test::InMemoryWeightFile weights(random_weights(config));
   WanVae vae(weights, config, timing);
+  std::unique_ptr<WanVae> profiled_vae = gpu && verbose ? std::make_unique<WanVae>(weights, config, profiled) : nullptr;
   if (!json)
-    std::printf("# wan_vae_bench: %d threads, %zu weight tensors, %d timed calls per case, cpu: %s\n",
-                backend.num_threads(), weights.tensors().size(), iters, cpu::cpu_features_string().c_str());
+    std::printf("# wan_vae_bench: backend %s, %zu weight tensors, %d timed calls per case, cpu threads %d (%s)\n",
+                inner->name().c_str(), weights.tensors().size(), iters, cpu_backend.num_threads(),
+                cpu::cpu_features_string().c_str());
 
-  const int64_t latent = kPixels / config.spatial_stride();
   for (const BenchCase& bc : kCases) {
     if (!filter.empty() && std::string(bc.name).find(filter) == std::string::npos) continue;
+    if (bc.gpu_only && !gpu && filter.empty()) continue;
     const int64_t latent_frames = 1 + (bc.frames - 1) / config.temporal_stride();
-    Tensor input = bc.encode ? random_uniform_pixels({1, 3, bc.frames, kPixels, kPixels}, 1)
-                             : bench::random_normal_tensor({1, config.z_dim, latent_frames, latent, latent}, 1.0f, 2);
+    const int64_t lh = bc.height / config.spatial_stride(), lw = bc.width / config.spatial_stride();
+    Tensor input = bc.encode ? random_uniform_pixels({1, 3, bc.frames, bc.height, bc.width}, 1)
+                             : bench::random_normal_tensor({1, config.z_dim, latent_frames, lh, lw}, 1.0f, 2);
     Tensor out;
     double last_ms = 0;
+#ifdef SHOWO2_WITH_CUDA
+    if (cuda_backend) cuda_backend->reset_peak_pool_bytes();
+#endif
     const double ms = bench::median_ms(
         [&] {
-          timing.reset();  // keep the last call's breakdown
+          timing.reset();  // keep the last call's counts
           auto t0 = std::chrono::steady_clock::now();
-          out = bc.encode ? vae.encode(input) : vae.decode(input);
+          out = bc.encode ? vae.encode(input) : vae.decode(input);  // results come back to the host: synchronous
           last_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         },
         timing_policy);
+    double peak_gib = 0;
+#ifdef SHOWO2_WITH_CUDA
+    if (cuda_backend) peak_gib = static_cast<double>(cuda_backend->peak_pool_bytes()) / (1 << 30);
+#endif
     for (float v : out.to_f32_vector())
       if (!std::isfinite(v)) fail(ErrorCode::Internal, bc.name, ": non-finite output (weight scale?)");
     const double gflops = timing.total_flops() / (ms * 1e-3) / 1e9;
-    const double ns_per_pixel = ms * 1e6 / static_cast<double>(bc.frames * kPixels * kPixels);
+    const double ns_per_pixel = ms * 1e6 / static_cast<double>(bc.frames * bc.height * bc.width);
     if (json)
-      std::printf("{\"case\": \"%s\", \"ms\": %.2f, \"gflops\": %.2f, \"ns_per_pixel\": %.1f}\n", bc.name, ms, gflops,
-                  ns_per_pixel);
+      std::printf("{\"case\": \"%s\", \"backend\": \"%s\", \"ms\": %.2f, \"gflops\": %.2f, \"ns_per_pixel\": %.2f, "
+                  "\"peak_gib\": %.3f}\n",
+                  bc.name, backend_name.c_str(), ms, gflops, ns_per_pixel, peak_gib);
     else
-      std::printf("%-32s %10.1f ms %9.2f GFLOP/s (dense conv) %9.1f ns/pixel\n", bc.name, ms, gflops, ns_per_pixel);
-    if (verbose) print_breakdown(timing, last_ms);
+      std::printf("%-34s %10.1f ms %9.2f GFLOP/s (dense conv) %9.2f ns/pixel%s\n", bc.name, ms, gflops, ns_per_pixel,
+                  gpu ? (" peak " + std::to_string(peak_gib).substr(0, 6) + " GiB (pool, weights included)").c_str()
+                      : "");
+    if (verbose) {
+      if (profiled_vae) {  // one more call with a sync per op, for the breakdown
+        profiled.reset();
+        auto t0 = std::chrono::steady_clock::now();
+        out = bc.encode ? profiled_vae->encode(input) : profiled_vae->decode(input);
+        print_breakdown(profiled, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      } else {
+        print_breakdown(timing, last_ms);
+      }
+    }
     std::fflush(stdout);
   }
   return 0;

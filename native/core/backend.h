@@ -30,6 +30,23 @@ struct Conv3dParams {
   int64_t pad_front = 0, pad_back = 0, pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
 };
 
+// What conv3d_fused reads and adds around a plain conv3d (the Wan VAE's causal convs, spec §3.1). Each fusion saves
+// a full pass over the activations on the GPU; the default implementation composes the unfused ops.
+struct ConvFusion {
+  static constexpr int kMaxHistory = 2;  // a k=3 causal conv keeps CACHE_T = 2 frames
+  // Frames placed in front of x along T, oldest first: a causal conv's cached input (its frame ring, so the conv
+  // reads the cache where it lies instead of from a concatenated copy). Each is [N, C, 1, H, W] F32 with x's N, C,
+  // H, W; any strides across N and C, each frame's H x W plane contiguous. history_count in [0, kMaxHistory].
+  Tensor history[kMaxHistory];
+  int history_count = 0;
+  // true: x is read as nn.Upsample(scale_factor=2, mode='nearest-exact') of itself in H and W (the VAE upsampler's
+  // conv input), so the conv sees [N, C, T, 2H, 2W] without it being written. Not combined with history.
+  bool upsample2x = false;
+  // Added to the output when defined (a residual block's shortcut): [N, O, To, Ho, Wo] F32 contiguous, not
+  // overlapping out.
+  Tensor residual;
+};
+
 // Precomputed rotary tables (see rope.h): cos/sin of shape [max_positions, head_dim/2], F32.
 struct RopeTable;
 
@@ -77,6 +94,20 @@ class Backend {
   // x [N, C, T, H, W], weight [O, C, kt, kh, kw], bias [O] or undefined, out [N, O, To, Ho, Wo]; F32 contiguous.
   virtual void conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv3dParams& p,
                       Tensor& out) = 0;
+
+  // conv3d over the input ConvFusion describes, plus its residual:
+  //   out = conv3d(cat([history..., up(x)], T), weight, bias, p) + residual
+  // with up = nearest-exact 2x upsampling when f.upsample2x, else identity. p's padding applies to that logical input
+  // (a causal conv with h history frames passes pad_front = kt - 1 - h). x [N, C, T, H, W] F32 contiguous, the rest
+  // as conv3d; invalid arguments are ERR_SHAPE_MISMATCH / ERR_INVALID_ARGUMENT naming the field (backend_checks.h).
+  // The default composes upsample_nearest2x, copy, conv3d and add (the CPU backend: the same arithmetic as before the
+  // fusion, bit for bit); the CUDA backend reads history, upsampled input and residual inside the conv kernel.
+  virtual void conv3d_fused(const Tensor& x, const ConvFusion& f, const Tensor& weight, const Tensor& bias,
+                            const Conv3dParams& p, Tensor& out);
+
+  // Bytes this backend could still allocate for activations, or -1 when it does not know (the CPU backend). The CUDA
+  // backend counts the device's free memory and its pool's cached free blocks. WanVae's automatic tiling uses it.
+  virtual int64_t available_memory_bytes() { return -1; }
 
   // Normalisations over the last dimension (size C). weight/bias [C] F32/BF16/F16 (weight may be undefined = 1).
   // out may alias x.

@@ -72,8 +72,9 @@ int64_t conv_output_size(int64_t in, int64_t pad_a, int64_t pad_b, int64_t k, in
   return (padded - k) / stride + 1;
 }
 
-ConvShape check_conv_args(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv3dParams& p,
-                          const Tensor& out, int spatial_dims, const char* op) {
+// `input` is the shape the conv reads: x's own, or for conv3d_fused the logical [N, C, history + T, H', W'].
+ConvShape check_conv_args(const Tensor& x, const Shape& input, const Tensor& weight, const Tensor& bias,
+                          const Conv3dParams& p, const Tensor& out, int spatial_dims, const char* op) {
   const std::string name = op;
   const int64_t rank = spatial_dims + 2;
   check_dtype(x, DType::F32, (name + ": x").c_str());
@@ -96,17 +97,17 @@ ConvShape check_conv_args(const Tensor& x, const Tensor& weight, const Tensor& b
 
   ConvShape s;
   s.p = p;
-  s.N = x.size(0);
-  s.C = x.size(1);
-  s.T = spatial_dims == 3 ? x.size(2) : 1;
-  s.H = x.size(-2);
-  s.W = x.size(-1);
+  s.N = input[0];
+  s.C = input[1];
+  s.T = spatial_dims == 3 ? input[2] : 1;
+  s.H = input[input.size() - 2];
+  s.W = input[input.size() - 1];
   s.O = weight.size(0);
   s.KT = spatial_dims == 3 ? weight.size(2) : 1;
   s.KH = weight.size(-2);
   s.KW = weight.size(-1);
   if (weight.size(1) != s.C)
-    fail(ErrorCode::ShapeMismatch, op, ": weight: expected ", s.C, " input channels (x ", x.shape_string(),
+    fail(ErrorCode::ShapeMismatch, op, ": weight: expected ", s.C, " input channels (x ", shape_to_string(input),
          ") but weight ", weight.shape_string(), " has ", weight.size(1));
   if (s.O < 1 || s.KT < 1 || s.KH < 1 || s.KW < 1 || s.C < 1)
     fail(ErrorCode::ShapeMismatch, op, ": weight: every dimension must be >= 1 but got ", weight.shape_string());
@@ -237,12 +238,52 @@ ConvShape check_conv2d_args(const Tensor& x, const Tensor& weight, const Tensor&
   p.pad_bottom = p2.pad_bottom;
   p.pad_left = p2.pad_left;
   p.pad_right = p2.pad_right;
-  return check_conv_args(x, weight, bias, p, out, 2, "conv2d");
+  return check_conv_args(x, x.shape(), weight, bias, p, out, 2, "conv2d");
 }
 
 ConvShape check_conv3d_args(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv3dParams& p,
                             const Tensor& out) {
-  return check_conv_args(x, weight, bias, p, out, 3, "conv3d");
+  return check_conv_args(x, x.shape(), weight, bias, p, out, 3, "conv3d");
+}
+
+ConvShape check_conv3d_fused_args(const Tensor& x, const ConvFusion& f, const Tensor& weight, const Tensor& bias,
+                                  const Conv3dParams& p, const Tensor& out) {
+  const char* op = "conv3d_fused";
+  check_dtype(x, DType::F32, "conv3d_fused: x");
+  check_dim(x, 5, "conv3d_fused: x");
+  if (f.history_count < 0 || f.history_count > ConvFusion::kMaxHistory)
+    fail(ErrorCode::InvalidArgument, op, ": fusion.history_count: expected 0 to ", ConvFusion::kMaxHistory,
+         " but got ", f.history_count);
+  if (f.upsample2x && f.history_count > 0)
+    fail(ErrorCode::InvalidArgument, op, ": fusion: upsample2x cannot be combined with history frames");
+  const Shape frame = {x.size(0), x.size(1), 1, x.size(3), x.size(4)};
+  for (int i = 0; i < f.history_count; ++i) {
+    const Tensor& h = f.history[i];
+    const std::string what = std::string(op) + ": fusion.history[" + std::to_string(i) + "]";
+    if (!h.defined()) fail(ErrorCode::InvalidArgument, what, ": expected a tensor (history_count is ", f.history_count, ")");
+    check_dtype(h, DType::F32, what.c_str());
+    check_shape(h, frame, what.c_str());
+    // The kernels walk a frame's H x W plane as one contiguous run.
+    if (h.stride(4) != 1 || h.stride(3) != h.size(4))
+      fail(ErrorCode::InvalidArgument, what, ": expected each frame's H x W plane contiguous but got strides ",
+           shape_to_string(h.strides()));
+    if (storage_ranges_overlap(out, h)) fail(ErrorCode::InvalidArgument, what, ": must not overlap out");
+  }
+  Shape input = x.shape();  // the logical input the conv reads
+  input[2] += f.history_count;
+  if (f.upsample2x) {
+    input[3] *= 2;
+    input[4] *= 2;
+  }
+  const ConvShape s = check_conv_args(x, input, weight, bias, p, out, 3, op);
+  if (f.residual.defined()) {
+    check_dtype(f.residual, DType::F32, "conv3d_fused: fusion.residual");
+    check_shape(f.residual, out.shape(), "conv3d_fused: fusion.residual");
+    check_contiguous(f.residual, "conv3d_fused: fusion.residual");
+    if (storage_ranges_overlap(out, f.residual))
+      fail(ErrorCode::InvalidArgument, op, ": fusion.residual: must not overlap out");
+  }
+  return s;
 }
 
 // ---- normalisations -------------------------------------------------------------------------------------------------

@@ -68,6 +68,13 @@ ConvShape check_conv2d_args(const Tensor& x, const Tensor& weight, const Tensor&
 ConvShape check_conv3d_args(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv3dParams& p,
                             const Tensor& out);
 
+// conv3d_fused (backend.h ConvFusion): x [N, C, T, H, W] F32 contiguous; 0 to 2 history frames [N, C, 1, H, W] F32
+// with contiguous H x W planes, not overlapping out; upsample2x only without history; the conv3d checks on the
+// logical input [N, C, history + T, H (x2), W (x2)]; residual, when defined, out's shape, F32 contiguous, not
+// overlapping out. The returned shape is the logical input's.
+ConvShape check_conv3d_fused_args(const Tensor& x, const ConvFusion& f, const Tensor& weight, const Tensor& bias,
+                                  const Conv3dParams& p, const Tensor& out);
+
 // ---- normalisations -------------------------------------------------------------------------------------------------
 
 // x, out [..., C] F32 (at least 1-D), last dim contiguous, same shape, out writable; eps finite and >= 0;

@@ -222,10 +222,15 @@ void build_decoder(const WanVaeConfig& c, Decoder3d& d) {
 // The reference keys its cache by module; here each cached module takes the next slot in visiting order, which is the
 // same on every chunk because every module takes its slot whether or not it reads it.
 
+// The last frames of one module's input stream, kept on the backend as a ring of `capacity` frame slots: a chunk
+// writes only its own newest frames into the ring (overwriting the oldest), and the next chunk's conv reads them
+// where they lie (ConvFusion::history), so no chunk ever copies or concatenates the frames it keeps.
 struct FrameCache {
-  Tensor frames;         // [N, C, <=2, H, W]: the last frames of this module's input stream; undefined = none yet
+  Tensor ring;           // [N, C, capacity, H, W]; undefined until the first recorded frames
+  int64_t count = 0;     // frames held, <= capacity
+  int64_t head = 0;      // slot of the oldest held frame
   bool started = false;  // the resamplers' first-chunk state ('Rep' / "remember and pass through")
-  bool record = true;    // false on the last chunk: nothing will read the frames (see remember_frames)
+  bool record = true;    // false on the last chunk: nothing will read the frames (see push_frames)
 };
 
 class ChunkCaches {
@@ -260,50 +265,78 @@ Tensor frames_of(Backend& b, const Tensor& x, int64_t first, int64_t count) {
   return out;
 }
 
-// Keeps frames [first, first + count) of x as the cache's history for the next chunk. On the last chunk nothing will
-// read it, so the history is dropped instead: an image decode then holds no caches at all, and a video's caches are
-// released one by one as its last chunk goes through the network.
-void remember_frames(Backend& b, FrameCache& cache, const Tensor& x, int64_t first, int64_t count) {
-  cache.frames = cache.record ? frames_of(b, x, first, count) : Tensor();  // [N, C, count, H, W]
+// The cache's frames, oldest first, as the history in front of the next conv's input.
+ConvFusion history_of(const FrameCache& cache) {
+  ConvFusion f;
+  const int64_t capacity = cache.ring.defined() ? cache.ring.size(2) : 0;
+  f.history_count = static_cast<int>(cache.count);
+  for (int64_t i = 0; i < cache.count; ++i) {
+    const int64_t slot = (cache.head + i) % capacity;
+    f.history[i] = cache.ring.slice(2, slot, slot + 1);  // [N, C, 1, H, W]
+  }
+  return f;
 }
 
-// torch.cat([a, x], dim=2)
-Tensor cat_time(Backend& b, const Tensor& a, const Tensor& x) {
-  Shape shape = x.shape();
-  shape[2] = a.size(2) + x.size(2);
-  Tensor out = new_f32(b, shape);  // [N, C, Ta + Tx, H, W]
-  Tensor head = out.slice(2, 0, a.size(2)), tail = out.slice(2, a.size(2), shape[2]);
-  b.copy(a, head);
-  b.copy(x, tail);
-  return out;
+// Appends x's frames to the cache, keeping the last `capacity` frames of the stream (call it after the conv that
+// read the old ones). On the last chunk nothing will read them, so the cache is released instead: an image decode
+// then holds no caches at all, and a video's caches are released one by one as its last chunk goes through.
+void push_frames(Backend& b, FrameCache& cache, const Tensor& x, int64_t capacity) {
+  if (!cache.record) {
+    cache = FrameCache{Tensor(), 0, 0, cache.started, cache.record};
+    return;
+  }
+  const Shape ring_shape = {x.size(0), x.size(1), capacity, x.size(3), x.size(4)};
+  if (!cache.ring.defined() || cache.ring.shape() != ring_shape) {
+    cache.ring = new_f32(b, ring_shape);  // [N, C, capacity, H, W]
+    cache.count = cache.head = 0;
+  }
+  const int64_t T = x.size(2);
+  if (T >= capacity) {  // the chunk alone fills the ring: one copy, oldest in slot 0
+    b.copy(x.slice(2, T - capacity, T), cache.ring);
+    cache.count = capacity;
+    cache.head = 0;
+    return;
+  }
+  for (int64_t t = 0; t < T; ++t) {  // fewer new frames than slots: write each over the oldest (or a free slot)
+    const int64_t slot = (cache.head + cache.count) % capacity;
+    Tensor dst = cache.ring.slice(2, slot, slot + 1);
+    b.copy(x.slice(2, t, t + 1), dst);
+    if (cache.count < capacity)
+      ++cache.count;
+    else
+      cache.head = (cache.head + 1) % capacity;
+  }
 }
 
-Tensor conv3d(Backend& b, const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv3dParams& p) {
-  const int64_t To = (x.size(2) + p.pad_front + p.pad_back - weight.size(2)) / p.stride_t + 1;
-  const int64_t Ho = (x.size(3) + p.pad_top + p.pad_bottom - weight.size(3)) / p.stride_h + 1;
-  const int64_t Wo = (x.size(4) + p.pad_left + p.pad_right - weight.size(4)) / p.stride_w + 1;
+// conv3d over the input `f` describes (history frames in front of x, or x upsampled), plus f.residual.
+Tensor conv3d(Backend& b, const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv3dParams& p,
+              const ConvFusion& f = {}) {
+  const int64_t up = f.upsample2x ? 2 : 1;
+  const int64_t T = x.size(2) + f.history_count, H = x.size(3) * up, W = x.size(4) * up;
+  const int64_t To = (T + p.pad_front + p.pad_back - weight.size(2)) / p.stride_t + 1;
+  const int64_t Ho = (H + p.pad_top + p.pad_bottom - weight.size(3)) / p.stride_h + 1;
+  const int64_t Wo = (W + p.pad_left + p.pad_right - weight.size(4)) / p.stride_w + 1;
   Tensor out = new_f32(b, {x.size(0), weight.size(0), To, Ho, Wo});  // [N, O, To, Ho, Wo]
-  b.conv3d(x, weight, bias, p, out);
+  b.conv3d_fused(x, f, weight, bias, p, out);
   return out;
 }
 
 // CausalConv3d.forward(x, cache_x): time padded 2*pad_t = kt - 1 frames in front by the cached input frames, then
-// zeros; space padded (k-1)/2 on each side. Updates the cache to the last kt - 1 frames of the input stream.
-Tensor causal_conv(Backend& b, const CausalConv3d& conv, const Tensor& x, FrameCache* cache) {
+// zeros; space padded (k-1)/2 on each side; plus `residual` when defined (fused into the conv). Then the cache takes
+// the newest frames of the input stream (CACHE_T = kt - 1 = 2 for the k=3 convs).
+Tensor causal_conv(Backend& b, const CausalConv3d& conv, const Tensor& x, FrameCache* cache,
+                   const Tensor& residual = Tensor()) {
   const int64_t kt = conv.weight.size(2), kh = conv.weight.size(3), kw = conv.weight.size(4);
-  const int64_t history = kt - 1;  // CACHE_T = 2 for the k=3 convs
+  const int64_t history = kt - 1;
   Conv3dParams p;
   p.pad_top = p.pad_bottom = (kh - 1) / 2;
   p.pad_left = p.pad_right = (kw - 1) / 2;
-  if (history == 0 || cache == nullptr) {
-    p.pad_front = history;
-    return conv3d(b, x, conv.weight, conv.bias, p);  // [N, O, T, H, W]
-  }
-  Tensor input = cache->frames.defined() ? cat_time(b, cache->frames, x) : x;  // [N, C, cached + T, H, W]
-  p.pad_front = history - (input.size(2) - x.size(2));
-  const int64_t keep = std::min(history, input.size(2));
-  remember_frames(b, *cache, input, input.size(2) - keep, keep);  // [N, C, <=2, H, W]
-  return conv3d(b, input, conv.weight, conv.bias, p);              // [N, O, T, H, W]
+  ConvFusion f = history > 0 && cache != nullptr ? history_of(*cache) : ConvFusion{};
+  f.residual = residual;
+  p.pad_front = history - f.history_count;
+  Tensor out = conv3d(b, x, conv.weight, conv.bias, p, f);  // [N, O, T, H, W]
+  if (history > 0 && cache != nullptr) push_frames(b, *cache, x, history);
+  return out;
 }
 
 Tensor norm_silu(Backend& b, const RmsNorm& norm, const Tensor& x) {
@@ -318,9 +351,7 @@ Tensor residual_block(Backend& b, const ResidualBlock& m, const Tensor& x, Chunk
   Tensor y = norm_silu(b, m.residual_0, x);                                       // [N, in, T, H, W]
   y = causal_conv(b, m.residual_2, y, &caches.next());                            // [N, out, T, H, W]
   y = norm_silu(b, m.residual_3, y);                                              // [N, out, T, H, W]
-  y = causal_conv(b, m.residual_6, y, &caches.next());                            // [N, out, T, H, W]
-  b.add(y, h, y);
-  return y;
+  return causal_conv(b, m.residual_6, y, &caches.next(), h);                      // [N, out, T, H, W], + h
 }
 
 // AttentionBlock.forward: per frame, single-head attention over the H*W tokens, 1/sqrt(C) scale, plus the residual.
@@ -370,14 +401,14 @@ Tensor double_frames(Backend& b, const Resample& m, const Tensor& x, FrameCache&
 Tensor halve_frames(Backend& b, const Resample& m, const Tensor& x, FrameCache& cache) {
   if (!cache.started) {
     cache.started = true;
-    remember_frames(b, cache, x, x.size(2) - 1, 1);  // [N, C, 1, H, W]
+    push_frames(b, cache, x, 1);  // keeps [N, C, 1, H, W]
     return x;
   }
-  Tensor input = cat_time(b, cache.frames, x);  // [N, C, 1 + T, H, W]
-  remember_frames(b, cache, x, x.size(2) - 1, 1);
   Conv3dParams p;
   p.stride_t = 2;
-  return conv3d(b, input, m.time_conv.weight, m.time_conv.bias, p);  // [N, C, T/2, H, W]
+  Tensor out = conv3d(b, x, m.time_conv.weight, m.time_conv.bias, p, history_of(cache));  // over [last, x]: T/2
+  push_frames(b, cache, x, 1);
+  return out;
 }
 
 Tensor resample(Backend& b, const Resample& m, const Tensor& x, ChunkCaches& caches) {
@@ -386,14 +417,11 @@ Tensor resample(Backend& b, const Resample& m, const Tensor& x, ChunkCaches& cac
     case Resample::Mode::Upsample2d:
     case Resample::Mode::Upsample3d: {
       Tensor y = m.mode == Resample::Mode::Upsample3d ? double_frames(b, m, x, cache) : x;  // [N, C, T', H, W]
-      Shape up_shape = y.shape();
-      up_shape[3] *= 2;
-      up_shape[4] *= 2;
-      Tensor up = new_f32(b, up_shape);  // [N, C, T', 2H, 2W]: nn.Upsample(scale 2, 'nearest-exact')
-      b.upsample_nearest2x(y, up);
       Conv3dParams p;
       p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
-      return conv3d(b, up, m.resample_1.weight, m.resample_1.bias, p);  // [N, C/2, T', 2H, 2W]
+      ConvFusion f;
+      f.upsample2x = true;  // nn.Upsample(scale 2, 'nearest-exact'), read by the conv rather than written
+      return conv3d(b, y, m.resample_1.weight, m.resample_1.bias, p, f);  // [N, C/2, T', 2H, 2W]
     }
     case Resample::Mode::Downsample2d:
     case Resample::Mode::Downsample3d: {
@@ -615,6 +643,68 @@ int64_t WanVae::estimate_untiled_decode_bytes(const Shape& latent_shape) const {
   return pixels * (config_.dim * per_dim + 12 * frames_out);
 }
 
+int64_t WanVae::estimate_tiled_decode_bytes(const Shape& latent_shape, int64_t tile_latent,
+                                            int64_t overlap_latent) const {
+  if (latent_shape.size() != 5)
+    fail(ErrorCode::ShapeMismatch, "WanVae.estimate_tiled_decode_bytes: expected [N, z_dim, T, h, w] but got ",
+         shape_to_string(latent_shape));
+  const int64_t N = latent_shape[0], T = latent_shape[2], h = latent_shape[3], w = latent_shape[4];
+  const int64_t ss = config_.spatial_stride(), frames_out = 1 + config_.temporal_stride() * (T - 1);
+  auto tiled_extent = [&](int64_t size) {  // latent pixels summed over the tiles along one axis
+    int64_t total = 0, largest = 0;
+    for (const TileSpan& span : tile_spans(size, tile_latent, overlap_latent)) {
+      total += span.end - span.begin;
+      largest = std::max(largest, span.end - span.begin);
+    }
+    return std::make_pair(total, largest);
+  };
+  const auto [rows_total, rows_largest] = tiled_extent(h);
+  const auto [cols_total, cols_largest] = tiled_extent(w);
+  const int64_t all_tiles_pixels = N * rows_total * ss * cols_total * ss;
+  const int64_t one_tile_pixels = N * rows_largest * ss * cols_largest * ss;
+  const int64_t output = N * h * ss * w * ss * 12 * frames_out;  // the F32 RGB clip
+  // Per unit of dim (estimate_untiled_decode_bytes): an image ~18 bytes per pixel of its one chunk; a video ~98 of
+  // caches per pixel of every tile plus ~72 of one chunk in flight.
+  if (T == 1) return one_tile_pixels * config_.dim * 18 + output;
+  return all_tiles_pixels * config_.dim * 98 + one_tile_pixels * config_.dim * 72 + output;
+}
+
+WanVae::DecodePlan WanVae::plan_decode(const Shape& latent_shape, const WanVaeDecodeOptions& options,
+                                       int64_t available_bytes) const {
+  DecodePlan plan;
+  using Tiling = WanVaeDecodeOptions::Tiling;
+  const int64_t untiled = estimate_untiled_decode_bytes(latent_shape);
+  if (options.tiling == Tiling::Off) {
+    plan.estimated_bytes = untiled;
+    return plan;
+  }
+  plan.tiled = true;
+  plan.tile_latent = options.tile_latent;
+  plan.overlap_latent = options.overlap_latent;
+  plan.estimated_bytes = estimate_tiled_decode_bytes(latent_shape, plan.tile_latent, plan.overlap_latent);
+  if (options.tiling == Tiling::On) return plan;
+
+  plan.budget_bytes = options.auto_max_bytes;
+  if (available_bytes >= 0) plan.budget_bytes = std::min(plan.budget_bytes, available_bytes / 10 * 9);
+  if (untiled <= plan.budget_bytes) {
+    plan = DecodePlan{false, 0, 0, untiled, plan.budget_bytes};
+    return plan;
+  }
+  // Smaller tiles shrink one tile's activations but add overlap, which a video's caches pay for on every tile: take
+  // the first size that fits, else the one with the smallest estimate.
+  constexpr int64_t kSmallestAutoTile = 8;
+  DecodePlan best = plan;
+  for (DecodePlan candidate = plan; candidate.estimated_bytes > candidate.budget_bytes &&
+                                    candidate.tile_latent > kSmallestAutoTile;) {
+    candidate.tile_latent = std::max(kSmallestAutoTile, candidate.tile_latent / 2);
+    candidate.overlap_latent = std::max<int64_t>(1, candidate.tile_latent / 4);
+    candidate.estimated_bytes =
+        estimate_tiled_decode_bytes(latent_shape, candidate.tile_latent, candidate.overlap_latent);
+    if (candidate.estimated_bytes < best.estimated_bytes) best = candidate;
+  }
+  return best;
+}
+
 namespace {
 
 // Blend weights of each tile along one axis, in output pixels (latent span x stride): 1 inside, a linear ramp across
@@ -688,13 +778,14 @@ Tensor WanVae::decode(const Tensor& latent, const WanVaeDecodeOptions& options, 
   affine_per_channel(b, raw, config_.latents_std, config_.latents_mean);
   Tensor x = causal_conv(b, conv2_, raw, nullptr);  // [N, z, T, h, w]
 
-  const bool tiled = options.tiling == WanVaeDecodeOptions::Tiling::On ||
-                     (options.tiling == WanVaeDecodeOptions::Tiling::Auto &&
-                      estimate_untiled_decode_bytes(latent.shape()) > options.auto_max_bytes);
-  const std::vector<TileSpan> row_spans = tiled ? tile_spans(h, options.tile_latent, options.overlap_latent)
-                                                : std::vector<TileSpan>{{0, h}};
-  const std::vector<TileSpan> col_spans = tiled ? tile_spans(w, options.tile_latent, options.overlap_latent)
-                                                : std::vector<TileSpan>{{0, w}};
+  // Auto asks the backend what it can still allocate (the CUDA backend: free device memory plus its pool's cache).
+  const DecodePlan plan = plan_decode(latent.shape(), options,
+                                      options.tiling == WanVaeDecodeOptions::Tiling::Auto ? b.available_memory_bytes()
+                                                                                          : -1);
+  const std::vector<TileSpan> row_spans = plan.tiled ? tile_spans(h, plan.tile_latent, plan.overlap_latent)
+                                                     : std::vector<TileSpan>{{0, h}};
+  const std::vector<TileSpan> col_spans = plan.tiled ? tile_spans(w, plan.tile_latent, plan.overlap_latent)
+                                                     : std::vector<TileSpan>{{0, w}};
   const bool single_tile = row_spans.size() == 1 && col_spans.size() == 1;  // the reference's decode, exactly
   std::vector<DecodeTile> tiles;
   {

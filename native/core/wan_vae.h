@@ -159,7 +159,7 @@ struct Decoder3d {
 // output pixel times the tiles' area overhead ((5 * 32 / 128)^2 = 1.56 for 1024 px with the defaults).
 struct WanVaeDecodeOptions {
   enum class Tiling {
-    Auto,  // tile when estimate_untiled_decode_bytes(latent) > auto_max_bytes
+    Auto,  // tile when estimate_untiled_decode_bytes(latent) exceeds the budget (see WanVae::plan_decode)
     Off,   // never tile: the reference's decode, exactly
     On,    // always tile (a tile covering the whole latent is the untiled decode, exactly)
   };
@@ -173,7 +173,8 @@ struct WanVaeDecodeOptions {
   int64_t overlap_latent = 8;
   // Auto's threshold on the estimated untiled peak, in bytes, >= 0. Defaults to 8 GiB: Show-o2's native sizes
   // (432/512 px images and videos, 1024 px images) decode untiled, i.e. exactly as the reference; a 1024 px video
-  // (~17 GB) is tiled.
+  // (~17 GB) is tiled. On a backend that knows its free memory (CUDA) the budget is the smaller of this and 90% of
+  // what it can still allocate, and Auto also shrinks the tile until the tiled estimate fits (WanVae::plan_decode).
   int64_t auto_max_bytes = int64_t{8} << 30;
 
   // ERR_INVALID_ARGUMENT naming the field for a value outside its range.
@@ -221,6 +222,23 @@ class WanVae {
   // Estimated peak bytes of an untiled decode of a latent [N, z_dim, T, h, w] (the memory note above
   // WanVaeDecodeOptions; scales with config.dim): N * (8h * 8w) * (dim * (T == 1 ? 18 : 170) + 12 * output frames).
   int64_t estimate_untiled_decode_bytes(const Shape& latent_shape) const;
+  // The same for a decode in tiles of `tile_latent` latent pixels overlapping by `overlap_latent`: the per-conv frame
+  // caches of all tiles (a video's; they cover the tiles' total area), one tile's chunk activations, and the output.
+  int64_t estimate_tiled_decode_bytes(const Shape& latent_shape, int64_t tile_latent, int64_t overlap_latent) const;
+
+  // How decode() will run: untiled, or in tiles of a side and overlap; with the estimate and the budget it used.
+  struct DecodePlan {
+    bool tiled = false;
+    int64_t tile_latent = 0, overlap_latent = 0;  // when tiled
+    int64_t estimated_bytes = 0;                  // of the plan
+    int64_t budget_bytes = 0;                     // Auto's budget (below); 0 for On / Off
+  };
+  // Off: untiled. On: the options' tiles. Auto: budget = auto_max_bytes, or 90% of `available_bytes` when that is
+  // known (>= 0) and smaller; untiled when its estimate fits the budget, else the options' tiles, halved (with the
+  // overlap kept at a quarter of the tile, at least 1) while the tiled estimate exceeds the budget and the tile is
+  // above 8 latent pixels. decode() passes the backend's Backend::available_memory_bytes(); a plan that still does
+  // not fit fails at allocation with ERR_OUT_OF_MEMORY, as before. options must be valid (validate()).
+  DecodePlan plan_decode(const Shape& latent_shape, const WanVaeDecodeOptions& options, int64_t available_bytes) const;
 
   const wan_vae::Encoder3d& encoder() const { return encoder_; }
   const wan_vae::Decoder3d& decoder() const { return decoder_; }

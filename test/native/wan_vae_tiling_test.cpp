@@ -308,6 +308,72 @@ SHOWO2_TEST(auto_tiles_above_the_memory_estimate) {
   CHECK(t.vae.decode(latent, o).to_f32_vector() == t.vae.decode(latent, tiled(8, 4)).to_f32_vector());
 }
 
+SHOWO2_TEST(tiled_estimate_counts_every_tile_and_equals_untiled_for_one_tile) {
+  require_fixtures();
+  TinyVae t;  // dim 4, stride 8
+  for (const Shape& shape : {Shape{1, 16, 1, 24, 24}, Shape{2, 16, 3, 20, 28}})
+    CHECK_EQ(t.vae.estimate_tiled_decode_bytes(shape, 32, 8), t.vae.estimate_untiled_decode_bytes(shape));
+  // An image: one 8x8-latent tile's chunk plus the output. tile_spans(24, 8, 2) = 4 tiles per axis.
+  CHECK_EQ(t.vae.estimate_tiled_decode_bytes({1, 16, 1, 24, 24}, 8, 2), int64_t{64 * 64} * 4 * 18 + 36864 * 12);
+  // A 2-frame video (5 frames out): caches over 4 x 4 tiles of 64 x 64 px, one tile's chunk, the output.
+  CHECK_EQ(t.vae.estimate_tiled_decode_bytes({1, 16, 2, 24, 24}, 8, 2),
+           int64_t{16 * 64 * 64} * 4 * 98 + int64_t{64 * 64} * 4 * 72 + 36864 * 12 * 5);
+}
+
+SHOWO2_TEST(auto_plan_follows_the_memory_the_backend_has) {
+  require_fixtures();
+  TinyVae t;
+  const Shape image = {1, 16, 1, 24, 24};
+  const int64_t untiled_bytes = t.vae.estimate_untiled_decode_bytes(image);
+  WanVaeDecodeOptions o;  // Auto, tile 32 / overlap 8, 8 GiB
+  // Unknown free memory (the CPU backend): the byte threshold alone decides, as before.
+  WanVae::DecodePlan plan = t.vae.plan_decode(image, o, -1);
+  CHECK(!plan.tiled);
+  CHECK_EQ(plan.budget_bytes, o.auto_max_bytes);
+  CHECK_EQ(plan.estimated_bytes, untiled_bytes);
+  // Known free memory: 90% of it is the budget when smaller.
+  plan = t.vae.plan_decode(image, o, untiled_bytes / 9 * 10 + 10);
+  CHECK(!plan.tiled);
+  CHECK_EQ(plan.budget_bytes, (untiled_bytes / 9 * 10 + 10) / 10 * 9);
+  // Too little for the whole image: tiles of 16 latent pixels, halved until the estimate fits.
+  o.tile_latent = 16;
+  o.overlap_latent = 4;
+  const int64_t for_16 = t.vae.estimate_tiled_decode_bytes(image, 16, 4);
+  const int64_t for_8 = t.vae.estimate_tiled_decode_bytes(image, 8, 2);
+  CHECK(for_8 < for_16 && for_16 < untiled_bytes);
+  plan = t.vae.plan_decode(image, o, for_16 / 9 * 10 + 10);
+  CHECK(plan.tiled);
+  CHECK_EQ(plan.tile_latent, 16);
+  CHECK_EQ(plan.overlap_latent, 4);
+  plan = t.vae.plan_decode(image, o, for_8 / 9 * 10 + 10);
+  CHECK(plan.tiled);
+  CHECK_EQ(plan.tile_latent, 8);
+  CHECK_EQ(plan.overlap_latent, 2);
+  CHECK_EQ(plan.estimated_bytes, for_8);
+  // Nothing fits: the smallest estimate (decode then fails at allocation if the memory really is not there).
+  plan = t.vae.plan_decode(image, o, 1000);
+  CHECK(plan.tiled);
+  CHECK_EQ(plan.tile_latent, 8);
+  // On and Off ignore the memory.
+  CHECK(!t.vae.plan_decode(image, untiled(), 1000).tiled);
+  plan = t.vae.plan_decode(image, tiled(16, 4), int64_t{1} << 40);
+  CHECK(plan.tiled && plan.tile_latent == 16 && plan.overlap_latent == 4 && plan.budget_bytes == 0);
+}
+
+SHOWO2_TEST(auto_decode_runs_the_plan) {
+  require_fixtures();
+  TinyVae t;
+  const Tensor latent = random_latent({1, 16, 1, 24, 24}, 6);
+  WanVaeDecodeOptions o;
+  o.tile_latent = 16;
+  o.overlap_latent = 4;
+  // A byte threshold under the 16-pixel tiles' estimate: Auto shrinks them to 8 (overlap 2), as plan_decode says.
+  o.auto_max_bytes = t.vae.estimate_tiled_decode_bytes(latent.shape(), 16, 4) - 1;
+  const WanVae::DecodePlan plan = t.vae.plan_decode(latent.shape(), o, -1);
+  CHECK(plan.tiled && plan.tile_latent == 8 && plan.overlap_latent == 2);
+  CHECK(t.vae.decode(latent, o).to_f32_vector() == t.vae.decode(latent, tiled(8, 2)).to_f32_vector());
+}
+
 // ---- encode_sample ----------------------------------------------------------------------------------------------
 
 SHOWO2_TEST(encode_sample_is_seeded_and_scaled_by_exp_half_logvar) {

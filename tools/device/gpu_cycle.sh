@@ -9,6 +9,8 @@
 # without a GPU); compute-sanitizer (memcheck) over each CUDA test; the ava suite on the CUDA backend (SHOWO2_DEVICE=cuda)
 # when a carried Node is present (.devcarry/, see tools/device/node_suite.sh); then the benchmarks: PyTorch's baselines,
 # racecheck over the attention test, and showo2's own GPU kernel benchmarks (build-gpu/*_cuda_bench).
+# Last, the Wan VAE end to end (issue [cuda-vae]): bench/native/wan_vae_bench --backend cuda against
+# bench/torch/wan_vae_baseline.py --device cuda (bf16, channels_last_3d, cuDNN), with peak memory, and one per-op breakdown.
 # To carry the headers from the developer machine:  mkdir -p .devcarry && cp -r build/_deps/cublas .devcarry/cublas
 # (the addon build fetches them there), and name .devcarry in the device call's carry list.
 set -uo pipefail
@@ -66,3 +68,9 @@ for b in "$BUILD"/*_cuda_bench; do
   "$b" 2>&1 | tee "$OUT/$(basename "$b").log"
   "$b" --json > "$OUT/$(basename "$b").jsonl" 2>/dev/null
 done
+echo "== the Wan VAE end to end: showo2 (CUDA backend) against the PyTorch reference (bf16, channels_last_3d, cuDNN)"
+"$BUILD/wan_vae_bench" --backend cuda --iters 2 2>&1 | tee "$OUT/wan_vae_bench_cuda.log"
+"$BUILD/wan_vae_bench" --backend cuda --iters 2 --json > "$OUT/wan_vae_bench_cuda.jsonl" 2>/dev/null
+PYTHONUNBUFFERED=1 python3 bench/torch/wan_vae_baseline.py --device cuda --iters 2 2>&1 | tee "$OUT/wan_vae_torch_cuda.log"
+PYTHONUNBUFFERED=1 python3 bench/torch/wan_vae_baseline.py --device cuda --iters 2 --json > "$OUT/wan_vae_torch_cuda.jsonl" 2>/dev/null
+"$BUILD/wan_vae_bench" --backend cuda --iters 1 --case decode_video_17x432 --verbose 2>&1 | tail -40 > "$OUT/wan_vae_bench_cuda_breakdown.log"

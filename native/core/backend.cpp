@@ -1,0 +1,29 @@
+// The Backend's default implementations of its fused operations (backend.h): the unfused ops in sequence, so a
+// backend that does not fuse (the CPU backend) computes exactly what the model computed before the fusion existed.
+#include "backend.h"
+
+#include "backend_checks.h"
+
+namespace showo2 {
+
+void Backend::conv3d_fused(const Tensor& x, const ConvFusion& f, const Tensor& weight, const Tensor& bias,
+                           const Conv3dParams& p, Tensor& out) {
+  const ConvShape s = check_conv3d_fused_args(x, f, weight, bias, p, out);
+  Tensor input = x;  // the logical input [N, C, history + T, H', W'], materialised
+  if (f.upsample2x) {
+    input = empty({s.N, s.C, s.T, s.H, s.W}, DType::F32);  // nn.Upsample(scale 2, 'nearest-exact')
+    upsample_nearest2x(x, input);
+  } else if (f.history_count > 0) {
+    input = empty({s.N, s.C, s.T, s.H, s.W}, DType::F32);  // torch.cat([history..., x], dim=2)
+    for (int i = 0; i < f.history_count; ++i) {
+      Tensor dst = input.slice(2, i, i + 1);
+      copy(f.history[i], dst);
+    }
+    Tensor tail = input.slice(2, f.history_count, s.T);
+    copy(x, tail);
+  }
+  conv3d(input, weight, bias, p, out);
+  if (f.residual.defined()) add(out, f.residual, out);
+}
+
+}  // namespace showo2

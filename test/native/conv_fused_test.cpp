@@ -1,0 +1,174 @@
+// Backend::conv3d_fused (backend.h ConvFusion) on the CPU backend, whose default implementation composes the unfused
+// ops: against a conv3d over an input assembled here element by element (history frames from a ring in wrapped
+// order, nearest-exact 2x upsampling) and a residual added here, bit for bit (the same conv3d runs on the same
+// values); and its argument contract: every bad fusion is a typed error naming the field.
+// The CUDA kernels' fusions are checked against this in test/native/conv_fused_cuda_test.cu.
+#include <cstdio>
+#include <vector>
+
+#include "backend.h"
+#include "cpu/cpu_backend.h"
+#include "tensor.h"
+#include "test_util.h"
+
+using namespace showo2;
+using showo2::test::random_vector;
+
+namespace {
+
+cpu::CpuBackend& backend() {
+  static cpu::CpuBackend b(2);
+  return b;
+}
+
+Tensor random_tensor(const Shape& shape, uint32_t seed) {
+  return Tensor::from_f32(shape, random_vector(static_cast<size_t>(shape_numel(shape)), seed));
+}
+
+Conv3dParams causal_pads(int64_t front) {
+  Conv3dParams p;
+  p.pad_front = front;
+  p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
+  return p;
+}
+
+// Element idx of a contiguous host tensor's values.
+float at(const Tensor& t, const std::vector<int64_t>& idx) {
+  const float* data = t.data<float>();
+  int64_t offset = 0;
+  for (size_t d = 0; d < idx.size(); ++d) offset = offset * t.size(static_cast<int64_t>(d)) + idx[d];
+  return data[offset];
+}
+
+Shape conv_out_shape(const Shape& input, const Tensor& weight, const Conv3dParams& p) {
+  return {input[0], weight.size(0), (input[2] + p.pad_front + p.pad_back - weight.size(2)) / p.stride_t + 1,
+          (input[3] + p.pad_top + p.pad_bottom - weight.size(3)) / p.stride_h + 1,
+          (input[4] + p.pad_left + p.pad_right - weight.size(4)) / p.stride_w + 1};
+}
+
+}  // namespace
+
+SHOWO2_TEST(history_frames_read_in_ring_order) {
+  const int64_t N = 2, C = 3, T = 2, H = 5, W = 6, O = 4;
+  const Tensor x = random_tensor({N, C, T, H, W}, 1);
+  const Tensor ring = random_tensor({N, C, 2, H, W}, 2);  // slot 1 holds the older frame (a wrapped ring)
+  const Tensor weight = random_tensor({O, C, 3, 3, 3}, 3), bias = random_tensor({O}, 4);
+  for (int count : {1, 2}) {
+    ConvFusion f;
+    f.history_count = count;
+    f.history[0] = ring.slice(2, 1, 2);
+    f.history[1] = ring.slice(2, 0, 1);
+    const Conv3dParams p = causal_pads(2 - count);
+    // torch.cat([history..., x], dim=2), assembled element by element.
+    std::vector<float> values;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t t = 0; t < count + T; ++t)
+          for (int64_t h = 0; h < H; ++h)
+            for (int64_t w = 0; w < W; ++w) {
+              const int64_t slot = t < count ? (t == 0 ? 1 : 0) : -1;
+              values.push_back(slot >= 0 ? at(ring, {n, c, slot, h, w}) : at(x, {n, c, t - count, h, w}));
+            }
+    const Tensor input = Tensor::from_f32({N, C, count + T, H, W}, values);
+    Tensor expected = Tensor::empty(conv_out_shape(input.shape(), weight, p), DType::F32);
+    backend().conv3d(input, weight, bias, p, expected);
+    Tensor got = Tensor::empty(expected.shape(), DType::F32);
+    backend().conv3d_fused(x, f, weight, bias, p, got);
+    CHECK(got.to_f32_vector() == expected.to_f32_vector());
+  }
+}
+
+SHOWO2_TEST(upsampled_input_is_nearest_exact_2x) {
+  const int64_t N = 1, C = 5, T = 2, H = 3, W = 4, O = 6;
+  const Tensor x = random_tensor({N, C, T, H, W}, 5);
+  const Tensor weight = random_tensor({O, C, 1, 3, 3}, 6), bias = random_tensor({O}, 7);
+  std::vector<float> values;  // out[h, w] = x[h / 2, w / 2]
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < 2 * H; ++h)
+        for (int64_t w = 0; w < 2 * W; ++w) values.push_back(at(x, {0, c, t, h / 2, w / 2}));
+  const Tensor input = Tensor::from_f32({N, C, T, 2 * H, 2 * W}, values);
+  const Conv3dParams p = causal_pads(0);
+  Tensor expected = Tensor::empty(conv_out_shape(input.shape(), weight, p), DType::F32);
+  backend().conv3d(input, weight, bias, p, expected);
+  ConvFusion f;
+  f.upsample2x = true;
+  Tensor got = Tensor::empty(expected.shape(), DType::F32);
+  backend().conv3d_fused(x, f, weight, bias, p, got);
+  CHECK_EQ(got.shape(), (Shape{N, O, T, 2 * H, 2 * W}));
+  CHECK(got.to_f32_vector() == expected.to_f32_vector());
+}
+
+SHOWO2_TEST(residual_is_added_after_the_bias) {
+  const Tensor x = random_tensor({1, 4, 1, 6, 7}, 8);
+  const Tensor weight = random_tensor({4, 4, 3, 3, 3}, 9), bias = random_tensor({4}, 10);
+  const Conv3dParams p = causal_pads(2);
+  Tensor conv = Tensor::empty({1, 4, 1, 6, 7}, DType::F32);
+  backend().conv3d(x, weight, bias, p, conv);
+  ConvFusion f;
+  f.residual = random_tensor({1, 4, 1, 6, 7}, 11);
+  Tensor got = Tensor::empty({1, 4, 1, 6, 7}, DType::F32);
+  backend().conv3d_fused(x, f, weight, bias, p, got);
+  const std::vector<float> c = conv.to_f32_vector(), r = f.residual.to_f32_vector(), g = got.to_f32_vector();
+  for (size_t i = 0; i < g.size(); ++i)
+    if (g[i] != c[i] + r[i]) test::fail_at(__FILE__, __LINE__, "residual not added at " + std::to_string(i));
+}
+
+SHOWO2_TEST(bad_fusions_are_typed_errors) {
+  const Tensor x = random_tensor({1, 2, 1, 4, 4}, 12);
+  const Tensor weight = random_tensor({3, 2, 3, 3, 3}, 13);
+  const Tensor ring = random_tensor({1, 2, 2, 4, 4}, 14);
+  Tensor out = Tensor::empty({1, 3, 1, 4, 4}, DType::F32);
+  auto run = [&](const ConvFusion& f, const Conv3dParams& p) { backend().conv3d_fused(x, f, weight, Tensor(), p, out); };
+  {
+    ConvFusion f;
+    f.history_count = 3;
+    CHECK_THROWS_CODE(run(f, causal_pads(0)), InvalidArgument);
+  }
+  {
+    ConvFusion f;
+    f.history_count = 1;  // history[0] left undefined
+    CHECK_THROWS_CODE(run(f, causal_pads(1)), InvalidArgument);
+  }
+  {
+    ConvFusion f;
+    f.history_count = 1;
+    f.history[0] = ring.slice(2, 0, 1);
+    f.upsample2x = true;
+    CHECK_THROWS_CODE(run(f, causal_pads(1)), InvalidArgument);
+  }
+  {
+    ConvFusion f;
+    f.history_count = 1;
+    f.history[0] = random_tensor({1, 2, 1, 4, 5}, 15);  // W differs from x's
+    CHECK_THROWS_CODE(run(f, causal_pads(1)), ShapeMismatch);
+  }
+  {
+    ConvFusion f;
+    f.history_count = 1;
+    f.history[0] = random_tensor({1, 2, 1, 4, 4}, 16).transpose(3, 4);  // plane not contiguous
+    CHECK_THROWS_CODE(run(f, causal_pads(1)), InvalidArgument);
+  }
+  {
+    ConvFusion f;
+    f.residual = random_tensor({1, 3, 1, 4, 5}, 17);
+    CHECK_THROWS_CODE(run(f, causal_pads(2)), ShapeMismatch);
+  }
+  {
+    ConvFusion f;
+    f.residual = out;  // aliases out
+    CHECK_THROWS_CODE(run(f, causal_pads(2)), InvalidArgument);
+  }
+  {
+    ConvFusion f;
+    f.history_count = 2;
+    f.history[0] = ring.slice(2, 0, 1);
+    f.history[1] = ring.slice(2, 1, 2);
+    // With 2 history frames the output has 1 + 2 + 0 - 3 + 1 = 1 frame only when pad_front is 0; pad_front 2 makes
+    // 3 output frames, which `out` does not have.
+    CHECK_THROWS_CODE(run(f, causal_pads(2)), ShapeMismatch);
+    run(f, causal_pads(0));  // the consistent call works
+  }
+}
+
+SHOWO2_TEST_MAIN()
