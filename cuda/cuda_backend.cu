@@ -121,10 +121,12 @@ void DevicePool::reset_peak() {
 // ---- Impl -----------------------------------------------------------------------------------------------------------
 
 CudaBackend::Impl::Impl(const CudaBackendOptions& options)
-    : device_index(options.device_index), weight_dtype(options.weight_dtype) {
+    : device_index(options.device_index), weight_dtype(options.weight_dtype), conv_dtype(options.conv_dtype) {
   if (weight_dtype != DType::BF16 && weight_dtype != DType::F16)
     fail(ErrorCode::InvalidArgument, "CUDA backend: weight_dtype: expected BF16 or F16 but got ",
          dtype_name(weight_dtype));
+  if (conv_dtype != DType::F32 && conv_dtype != DType::BF16)
+    fail(ErrorCode::InvalidArgument, "CUDA backend: conv_dtype: expected F32 or BF16 but got ", dtype_name(conv_dtype));
   const CudaInfo info = query_cuda();
   if (info.devices.empty())
     fail(ErrorCode::Cuda, "CUDA backend unavailable: ",

@@ -28,6 +28,11 @@ struct CudaBackendOptions {
   int device_index = 0;                 // which GPU
   DType weight_dtype = DType::BF16;     // BF16 or F16: the dtype matrices are uploaded in
   size_t pool_limit_bytes = 0;          // 0: no limit beyond the device's memory
+  // What the convolutions (the VAE's) multiply in: F32 (the CUDA-core implicit GEMM, v2: within float rounding of
+  // the CPU) or BF16 (tensor cores, v3: activations rounded to BF16 as they are staged, F32 accumulation; the
+  // precision PyTorch's bf16 VAE runs at). F32 until the BF16 path's end-to-end error and speed are measured on a GPU
+  // (test/native/wan_vae_cuda_test.cu prints the error; bench/native/wan_vae_bench.cpp --conv bf16 the speed).
+  DType conv_dtype = DType::F32;
 };
 
 class CudaBackend final : public Backend {

@@ -140,8 +140,9 @@ void CudaBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor& bi
   impl().activate();
   require_device_operands(
       {{&x, "conv2d: x"}, {&weight, "conv2d: weight"}, {&bias, "conv2d: bias"}, {&out, "conv2d: out"}});
-  const ConvParams c = conv_params(x, weight, bias, check_conv2d_args(x, weight, bias, p, out), out, "conv2d");
+  ConvParams c = conv_params(x, weight, bias, check_conv2d_args(x, weight, bias, p, out), out, "conv2d");
   if (out.numel() == 0) return;
+  c.variant = impl().conv_dtype == DType::BF16 ? ConvVariant::TensorCore : ConvVariant::Tiled;
   SHOWO2_CUDA_CHECK(launch_conv(c, stream()));
 }
 
@@ -150,8 +151,9 @@ void CudaBackend::conv3d(const Tensor& x, const Tensor& weight, const Tensor& bi
   impl().activate();
   require_device_operands(
       {{&x, "conv3d: x"}, {&weight, "conv3d: weight"}, {&bias, "conv3d: bias"}, {&out, "conv3d: out"}});
-  const ConvParams c = conv_params(x, weight, bias, check_conv3d_args(x, weight, bias, p, out), out, "conv3d");
+  ConvParams c = conv_params(x, weight, bias, check_conv3d_args(x, weight, bias, p, out), out, "conv3d");
   if (out.numel() == 0) return;
+  c.variant = impl().conv_dtype == DType::BF16 ? ConvVariant::TensorCore : ConvVariant::Tiled;
   SHOWO2_CUDA_CHECK(launch_conv(c, stream()));
 }
 
@@ -176,6 +178,7 @@ void CudaBackend::conv3d_fused(const Tensor& x, const ConvFusion& f, const Tenso
   }
   c.upsample2x = f.upsample2x;
   if (f.residual.defined()) c.residual = static_cast<const float*>(f.residual.device_raw());
+  c.variant = impl().conv_dtype == DType::BF16 ? ConvVariant::TensorCore : ConvVariant::Tiled;
   SHOWO2_CUDA_CHECK(launch_conv(c, stream()));
 }
 

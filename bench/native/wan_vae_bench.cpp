@@ -3,9 +3,10 @@
 // bench/torch/wan_vae_baseline.py (the same case names on tools/reference/wan_vae.py; on the GPU in bf16
 // channels_last_3d, --device cuda).
 //
-//   wan_vae_bench [--backend cpu|cuda] [--threads N] [--json] [--case SUBSTRING] [--iters N] [--verbose]
+//   wan_vae_bench [--backend cpu|cuda] [--conv f32|bf16] [--threads N] [--json] [--case SUBSTRING] [--iters N] [--verbose]
 //
 //   --backend   cpu (default) or cuda (builds with the CUDA backend; F32 activations, BF16 weights)
+//   --conv      cuda: f32 (default; conv v2 on CUDA cores) or bf16 (conv v3 on tensor cores, CudaBackendOptions::conv_dtype)
 //   --threads   CPU pool size (default: all hardware threads)
 //   --json      one {"case", "backend", "ms", "gflops", "ns_per_pixel", "peak_gib"} object per line
 //   --iters     timed calls per case (default 3, after 1 warm-up call; --iters 1 means one cold call, no warm-up)
@@ -256,7 +257,7 @@ void print_breakdown(const TimingBackend& timing, double wall_ms) {
 
 int usage(const char* argv0) {
   std::fprintf(stderr,
-               "usage: %s [--backend cpu|cuda] [--threads N] [--json] [--case SUBSTRING] [--iters N] [--verbose]\n",
+               "usage: %s [--backend cpu|cuda] [--conv f32|bf16] [--threads N] [--json] [--case SUBSTRING] [--iters N] [--verbose]\n",
                argv0);
   return 2;
 }
@@ -266,7 +267,7 @@ int usage(const char* argv0) {
 int main(int argc, char** argv) {
   int threads = 0, iters = 3;
   bool json = false, verbose = false;
-  std::string filter, backend_name = "cpu";
+  std::string filter, backend_name = "cpu", conv_name = "f32";
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     bool has_value = i + 1 < argc;
@@ -276,6 +277,7 @@ int main(int argc, char** argv) {
     else if (arg == "--case" && has_value) filter = argv[++i];
     else if (arg == "--iters" && has_value) iters = std::max(1, std::atoi(argv[++i]));
     else if (arg == "--backend" && has_value) backend_name = argv[++i];
+    else if (arg == "--conv" && has_value) conv_name = argv[++i];
     else return usage(argv[0]);
   }
   // One warm-up (first-touch of the activations, weight packing) unless a single cold call was asked for.
@@ -287,7 +289,10 @@ int main(int argc, char** argv) {
   std::unique_ptr<cuda::CudaBackend> cuda_backend;
   if (backend_name == "cuda") {
     try {
-      cuda_backend = std::make_unique<cuda::CudaBackend>();
+      cuda::CudaBackendOptions options;
+      if (conv_name != "f32" && conv_name != "bf16") return usage(argv[0]);
+      options.conv_dtype = conv_name == "bf16" ? DType::BF16 : DType::F32;
+      cuda_backend = std::make_unique<cuda::CudaBackend>(options);
     } catch (const Error& e) {
       std::fprintf(stderr, "wan_vae_bench: %s\n", e.what());
       return 1;
@@ -343,9 +348,10 @@ int main(int argc, char** argv) {
     const double gflops = timing.total_flops() / (ms * 1e-3) / 1e9;
     const double ns_per_pixel = ms * 1e6 / static_cast<double>(bc.frames * bc.height * bc.width);
     if (json)
-      std::printf("{\"case\": \"%s\", \"backend\": \"%s\", \"ms\": %.2f, \"gflops\": %.2f, \"ns_per_pixel\": %.2f, "
+      std::printf("{\"case\": \"%s\", \"backend\": \"%s%s\", \"ms\": %.2f, \"gflops\": %.2f, \"ns_per_pixel\": %.2f, "
                   "\"peak_gib\": %.3f}\n",
-                  bc.name, backend_name.c_str(), ms, gflops, ns_per_pixel, peak_gib);
+                  bc.name, backend_name.c_str(), gpu ? (" conv " + conv_name).c_str() : "", ms, gflops, ns_per_pixel,
+                  peak_gib);
     else
       std::printf("%-34s %10.1f ms %9.2f GFLOP/s (dense conv) %9.2f ns/pixel%s\n", bc.name, ms, gflops, ns_per_pixel,
                   gpu ? (" peak " + std::to_string(peak_gib).substr(0, 6) + " GiB (pool, weights included)").c_str()

@@ -6,7 +6,10 @@
 // Written only against the Backend interface (backend.h), so the CUDA backend runs this code unchanged.
 // Chunked causal processing exactly as the reference (spec §3.1): encode feeds frame 0 alone and then chunks of 4
 // frames; decode feeds one latent frame at a time. Each k=3 causal conv keeps the last 2 frames of its input stream
-// (CACHE_T = 2) between chunks; the temporal resamplers keep their own state ('Rep' on the decoder's first chunk).
+// (CACHE_T = 2) between chunks, in a 2-slot ring on the backend that the next chunk's conv reads in place
+// (Backend::conv3d_fused: no concatenated copy); the temporal resamplers keep their own state ('Rep' on the
+// decoder's first chunk). The upsamplers' nearest-exact 2x and the residual blocks' shortcut add are read and added
+// inside the convs too (the CPU backend composes them, the CUDA kernels fuse them).
 // Weights are loaded from a WeightFile holding the published key layout (`Wan2.1_VAE.pth`, or a safetensors
 // conversion of it); F32, BF16 and F16 weights are used as stored (the kernels widen them).
 //
@@ -151,7 +154,8 @@ struct Decoder3d {
 //   * per-conv frame caches (2 frames of every k=3 conv's input; 1 after the first chunk): ~2365 floats = ~9.5 KB,
 //     ~1344 of them at full resolution (3 ResidualBlocks x 2 convs x 96 ch x 2 frames, plus the head);
 //   * one 4-frame chunk in flight (a full-resolution ResidualBlock holds x, norm(x), [cache, x] and the conv output):
-//     ~1730 floats = ~7 KB; a 1-frame chunk a quarter of that.
+//     ~1730 floats = ~7 KB; a 1-frame chunk a quarter of that. (On the CUDA backend the [cache, x] copy is gone, so
+//     this overestimates its chunk by about a quarter; the estimate stays conservative.)
 // So a video decode needs ~17 KB per output pixel (a 432x432 clip ~3.1 GB, 1024x1024 ~17 GB) and an image, whose
 // only chunk records no caches, ~1.7 KB (1024x1024 ~1.8 GB). estimate_untiled_decode_bytes() gives this estimate.
 // Tiling divides the chunk activations (one tile's chunk is alive at a time) and, for an image, everything; a video's

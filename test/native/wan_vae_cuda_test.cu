@@ -5,7 +5,8 @@
 //   * the CPU backend on the same weights: the tiny fixture VAE and the full-size Wan2.1 configuration (dim 96) with
 //     random weights (test/native/wan_vae_random_weights.h) held in BF16, so both backends read identical values (the
 //     CUDA backend uploads matrices as BF16): F32 activations on both sides, within 1e-3 elementwise;
-//   * with F32 weights on the CPU (what the CUDA backend's BF16 upload costs): the error is printed.
+//   * with F32 weights on the CPU (what the CUDA backend's BF16 upload costs), and with the convolutions on BF16
+//     tensor cores (CudaBackendOptions::conv_dtype): the errors are printed.
 // Without a CUDA device every case is reported as skipped with the reason.
 #include <algorithm>
 #include <cmath>
@@ -167,6 +168,29 @@ SHOWO2_TEST(full_size_vae_bf16_weight_upload_error_is_reported) {
               "max |err| %.3g\n", rel, max_abs_diff(g, c));
   // BF16 rounding of every weight is 2^-9 relative; through ~30 layers a few percent at most. A wrong kernel is O(1).
   CHECK(rel < 0.1);
+}
+
+// CudaBackendOptions::conv_dtype = BF16: every conv on tensor cores (v3), activations rounded to BF16 as staged. The
+// end-to-end error against the CPU (same BF16 weights, F32 activations) is what that trades; printed, and bounded
+// loosely (2^-9 per rounding through ~30 convs is a few 1e-3; an indexing bug is O(1)).
+SHOWO2_TEST(full_size_vae_bf16_convolutions_error_is_reported) {
+  test::require_cuda_device();
+  const WanVaeConfig config;
+  test::InMemoryWeightFile weights(test::random_wan_vae_weights(config, 3000, DType::BF16));
+  cuda::CudaBackendOptions options;
+  options.conv_dtype = DType::BF16;
+  cuda::CudaBackend gpu(options);
+  cpu::CpuBackend cpu;
+  WanVae vae_gpu(weights, config, gpu), vae_cpu(weights, config, cpu);
+  const Tensor image = random_tensor({1, 3, 1, 64, 64}, 5, true);
+  const Tensor latent = random_tensor({1, 16, 2, 8, 8}, 6, false);
+  const std::vector<float> ge = vae_gpu.encode(image).to_f32_vector(), ce = vae_cpu.encode(image).to_f32_vector();
+  const std::vector<float> gd = vae_gpu.decode(latent).to_f32_vector(), cd = vae_cpu.decode(latent).to_f32_vector();
+  std::printf("    BF16 convolutions vs CPU F32: image encode relative L2 %.3g (max |err| %.3g), 2-latent decode "
+              "relative L2 %.3g (max |err| %.3g)\n",
+              relative_l2(ge, ce), max_abs_diff(ge, ce), relative_l2(gd, cd), max_abs_diff(gd, cd));
+  CHECK(relative_l2(ge, ce) < 5e-2);
+  CHECK(relative_l2(gd, cd) < 5e-2);
 }
 
 SHOWO2_TEST(auto_tiling_reads_the_device_memory) {
