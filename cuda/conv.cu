@@ -2,7 +2,7 @@
 //
 //   out[n, o, t, h, w] = bias[o] + sum_{c, i, j, k} weight[o, c, i, j, k] * xpad[n, c, t*st + i, h*sh + j, w*sw + k]
 //   x [N, C, T, H, W] F32; weight [O, C, KT, KH, KW] F32/BF16/F16; bias [O] or none; out [N, O, To, Ho, Wo] F32;
-//   all contiguous. To = (T + pad_front + pad_back - KT) / st + 1, likewise Ho, Wo. Spec §3.1 (the Wan VAE: causal
+//   activations contiguous or channels-last, the weight either way (ConvParams). To = (T + pad_front + pad_back - KT) / st + 1, likewise Ho, Wo. Spec §3.1 (the Wan VAE: causal
 //   3x3x3 with pad_front 2, 1x1x1 shortcuts, stride-2 down-sampling, time_conv k=(3,1,1)); CPU twin:
 //   native/core/cpu/conv.cpp.
 // Precision: weights widened to F32 as they are staged; F32 accumulation; F32 out.
@@ -56,28 +56,35 @@ __global__ void __launch_bounds__(kNaiveThreads) conv_naive_kernel(const ConvPar
   const Wt* weight = static_cast<const Wt*>(p.weight);
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    // idx is out's flat index: decomposed in out's layout, so consecutive threads write consecutive addresses.
     int64_t rest = idx;
+    int o = 0;
+    if (p.channels_last) {
+      o = static_cast<int>(rest % p.O);
+      rest /= p.O;
+    }
     const int wo = static_cast<int>(rest % p.Wo); rest /= p.Wo;
     const int ho = static_cast<int>(rest % p.Ho); rest /= p.Ho;
     const int to = static_cast<int>(rest % p.To); rest /= p.To;
-    const int o = static_cast<int>(rest % p.O);
-    const int n = static_cast<int>(rest / p.O);
+    if (!p.channels_last) {
+      o = static_cast<int>(rest % p.O);
+      rest /= p.O;
+    }
+    const int n = static_cast<int>(rest);
     float acc = load_bias(p, o);
     for (int c = 0; c < p.C; ++c)
       for (int kt = 0; kt < p.KT; ++kt) {
         const int ti = to * p.stride_t - p.pad_front + kt;
         if (ti < 0 || ti >= p.T) continue;
         const ConvInputFrame frame = conv_input_frame(p, n, ti);
-        const float* x_c = frame.base + c * frame.channel_stride;
         for (int kh = 0; kh < p.KH; ++kh) {
           const int hi = ho * p.stride_h - p.pad_top + kh;
           if (hi < 0 || hi >= p.H) continue;
           for (int kw = 0; kw < p.KW; ++kw) {
             const int wi = wo * p.stride_w - p.pad_left + kw;
             if (wi < 0 || wi >= p.W) continue;
-            const float xv = x_c[conv_input_offset(p, hi, wi)];
-            const float wv =
-                to_f32(weight[((static_cast<int64_t>(o) * p.C + c) * p.KT + kt) * p.KH * p.KW + kh * p.KW + kw]);
+            const float xv = conv_input_pixel(p, frame, hi, wi)[c * frame.channel_stride];
+            const float wv = to_f32(weight[conv_weight_index(p, o, c, (kt * p.KH + kh) * p.KW + kw)]);
             acc = fmaf(xv, wv, acc);
           }
         }
@@ -128,7 +135,6 @@ __global__ void __launch_bounds__(ConvTiledTraits::kThreads) conv_tiled_kernel(c
   const int p0 = blockIdx.x * BP, o0 = blockIdx.y * BO;
   const int n = blockIdx.z / p.To, to = blockIdx.z % p.To;
   const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16;
-  const int taps = p.KT * p.KH * p.KW;
   const Wt* weight = static_cast<const Wt*>(p.weight);
 
   // The pixel this thread stages, and its top-left input position before the tap offset.
@@ -163,13 +169,11 @@ __global__ void __launch_bounds__(ConvTiledTraits::kThreads) conv_tiled_kernel(c
             const int e = tid + i * Traits::kThreads;
             const int kk = e % BC, m = e / BC;
             const int o = o0 + m, c = c0 + kk;
-            a_tile[kk][m] = (o < p.O && c < p.C)
-                                ? to_f32(weight[(static_cast<int64_t>(o) * p.C + c) * taps + tap])
-                                : 0.0f;
+            a_tile[kk][m] = (o < p.O && c < p.C) ? to_f32(weight[conv_weight_index(p, o, c, tap)]) : 0.0f;
           }
           // b_tile[kk][my_p] = xpad at (c0 + kk, hi, wi) of this time tap.
           const bool in_bounds = my_p_valid && hi >= 0 && hi < p.H && wi >= 0 && wi < p.W;
-          const float* x_at = in_bounds ? frame.base + conv_input_offset(p, hi, wi) : frame.base;
+          const float* x_at = in_bounds ? conv_input_pixel(p, frame, hi, wi) : frame.base;
 #pragma unroll
           for (int i = 0; i < BC * BP / Traits::kThreads; ++i) {
             const int kk = tid / BP + i * (Traits::kThreads / BP);
@@ -199,11 +203,12 @@ __global__ void __launch_bounds__(ConvTiledTraits::kThreads) conv_tiled_kernel(c
     const int o = o0 + ty * Traits::kPerThreadO + i;
     if (o >= p.O) continue;
     const float bias = load_bias(p, o);
-    const int64_t row = ((static_cast<int64_t>(n) * p.O + o) * p.To + to) * frame_pixels;
 #pragma unroll
     for (int j = 0; j < Traits::kPerThreadP; ++j) {
       const int px = p0 + tx * Traits::kPerThreadP + j;
-      if (px < frame_pixels) p.out[row + px] = acc[i][j] + bias + conv_residual(p, row + px);
+      if (px >= frame_pixels) continue;
+      const int64_t index = conv_out_index(p, n, o, to, px);
+      p.out[index] = acc[i][j] + bias + conv_residual(p, index);
     }
   }
 }

@@ -22,12 +22,17 @@ enum class ConvVariant {
                //     activations and weights rounded to BF16, F32 accumulation. Below 8.0 it runs v2
 };
 
-// Everything one launch needs. Pointers are device pointers; x, weight, bias, out and residual contiguous.
+// Everything one launch needs. Pointers are device pointers to dense tensors in the layouts below.
 struct ConvParams {
-  const float* x = nullptr;     // [N, C, T, H, W] F32
-  const void* weight = nullptr; // [O, C, KT, KH, KW], weight_type
+  const float* x = nullptr;     // [N, C, T, H, W] F32 (memory [N, T, H, W, C] when channels_last)
+  const void* weight = nullptr; // [O, C, KT, KH, KW], weight_type (memory [O, KT, KH, KW, C] when weight_channels_last)
   const void* bias = nullptr;   // [O], bias_type, or null for no bias
-  float* out = nullptr;         // [N, O, To, Ho, Wo] F32; must not overlap x
+  float* out = nullptr;         // [N, O, To, Ho, Wo] F32 in x's layout; must not overlap x
+  // Layouts. channels_last: x, history frames, out and residual are channels-last (PyTorch's channels_last_3d), so
+  // the kernels read a pixel's channels as one run; weight_channels_last: the weight's channels are innermost. The
+  // two are independent; every variant takes every combination (cuda/conv_input.cuh addresses them).
+  bool channels_last = false;
+  bool weight_channels_last = false;
   ConvWeightType weight_type = ConvWeightType::F32;
   ConvWeightType bias_type = ConvWeightType::F32;
   int32_t N = 0, C = 0, T = 0, H = 0, W = 0;  // input sizes (T = 1 for conv2d)
@@ -39,10 +44,11 @@ struct ConvParams {
   ConvVariant variant = ConvVariant::Tiled;
 
   // Fusions (Backend::conv3d_fused, backend.h ConvFusion). T, H and W above are the logical input's sizes: the
-  // first history_frames of its T frames come from `history` (frame i of batch item n, channel c, at
-  // history[i] + n * history_stride_n[i] + c * history_stride_c[i], an H x W plane), the rest from x, which then
-  // holds T - history_frames frames. With upsample2x, x holds H/2 x W/2 frames read as their nearest-exact 2x
-  // upsampling (no history then). residual, when set, is added to the output ([N, O, To, Ho, Wo], contiguous).
+  // first history_frames of its T frames come from `history` (frame i of batch item n at history[i] +
+  // n * history_stride_n[i]: channel planes of H x W history_stride_c[i] apart, or when channels_last one dense
+  // H x W x C block), the rest from x, which then holds T - history_frames frames. With upsample2x, x holds H/2 x W/2
+  // frames read as their nearest-exact 2x upsampling (no history then). residual, when set, is added to the output
+  // ([N, O, To, Ho, Wo] in out's layout).
   static constexpr int kMaxHistory = 2;
   const float* history[kMaxHistory] = {nullptr, nullptr};
   int64_t history_stride_n[kMaxHistory] = {0, 0};

@@ -1,6 +1,9 @@
-// How the convolution kernels (cuda/conv.cu v1/v2, cuda/conv_mma.cu v3) address their logical input: frame t of
-// batch item n is either a history frame (a causal conv's cached frames, read where the cache keeps them) or a frame
-// of x, which may be read as its nearest-exact 2x upsampling. See ConvParams (conv.h) for the fields.
+// How the convolution kernels (cuda/conv.cu v1/v2, cuda/conv_mma.cu v3) address their operands in either layout
+// (ConvParams::channels_last, ::weight_channels_last; see conv.h):
+//   * the logical input: frame t of batch item n is either a history frame (a causal conv's cached frames, read
+//     where the cache keeps them) or a frame of x, which may be read as its nearest-exact 2x upsampling;
+//   * the output and the residual: out[n, o, to, pixel];
+//   * the weight: weight[o, c, tap].
 #pragma once
 
 #include <cstdint>
@@ -9,32 +12,55 @@
 
 namespace showo2::cuda {
 
-// Channel 0 of one input frame, and the distance between its channels (in floats).
+// One input frame: channel c of pixel index q (hi * W + wi of the frame's stored plane) is at
+// base[c * channel_stride + q * pixel_stride]. Channels-first: channel planes (pixel_stride 1); channels-last: pixel
+// runs of C channels (channel_stride 1, pixel_stride C).
 struct ConvInputFrame {
   const float* base;
   int64_t channel_stride;
+  int32_t pixel_stride;
 };
 
 __device__ __forceinline__ ConvInputFrame conv_input_frame(const ConvParams& p, int n, int t) {
   if (t < p.history_frames) {
     const int i = t == 0 ? 0 : 1;  // constant indices keep the kernel parameters out of local memory
-    return {p.history[i] + n * p.history_stride_n[i], p.history_stride_c[i]};
+    const float* base = p.history[i] + n * p.history_stride_n[i];
+    return p.channels_last ? ConvInputFrame{base, 1, p.C} : ConvInputFrame{base, p.history_stride_c[i], 1};
   }
   const int shift = p.upsample2x ? 1 : 0;
   const int64_t plane = static_cast<int64_t>(p.H >> shift) * (p.W >> shift);
   const int x_frames = p.T - p.history_frames;
+  const int64_t frame = static_cast<int64_t>(n) * x_frames + (t - p.history_frames);  // in [N, x_frames]
+  if (p.channels_last) return {p.x + frame * plane * p.C, 1, p.C};
   return {p.x + (static_cast<int64_t>(n) * p.C * x_frames + (t - p.history_frames)) * plane,
-          static_cast<int64_t>(x_frames) * plane};
+          static_cast<int64_t>(x_frames) * plane, 1};
 }
 
-// Offset within a frame's plane of logical input position (hi, wi), 0 <= hi < H, 0 <= wi < W. Upsampled input:
-// nearest-exact at an exact factor 2 reads source floor(h / 2) (floor((h + 0.5) / 2) is the same).
-__device__ __forceinline__ int64_t conv_input_offset(const ConvParams& p, int hi, int wi) {
-  if (p.upsample2x) return static_cast<int64_t>(hi >> 1) * (p.W >> 1) + (wi >> 1);
-  return static_cast<int64_t>(hi) * p.W + wi;
+// Channel 0 of logical input position (hi, wi) of a frame, 0 <= hi < H, 0 <= wi < W (add c * channel_stride for
+// channel c). Upsampled input: nearest-exact at an exact factor 2 reads source floor(h / 2) (floor((h + 0.5) / 2) is
+// the same).
+__device__ __forceinline__ const float* conv_input_pixel(const ConvParams& p, const ConvInputFrame& frame, int hi,
+                                                         int wi) {
+  const int64_t q = p.upsample2x ? static_cast<int64_t>(hi >> 1) * (p.W >> 1) + (wi >> 1)
+                                 : static_cast<int64_t>(hi) * p.W + wi;
+  return frame.base + q * frame.pixel_stride;
 }
 
-// The residual added to output element `index` (out's flat index), or 0.
+// Flat index of out[n, o, to, pixel] (pixel = ho * Wo + wo), in out's layout; the residual shares it.
+__device__ __forceinline__ int64_t conv_out_index(const ConvParams& p, int n, int o, int to, int pixel) {
+  const int64_t frame_pixels = static_cast<int64_t>(p.Ho) * p.Wo;
+  if (p.channels_last) return ((static_cast<int64_t>(n) * p.To + to) * frame_pixels + pixel) * p.O + o;
+  return ((static_cast<int64_t>(n) * p.O + o) * p.To + to) * frame_pixels + pixel;
+}
+
+// Flat index of weight[o, c, tap] (tap = (kt * KH + kh) * KW + kw), in the weight's layout.
+__device__ __forceinline__ int64_t conv_weight_index(const ConvParams& p, int o, int c, int tap) {
+  const int taps = p.KT * p.KH * p.KW;
+  if (p.weight_channels_last) return (static_cast<int64_t>(o) * taps + tap) * p.C + c;
+  return (static_cast<int64_t>(o) * p.C + c) * taps + tap;
+}
+
+// The residual added to output element `index` (conv_out_index), or 0.
 __device__ __forceinline__ float conv_residual(const ConvParams& p, int64_t index) {
   return p.residual != nullptr ? p.residual[index] : 0.0f;
 }

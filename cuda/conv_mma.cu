@@ -18,8 +18,11 @@
 // 2quad..+1), c2,c3 (row group+8). With k contiguous in both tiles every fragment register is one 32-bit load.
 // Time taps that read only padding for the block's output frame are skipped, as in v1/v2.
 //
-// Fusions as v1/v2 (cuda/conv_input.cuh): history frames read in place, upsampled input, residual epilogue.
-// What is not here yet (issue [cuda-vae]): channels-last activations, cp.async double-buffering. Checked by test/native/conv_cuda_test.cu
+// Fusions and layouts as v1/v2 (cuda/conv_input.cuh): history frames read in place, upsampled input, residual
+// epilogue; channels-first or channels-last activations and weights. Channels-last operands with C % 4 == 0 are
+// staged with vector loads (a pixel's or an output channel's 32-channel run by 8 threads, 16 bytes each), which is
+// what the layout is for: the channels-first gather reads one float per pixel per channel.
+// Not here yet: cp.async double-buffering, BF16 activations in memory (they are F32, rounded as staged). Checked by test/native/conv_cuda_test.cu
 // (v3 against the CPU backend); timed by bench/native/attention_cuda_bench.cu --only conv (--variants v3).
 #include "conv_mma.h"
 #include "conv_input.cuh"
@@ -67,28 +70,57 @@ __device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4
 #endif
 }
 
-template <typename Wt>
+// Four consecutive weights as BF16, packed for one 8-byte shared-memory store (the vector staging paths).
+__device__ __forceinline__ uint2 pack_bf16x4(float a, float b, float c, float d) {
+  const __nv_bfloat162 lo = __floats2bfloat162_rn(a, b), hi = __floats2bfloat162_rn(c, d);
+  return make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+}
+__device__ __forceinline__ uint2 load_bf16x4(const float* ptr) {
+  const float4 v = *reinterpret_cast<const float4*>(ptr);
+  return pack_bf16x4(v.x, v.y, v.z, v.w);
+}
+__device__ __forceinline__ uint2 load_bf16x4(const bf16* ptr) { return *reinterpret_cast<const uint2*>(ptr); }
+__device__ __forceinline__ uint2 load_bf16x4(const __half* ptr) {
+  const uint2 raw = *reinterpret_cast<const uint2*>(ptr);
+  const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(&raw.x));
+  const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(&raw.y));
+  return pack_bf16x4(lo.x, lo.y, hi.x, hi.y);
+}
+
+// kVecX: activations channels-last with C % 4 == 0 and 16-byte aligned frames (the launcher checks), so a thread
+// stages 4 channels of one pixel with one float4 load and 8 threads cover a pixel's 32-channel run: coalesced. Else
+// each thread walks one pixel's channels (coalesced across pixels for channels-first). kVecW: the same for a
+// channels-last weight (4 consecutive input channels of one output channel and tap per load).
+template <typename Wt, bool kVecX, bool kVecW>
 __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   __shared__ __align__(16) bf16 a_tile[kBlockO * kPitch];  // [o][c]
   __shared__ __align__(16) bf16 b_tile[kBlockP * kPitch];  // [pixel][c]
+  constexpr int kGroups = kBlockC / 4;                     // 4-channel groups per staged row (vector paths)
+  constexpr int kVecRows = kThreads / kGroups;             // rows staged per pass of the vector paths: 16
 
   const int frame_pixels = p.Ho * p.Wo;
   const int p0 = blockIdx.x * kBlockP, o0 = blockIdx.y * kBlockO;
   const int n = blockIdx.z / p.To, to = blockIdx.z % p.To;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, group = lane / 4, quad = lane % 4;
   const int warp_o = (warp / 2) * 32, warp_p = (warp % 2) * 32;
-  const int taps = p.KT * p.KH * p.KW;
   const Wt* weight = static_cast<const Wt*>(p.weight);
 
-  // The pixel this thread stages (threads tid and tid + 64 share it, taking alternate channels), and its input
-  // position before the tap offset.
-  const int my_p = tid % kBlockP, my_c = tid / kBlockP;  // my_c: 0 or 1
-  const bool my_p_valid = p0 + my_p < frame_pixels;
-  const int my_ho = my_p_valid ? (p0 + my_p) / p.Wo : 0;
-  const int my_wo = my_p_valid ? (p0 + my_p) % p.Wo : 0;
-  const int h_base = my_ho * p.stride_h - p.pad_top;
-  const int w_base = my_wo * p.stride_w - p.pad_left;
+  // The pixels this thread stages and their input positions before the tap offset. Scalar path: pixel tid % 64
+  // (threads tid and tid + 64 share it, taking alternate channels). Vector path: pixels tid / 8 + 16 i, i < 4, each
+  // for the channel group tid % 8.
+  constexpr int kMyPixels = kVecX ? kBlockP / kVecRows : 1;
+  int h_base[kMyPixels], w_base[kMyPixels];
+  bool p_valid[kMyPixels];
+#pragma unroll
+  for (int i = 0; i < kMyPixels; ++i) {
+    const int px = p0 + (kVecX ? tid / kGroups + kVecRows * i : tid % kBlockP);
+    p_valid[i] = px < frame_pixels;
+    const int ho = p_valid[i] ? px / p.Wo : 0, wo = p_valid[i] ? px % p.Wo : 0;
+    h_base[i] = ho * p.stride_h - p.pad_top;
+    w_base[i] = wo * p.stride_w - p.pad_left;
+  }
+  const int my_c = tid / kBlockP;  // scalar path: 0 or 1
 
   const int t_base = to * p.stride_t - p.pad_front;
   const int kt_first = max(0, -t_base);
@@ -104,30 +136,49 @@ __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) 
     for (int kt = kt_first; kt < kt_last; ++kt) {
       const ConvInputFrame frame = conv_input_frame(p, n, t_base + kt);  // x, a history frame, or x upsampled
       for (int kh = 0; kh < p.KH; ++kh) {
-        const int hi = h_base + kh;
         for (int kw = 0; kw < p.KW; ++kw) {
-          const int wi = w_base + kw;
           const int tap = (kt * p.KH + kh) * p.KW + kw;
           __syncthreads();  // every warp is done with the previous step's tiles
 
-          // a_tile[m][kk] = weight[o0 + m, c0 + kk, tap]: consecutive threads take consecutive kk.
+          // a_tile[m][kk] = weight[o0 + m, c0 + kk, tap].
+          if constexpr (kVecW) {
+            const int cg = tid % kGroups, c = c0 + 4 * cg;
+#pragma unroll
+            for (int i = 0; i < kBlockO / kVecRows; ++i) {
+              const int m = tid / kGroups + kVecRows * i, o = o0 + m;
+              *reinterpret_cast<uint2*>(a_tile + m * kPitch + 4 * cg) =
+                  o < p.O && c < p.C ? load_bf16x4(weight + conv_weight_index(p, o, c, tap)) : make_uint2(0, 0);
+            }
+          } else {
 #pragma unroll 4
-          for (int i = 0; i < kBlockO * kBlockC / kThreads; ++i) {
-            const int e = tid + i * kThreads;
-            const int kk = e % kBlockC, m = e / kBlockC;
-            const int o = o0 + m, c = c0 + kk;
-            a_tile[m * kPitch + kk] = o < p.O && c < p.C
-                                          ? to_bf16(weight[(static_cast<int64_t>(o) * p.C + c) * taps + tap])
-                                          : __ushort_as_bfloat16(0);
+            for (int i = 0; i < kBlockO * kBlockC / kThreads; ++i) {  // consecutive threads: consecutive kk
+              const int e = tid + i * kThreads;
+              const int kk = e % kBlockC, m = e / kBlockC;
+              const int o = o0 + m, c = c0 + kk;
+              a_tile[m * kPitch + kk] = o < p.O && c < p.C ? to_bf16(weight[conv_weight_index(p, o, c, tap)])
+                                                           : __ushort_as_bfloat16(0);
+            }
           }
-          // b_tile[my_p][kk] = xpad at (c0 + kk, hi, wi) of this time tap; consecutive threads read consecutive pixels.
-          const bool in_bounds = my_p_valid && hi >= 0 && hi < p.H && wi >= 0 && wi < p.W;
-          const float* x_at = in_bounds ? frame.base + conv_input_offset(p, hi, wi) : frame.base;
+          // b_tile[pixel][kk] = xpad at (c0 + kk, input position of the pixel under this tap).
+          if constexpr (kVecX) {
+            const int cg = tid % kGroups, c = c0 + 4 * cg;
+#pragma unroll
+            for (int i = 0; i < kMyPixels; ++i) {
+              const int hi = h_base[i] + kh, wi = w_base[i] + kw;
+              const bool in_bounds = p_valid[i] && hi >= 0 && hi < p.H && wi >= 0 && wi < p.W && c < p.C;
+              *reinterpret_cast<uint2*>(b_tile + (tid / kGroups + kVecRows * i) * kPitch + 4 * cg) =
+                  in_bounds ? load_bf16x4(conv_input_pixel(p, frame, hi, wi) + c) : make_uint2(0, 0);
+            }
+          } else {
+            const int hi = h_base[0] + kh, wi = w_base[0] + kw, my_p = tid % kBlockP;
+            const bool in_bounds = p_valid[0] && hi >= 0 && hi < p.H && wi >= 0 && wi < p.W;
+            const float* x_at = in_bounds ? conv_input_pixel(p, frame, hi, wi) : frame.base;
 #pragma unroll 4
-          for (int i = 0; i < kBlockC / 2; ++i) {
-            const int kk = my_c + 2 * i, c = c0 + kk;
-            b_tile[my_p * kPitch + kk] =
-                in_bounds && c < p.C ? to_bf16(x_at[c * frame.channel_stride]) : __ushort_as_bfloat16(0);
+            for (int i = 0; i < kBlockC / 2; ++i) {
+              const int kk = my_c + 2 * i, c = c0 + kk;
+              b_tile[my_p * kPitch + kk] =
+                  in_bounds && c < p.C ? to_bf16(x_at[c * frame.channel_stride]) : __ushort_as_bfloat16(0);
+            }
           }
           __syncthreads();
 
@@ -163,18 +214,41 @@ __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) 
       const int o = o0 + warp_o + mt * 16 + group + 8 * half;
       if (o >= p.O) continue;
       const float bias = bias_at(p, o);
-      const int64_t row = ((static_cast<int64_t>(n) * p.O + o) * p.To + to) * frame_pixels;
 #pragma unroll
-      for (int nt = 0; nt < 4; ++nt) {
-        const int px = p0 + warp_p + nt * 8 + 2 * quad;
-        if (px < frame_pixels) p.out[row + px] = acc[mt][nt][2 * half] + bias + conv_residual(p, row + px);
-        if (px + 1 < frame_pixels)
-          p.out[row + px + 1] = acc[mt][nt][2 * half + 1] + bias + conv_residual(p, row + px + 1);
-      }
+      for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          const int px = p0 + warp_p + nt * 8 + 2 * quad + j;
+          if (px >= frame_pixels) continue;
+          const int64_t index = conv_out_index(p, n, o, to, px);
+          p.out[index] = acc[mt][nt][2 * half + j] + bias + conv_residual(p, index);
+        }
     }
 #else
   __trap();  // never launched below compute capability 8.0 (conv_mma_supported)
 #endif
+}
+
+bool aligned_to(const void* ptr, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
+
+// The vector staging of x: channels-last, whole 4-channel groups, and every frame base 16-byte aligned (x's, and
+// each history frame's for every batch item).
+bool vector_x_ok(const ConvParams& p) {
+  if (!p.channels_last || p.C % 4 != 0 || !aligned_to(p.x, 16)) return false;
+  for (int i = 0; i < p.history_frames; ++i)
+    if (!aligned_to(p.history[i], 16) || p.history_stride_n[i] % 4 != 0) return false;
+  return true;
+}
+
+template <typename Wt>
+bool vector_w_ok(const ConvParams& p) {
+  return p.weight_channels_last && p.C % 4 == 0 && aligned_to(p.weight, 4 * sizeof(Wt));
+}
+
+template <typename Wt, bool kVecX, bool kVecW>
+cudaError_t launch_variant(const ConvParams& p, const dim3& grid, cudaStream_t stream) {
+  conv_mma_kernel<Wt, kVecX, kVecW><<<grid, kThreads, 0, stream>>>(p);
+  return cudaGetLastError();
 }
 
 template <typename Wt>
@@ -185,8 +259,11 @@ cudaError_t launch_typed(const ConvParams& p, cudaStream_t stream) {
   if (pixel_tiles > 0x7fffffff || channel_tiles > 65535 || frames > 65535) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(pixel_tiles), static_cast<unsigned>(channel_tiles),
                   static_cast<unsigned>(frames));
-  conv_mma_kernel<Wt><<<grid, kThreads, 0, stream>>>(p);
-  return cudaGetLastError();
+  const bool vec_x = vector_x_ok(p), vec_w = vector_w_ok<Wt>(p);
+  if (vec_x && vec_w) return launch_variant<Wt, true, true>(p, grid, stream);
+  if (vec_x) return launch_variant<Wt, true, false>(p, grid, stream);
+  if (vec_w) return launch_variant<Wt, false, true>(p, grid, stream);
+  return launch_variant<Wt, false, false>(p, grid, stream);
 }
 
 }  // namespace

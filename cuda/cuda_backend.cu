@@ -121,7 +121,10 @@ void DevicePool::reset_peak() {
 // ---- Impl -----------------------------------------------------------------------------------------------------------
 
 CudaBackend::Impl::Impl(const CudaBackendOptions& options)
-    : device_index(options.device_index), weight_dtype(options.weight_dtype), conv_dtype(options.conv_dtype) {
+    : device_index(options.device_index),
+      weight_dtype(options.weight_dtype),
+      conv_dtype(options.conv_dtype),
+      channels_last_activations(options.channels_last_activations) {
   if (weight_dtype != DType::BF16 && weight_dtype != DType::F16)
     fail(ErrorCode::InvalidArgument, "CUDA backend: weight_dtype: expected BF16 or F16 but got ",
          dtype_name(weight_dtype));
@@ -215,6 +218,8 @@ void CudaBackend::synchronize() {
   impl_->activate();
   SHOWO2_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
 }
+
+bool CudaBackend::prefers_channels_last_activations() const { return impl_->channels_last_activations; }
 
 int64_t CudaBackend::available_memory_bytes() {
   impl_->activate();

@@ -33,6 +33,11 @@ struct CudaBackendOptions {
   // precision PyTorch's bf16 VAE runs at). F32 until the BF16 path's end-to-end error and speed are measured on a GPU
   // (test/native/wan_vae_cuda_test.cu prints the error; bench/native/wan_vae_bench.cpp --conv bf16 the speed).
   DType conv_dtype = DType::F32;
+  // Whether convolutional models (WanVae) lay their activations out channels-last on this backend
+  // (Backend::prefers_channels_last_activations): the convs then stage whole channel runs per pixel with vector
+  // loads and the VAE's attention reads its tokens in place. false until measured on a GPU, as conv_dtype
+  // (bench/native/wan_vae_bench.cpp --layout channels-last).
+  bool channels_last_activations = false;
 };
 
 class CudaBackend final : public Backend {
@@ -52,6 +57,7 @@ class CudaBackend final : public Backend {
   Tensor to_host(const Tensor& t) override;
   void synchronize() override;
   int64_t available_memory_bytes() override;
+  bool prefers_channels_last_activations() const override;
 
   void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out) override;
   void matmul(const Tensor& a, const Tensor& b, bool transpose_b, Tensor& out) override;

@@ -61,6 +61,8 @@ ConvParams conv_params(const Tensor& x, const Tensor& weight, const Tensor& bias
   c.pad_top = static_cast<int32_t>(p.pad_top), c.pad_bottom = static_cast<int32_t>(p.pad_bottom);
   c.pad_left = static_cast<int32_t>(p.pad_left), c.pad_right = static_cast<int32_t>(p.pad_right);
   c.weight_type = conv_weight_type(weight.dtype());
+  c.channels_last = s.channels_last;
+  c.weight_channels_last = s.weight_channels_last;
   if (out.numel() == 0) return c;  // nothing to read or write; the pointers stay null
   c.x = static_cast<const float*>(x.device_raw());
   c.weight = weight.device_raw();

@@ -158,6 +158,7 @@ void CudaBackend::channel_rms_norm_impl(const Tensor& x, const Tensor& gamma, Te
   p.cols = s.C;
   p.positions = s.S;
   p.silu_after = silu_after;
+  p.channels_last = s.channels_last;
   set_weight(p, gamma);
   launch_channel_rms_norm(p, stream());
 }

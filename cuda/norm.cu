@@ -7,7 +7,7 @@
 //   channel_rms_norm: y[n, c, s] = x[n, c, s] / max(||x[n, :, s]||_2, 1e-12) * sqrt(C) * gamma[c]
 //                     (then silu(y) when NormParams::silu_after: the VAE's norm + SiLU in one pass)
 // Shapes: x, out [..., C] as `rows` rows of C floats (last dim contiguous, leading strides free, see RowMap);
-// channel norm: dense [N, C, S]. weight/bias/gamma [C] F32, BF16 or F16 (null = 1 / 0). out may alias x.
+// channel norm: dense [N, C, S] or channels-last [N, S, C]. weight/bias/gamma [C] F32, BF16 or F16 (null = 1 / 0). out may alias x.
 // Spec: §2 (Qwen2 RMSNorm, eps 1e-6), §3.4 (SigLIP LayerNorm), §3.1 (Wan RMS_norm), §12 numerics ("fp32
 // RMSNorm/LayerNorm/softmax").
 // Precision: fp32 in, fp32 statistics (per-thread fp32 partial sums, then a warp/block tree: the error grows with
@@ -169,6 +169,38 @@ __global__ void __launch_bounds__(kChannelBlock) channel_rms_norm_kernel(const N
     }
 }
 
+// Channels-last: each position's C channels are one contiguous run, so a warp owns a position (8 per 256-thread
+// block) and its lanes read the run together (float4 when kVec = 4), summing with shuffles: the row-norm pattern
+// above with the Wan formula. C is at most 384 in the VAE, 3 float4 per lane.
+template <int kVec>
+__global__ void __launch_bounds__(kChannelBlock) channel_rms_norm_last_kernel(const NormParams p) {
+  constexpr int kRowsPerBlock = kChannelBlock / 32;
+  const int64_t C = p.cols, rows = p.rows * p.positions;
+  const float scale = sqrtf(static_cast<float>(C));
+  const int lane = threadIdx.x % 32;
+  for (int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32; row < rows;
+       row += int64_t(gridDim.x) * kRowsPerBlock) {
+    const float* xr = p.x + row * C;
+    float* yr = p.out + row * C;
+    float ss = 0.0f;
+    for (int64_t i = int64_t(lane) * kVec; i < C; i += 32 * kVec) {
+      const VecF<kVec> v = load_vec<kVec>(xr + i);
+#pragma unroll
+      for (int j = 0; j < kVec; ++j) ss += v.v[j] * v.v[j];
+    }
+    const float denom = fmaxf(sqrtf(row_sum<32>(ss)), 1e-12f);  // F.normalize's eps
+    for (int64_t i = int64_t(lane) * kVec; i < C; i += 32 * kVec) {
+      VecF<kVec> v = load_vec<kVec>(xr + i);
+#pragma unroll
+      for (int j = 0; j < kVec; ++j) {
+        const float y = ((v.v[j] / denom) * scale) * load_as_float(p.weight, p.weight_dtype, i + j);
+        v.v[j] = p.silu_after ? y / (1.0f + expf(-y)) : y;
+      }
+      store_vec<kVec>(yr + i, v);
+    }
+  }
+}
+
 // ================================================= launchers ========================================================
 
 // float4 access is legal when every row start is 16-byte aligned and C splits into whole vectors.
@@ -254,6 +286,13 @@ void launch_channel_rms_norm(const NormParams& p, cudaStream_t stream) {
   if (p.positions < 0) fail(ErrorCode::ShapeMismatch, "channel_rms_norm: negative size");
   if (p.weight == nullptr) fail(ErrorCode::InvalidArgument, "channel_rms_norm: gamma is required");
   if (p.rows == 0 || p.cols == 0 || p.positions == 0) return;
+  if (p.channels_last) {
+    const bool vec4 = p.cols % 4 == 0 && aligned16(p.x) && aligned16(p.out);
+    const unsigned int grid = blocks_for(p.rows * p.positions, kChannelBlock / 32);
+    SHOWO2_VEC_SWITCH(vec4, kVec, [&] { channel_rms_norm_last_kernel<kVec><<<grid, kChannelBlock, 0, stream>>>(p); });
+    SHOWO2_CUDA_CHECK_LAUNCH();
+    return;
+  }
   const dim3 grid(blocks_for(p.positions, kChannelBlock), static_cast<unsigned int>(p.rows < 65535 ? p.rows : 65535));
   channel_rms_norm_kernel<<<grid, kChannelBlock, 0, stream>>>(p);
   SHOWO2_CUDA_CHECK_LAUNCH();

@@ -27,6 +27,7 @@ struct NormParams {
   DType bias_dtype = DType::F32;      // F32, BF16 or F16
   float eps = 0.0f;                   // added to mean(x^2) (RMSNorm) or the variance (LayerNorm)
   bool silu_after = false;            // channel norm only: out = silu(norm(x)), x / (1 + exp(-x)) as activation.cu
+  bool channels_last = false;         // channel norm only: x and out dense [N, S, C] (channels-last) instead
 };
 
 // y = x / sqrt(mean(x^2) + eps) * weight, per row.
@@ -35,8 +36,8 @@ void launch_rms_norm(const NormParams& p, cudaStream_t stream);
 void launch_layer_norm(const NormParams& p, cudaStream_t stream);
 // y = exp(x - max) / sum(exp(x - max)), per row; weight, bias and eps unused.
 void launch_softmax(const NormParams& p, cudaStream_t stream);
-// y[n, c, s] = x[n, c, s] / max(||x[n, :, s]||, 1e-12) * sqrt(C) * gamma[c]; x and out dense [N, C, S]
-// (x_rows/out_rows unused), gamma = weight (required).
+// y[n, c, s] = x[n, c, s] / max(||x[n, :, s]||, 1e-12) * sqrt(C) * gamma[c]; x and out dense [N, C, S], or
+// [N, S, C] with channels_last (x_rows/out_rows unused), gamma = weight (required).
 void launch_channel_rms_norm(const NormParams& p, cudaStream_t stream);
 
 }  // namespace showo2::cuda

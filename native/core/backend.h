@@ -98,12 +98,20 @@ class Backend {
   // conv3d over the input ConvFusion describes, plus its residual:
   //   out = conv3d(cat([history..., up(x)], T), weight, bias, p) + residual
   // with up = nearest-exact 2x upsampling when f.upsample2x, else identity. p's padding applies to that logical input
-  // (a causal conv with h history frames passes pad_front = kt - 1 - h). x [N, C, T, H, W] F32 contiguous, the rest
-  // as conv3d; invalid arguments are ERR_SHAPE_MISMATCH / ERR_INVALID_ARGUMENT naming the field (backend_checks.h).
-  // The default composes upsample_nearest2x, copy, conv3d and add (the CPU backend: the same arithmetic as before the
-  // fusion, bit for bit); the CUDA backend reads history, upsampled input and residual inside the conv kernel.
+  // (a causal conv with h history frames passes pad_front = kt - 1 - h). x [N, C, T, H, W] F32, the rest as conv3d;
+  // unlike conv3d, x, out, residual and history may be channels-last instead of contiguous (all of them alike: memory
+  // [N, T, H, W, C], PyTorch's channels_last_3d), and weight may be channels-last (memory [O, kt, kh, kw, C]) whatever
+  // the activations' layout. Invalid arguments are ERR_SHAPE_MISMATCH / ERR_INVALID_ARGUMENT naming the field
+  // (backend_checks.h). The default composes upsample_nearest2x, copy, conv3d and add on contiguous tensors
+  // (channels-last operands are copied to contiguous ones and the result back: the CPU backend computes the same
+  // arithmetic in either layout, bit for bit); the CUDA backend reads history, upsampled input and residual inside the
+  // conv kernel, in either layout.
   virtual void conv3d_fused(const Tensor& x, const ConvFusion& f, const Tensor& weight, const Tensor& bias,
                             const Conv3dParams& p, Tensor& out);
+
+  // Whether models with convolutional activations (WanVae) should lay them out channels-last (memory [N, T, H, W, C])
+  // on this backend: true where its conv kernels run fastest that way. CPU: false.
+  virtual bool prefers_channels_last_activations() const { return false; }
 
   // Bytes this backend could still allocate for activations, or -1 when it does not know (the CPU backend). The CUDA
   // backend counts the device's free memory and its pool's cached free blocks. WanVae's automatic tiling uses it.
@@ -145,15 +153,16 @@ class Backend {
 
   // The Wan VAE's RMS_norm over the channel axis (spec §3.1; F.normalize(x, dim=1) * sqrt(C) * gamma):
   //   y[n, c, s] = x[n, c, s] / max(sqrt(sum_c x[n, c, s]^2), 1e-12) * sqrt(C) * gamma[c]
-  // x, out [N, C, S...] (zero or more trailing dims) F32 contiguous, same shape; gamma [C] F32/BF16/F16.
-  // out may alias x.
+  // x, out [N, C, S...] (zero or more trailing dims) F32, same shape, both contiguous or both channels-last
+  // (Tensor::is_channels_last: the VAE's activations on the GPU); gamma [C] F32/BF16/F16. out may alias x.
   virtual void channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out) = 0;
   // silu(channel_rms_norm(x)): the pair every VAE residual block and head runs (spec §3.1). Same arguments and
   // aliasing as channel_rms_norm. The default runs the two ops; the GPU fuses them (one read and one write of the
   // activations instead of two of each).
   virtual void channel_rms_norm_silu(const Tensor& x, const Tensor& gamma, Tensor& out) {
     channel_rms_norm(x, gamma, out);
-    silu(out, out);
+    Tensor flat = out.memory_order_view();  // silu wants a contiguous last dim; out may be channels-last
+    silu(flat, flat);
   }
 
   // ---- fused operations (one kernel each on the GPU; spec §12 numerics: modulation in fp32) -----------------------
@@ -178,6 +187,12 @@ class Backend {
   // x [N, C, H, W] or [N, C, T, H, W], out [..., 2H, 2W]; F32 contiguous. (PyTorch's 'nearest' and 'nearest-exact'
   // agree for an exact factor of 2: floor((h + 0.5) / 2) = floor(h / 2).)
   virtual void upsample_nearest2x(const Tensor& x, Tensor& out) = 0;
+
+ protected:
+  // The default conv3d_fused on channels-last operands: contiguous copies in, the contiguous composition, the result
+  // copied back into out's layout.
+  void conv3d_fused_via_contiguous(const Tensor& x, const ConvFusion& f, const Tensor& weight, const Tensor& bias,
+                                   const Conv3dParams& p, Tensor& out);
 };
 
 }  // namespace showo2

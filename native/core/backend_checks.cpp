@@ -73,16 +73,33 @@ int64_t conv_output_size(int64_t in, int64_t pad_a, int64_t pad_b, int64_t k, in
 }
 
 // `input` is the shape the conv reads: x's own, or for conv3d_fused the logical [N, C, history + T, H', W'].
+// Which memory layout a conv's activations (x, out) use. Contiguous wins when both fit (size-1 dims make a tensor
+// both); channels-last only where the op allows it. ERR_SHAPE_MISMATCH naming the tensor otherwise (as
+// check_contiguous).
+bool conv_activations_channels_last(const Tensor& x, const Tensor& out, bool allow_channels_last,
+                                    const std::string& name) {
+  if (x.is_contiguous() && out.is_contiguous()) return false;
+  if (allow_channels_last && x.is_channels_last() && out.is_channels_last()) return true;
+  const char* layouts = allow_channels_last ? "both contiguous or both channels-last" : "contiguous";
+  const Tensor& bad = !x.is_contiguous() && !(allow_channels_last && x.is_channels_last()) ? x : out;
+  fail(ErrorCode::ShapeMismatch, name, ": ", &bad == &x ? "x" : "out", ": expected x and out ", layouts,
+       " but got strides ", shape_to_string(bad.strides()), " for shape ", bad.shape_string());
+}
+
 ConvShape check_conv_args(const Tensor& x, const Shape& input, const Tensor& weight, const Tensor& bias,
-                          const Conv3dParams& p, const Tensor& out, int spatial_dims, const char* op) {
+                          const Conv3dParams& p, const Tensor& out, int spatial_dims, const char* op,
+                          bool allow_channels_last = false) {
   const std::string name = op;
   const int64_t rank = spatial_dims + 2;
   check_dtype(x, DType::F32, (name + ": x").c_str());
   check_dim(x, rank, (name + ": x").c_str());
-  check_contiguous(x, (name + ": x").c_str());
   check_float(weight, (name + ": weight").c_str());
   check_dim(weight, rank, (name + ": weight").c_str());
-  check_contiguous(weight, (name + ": weight").c_str());
+  const bool weight_channels_last = allow_channels_last && !weight.is_contiguous() && weight.is_channels_last();
+  if (!weight_channels_last && !weight.is_contiguous())
+    fail(ErrorCode::ShapeMismatch, name, ": weight: expected ",
+         allow_channels_last ? "a contiguous or channels-last" : "a contiguous", " tensor but got strides ",
+         shape_to_string(weight.strides()), " for shape ", weight.shape_string());
 
   const int64_t strides[3] = {p.stride_t, p.stride_h, p.stride_w};
   const char* stride_names[3] = {"stride_t", "stride_h", "stride_w"};
@@ -123,9 +140,11 @@ ConvShape check_conv_args(const Tensor& x, const Shape& input, const Tensor& wei
   check_dtype(out, DType::F32, (name + ": out").c_str());
   const Shape expected = spatial_dims == 3 ? Shape{s.N, s.O, s.To, s.Ho, s.Wo} : Shape{s.N, s.O, s.Ho, s.Wo};
   check_shape(out, expected, (name + ": out").c_str());
-  check_contiguous(out, (name + ": out").c_str());
+  s.channels_last = conv_activations_channels_last(x, out, allow_channels_last, name);
+  s.weight_channels_last = weight_channels_last;
   check_writable(out, (name + ": out").c_str());
-  // Both are contiguous here, and out is empty only when x is (N == 0), so this is a byte-range test.
+  // Both are dense here (contiguous or channels-last), and out is empty only when x is (N == 0), so this is a
+  // byte-range test.
   if (storage_ranges_overlap(out, x)) fail(ErrorCode::InvalidArgument, op, ": out: must not overlap x");
   return s;
 }
@@ -256,6 +275,13 @@ ConvShape check_conv3d_fused_args(const Tensor& x, const ConvFusion& f, const Te
          " but got ", f.history_count);
   if (f.upsample2x && f.history_count > 0)
     fail(ErrorCode::InvalidArgument, op, ": fusion: upsample2x cannot be combined with history frames");
+  Shape input = x.shape();  // the logical input the conv reads
+  input[2] += f.history_count;
+  if (f.upsample2x) {
+    input[3] *= 2;
+    input[4] *= 2;
+  }
+  const ConvShape s = check_conv_args(x, input, weight, bias, p, out, 3, op, /*allow_channels_last=*/true);
   const Shape frame = {x.size(0), x.size(1), 1, x.size(3), x.size(4)};
   for (int i = 0; i < f.history_count; ++i) {
     const Tensor& h = f.history[i];
@@ -263,23 +289,27 @@ ConvShape check_conv3d_fused_args(const Tensor& x, const ConvFusion& f, const Te
     if (!h.defined()) fail(ErrorCode::InvalidArgument, what, ": expected a tensor (history_count is ", f.history_count, ")");
     check_dtype(h, DType::F32, what.c_str());
     check_shape(h, frame, what.c_str());
-    // The kernels walk a frame's H x W plane as one contiguous run.
-    if (h.stride(4) != 1 || h.stride(3) != h.size(4))
-      fail(ErrorCode::InvalidArgument, what, ": expected each frame's H x W plane contiguous but got strides ",
-           shape_to_string(h.strides()));
+    // The kernels walk a frame as one dense run: channel planes of H x W (contiguous layout) or pixels of C
+    // channels (channels-last); the distance between batch items is free (a frame of a ring).
+    const int64_t C = h.size(1), H = h.size(3), W = h.size(4);
+    const bool dense_frame = s.channels_last
+                                 ? (C == 1 || h.stride(1) == 1) && (W == 1 || h.stride(4) == C) &&
+                                       (H == 1 || h.stride(3) == W * C)
+                                 : (W == 1 || h.stride(4) == 1) && (H == 1 || h.stride(3) == W);
+    if (!dense_frame)
+      fail(ErrorCode::InvalidArgument, what, ": expected each frame ",
+           s.channels_last ? "channels-last (a dense H x W x C block, as x)" : "with contiguous H x W planes",
+           " but got strides ", shape_to_string(h.strides()));
     if (storage_ranges_overlap(out, h)) fail(ErrorCode::InvalidArgument, what, ": must not overlap out");
   }
-  Shape input = x.shape();  // the logical input the conv reads
-  input[2] += f.history_count;
-  if (f.upsample2x) {
-    input[3] *= 2;
-    input[4] *= 2;
-  }
-  const ConvShape s = check_conv_args(x, input, weight, bias, p, out, 3, op);
   if (f.residual.defined()) {
     check_dtype(f.residual, DType::F32, "conv3d_fused: fusion.residual");
     check_shape(f.residual, out.shape(), "conv3d_fused: fusion.residual");
-    check_contiguous(f.residual, "conv3d_fused: fusion.residual");
+    const bool same_layout = s.channels_last ? f.residual.is_channels_last() : f.residual.is_contiguous();
+    if (!same_layout)
+      fail(ErrorCode::ShapeMismatch, op, ": fusion.residual: expected out's layout (",
+           s.channels_last ? "channels-last" : "contiguous", ") but got strides ",
+           shape_to_string(f.residual.strides()));
     if (storage_ranges_overlap(out, f.residual))
       fail(ErrorCode::InvalidArgument, op, ": fusion.residual: must not overlap out");
   }
@@ -307,11 +337,15 @@ ChannelNormShape check_channel_rms_norm_args(const Tensor& x, const Tensor& gamm
   check_dtype(out, DType::F32, "channel_rms_norm: out");
   if (x.dim() < 2)
     fail(ErrorCode::ShapeMismatch, "channel_rms_norm: x: expected [N, C, ...] but got ", x.shape_string());
-  check_contiguous(x, "channel_rms_norm: x");
-  check_contiguous(out, "channel_rms_norm: out");
   check_writable(out, "channel_rms_norm: out");
   check_shape(out, x.shape(), "channel_rms_norm: out");
   ChannelNormShape s;
+  if (!(x.is_contiguous() && out.is_contiguous())) {
+    if (!(x.is_channels_last() && out.is_channels_last()))
+      fail(ErrorCode::ShapeMismatch, "channel_rms_norm: expected x and out both contiguous or both channels-last ",
+           "but got strides ", shape_to_string(x.strides()), " and ", shape_to_string(out.strides()));
+    s.channels_last = true;
+  }
   s.N = x.size(0), s.C = x.size(1);
   check_norm_param(gamma, s.C, "channel_rms_norm: gamma");
   if (!gamma.defined()) fail(ErrorCode::InvalidArgument, "channel_rms_norm: gamma: expected a [", s.C, "] tensor");

@@ -58,6 +58,10 @@ struct ConvShape {
   int64_t O = 0, KT = 0, KH = 0, KW = 0;      // weight
   int64_t To = 0, Ho = 0, Wo = 0;             // output
   Conv3dParams p;                             // strides and padding (a conv2d's in 3-D form)
+  // Layouts (conv3d_fused only; conv2d/conv3d take contiguous tensors): x, out, residual and history frames
+  // channels-last (memory [N, T, H, W, C], Tensor::is_channels_last), and the weight's memory [O, KT, KH, KW, C].
+  bool channels_last = false;
+  bool weight_channels_last = false;
 };
 
 // x [N, C, H, W] F32, weight [O, C, kh, kw] F32/BF16/F16, bias [O] or undefined, out [N, O, Ho, Wo] F32; all
@@ -68,10 +72,11 @@ ConvShape check_conv2d_args(const Tensor& x, const Tensor& weight, const Tensor&
 ConvShape check_conv3d_args(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv3dParams& p,
                             const Tensor& out);
 
-// conv3d_fused (backend.h ConvFusion): x [N, C, T, H, W] F32 contiguous; 0 to 2 history frames [N, C, 1, H, W] F32
-// with contiguous H x W planes, not overlapping out; upsample2x only without history; the conv3d checks on the
-// logical input [N, C, history + T, H (x2), W (x2)]; residual, when defined, out's shape, F32 contiguous, not
-// overlapping out. The returned shape is the logical input's.
+// conv3d_fused (backend.h ConvFusion): x [N, C, T, H, W] F32 and out both contiguous or both channels-last; weight
+// contiguous or channels-last; 0 to 2 history frames [N, C, 1, H, W] F32, each frame dense in x's layout (any batch
+// stride), not overlapping out; upsample2x only without history; the conv3d checks on the logical input
+// [N, C, history + T, H (x2), W (x2)]; residual, when defined, out's shape and layout, F32, not overlapping out.
+// The returned shape is the logical input's, with the layouts.
 ConvShape check_conv3d_fused_args(const Tensor& x, const ConvFusion& f, const Tensor& weight, const Tensor& bias,
                                   const Conv3dParams& p, const Tensor& out);
 
@@ -86,9 +91,13 @@ RowShape check_layer_norm_args(const Tensor& x, const Tensor& weight, const Tens
 struct ChannelNormShape {
   int64_t N = 0, C = 0;  // batch, channels (the normalised axis)
   int64_t S = 0;         // positions per (n, c): the product of the trailing dims (0 when N * C == 0)
+  // Memory [N, S..., C] (x and out channels-last): element (n, c, s) at (n * S + s) * C + c instead of
+  // (n * C + c) * S + s.
+  bool channels_last = false;
 };
 
-// x, out [N, C, ...] F32 contiguous, same shape, out writable; gamma [C] F32/BF16/F16 (required).
+// x, out [N, C, ...] F32, same shape, both contiguous or both channels-last, out writable; gamma [C] F32/BF16/F16
+// (required).
 ChannelNormShape check_channel_rms_norm_args(const Tensor& x, const Tensor& gamma, const Tensor& out);
 
 // ---- RoPE -----------------------------------------------------------------------------------------------------------

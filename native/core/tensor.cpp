@@ -114,6 +114,31 @@ Shape contiguous_strides(const Shape& shape) {
   return strides;
 }
 
+Shape channels_last_to_memory_order(int64_t dim) {
+  if (dim < 3) fail(ErrorCode::ShapeMismatch, "channels-last layout needs at least 3 dims [N, C, S...] but got ", dim);
+  Shape dims = {0};
+  for (int64_t d = 2; d < dim; ++d) dims.push_back(d);
+  dims.push_back(1);
+  return dims;  // [0, 2, ..., dim-1, 1]
+}
+
+Shape memory_order_to_channels_last(int64_t dim) {
+  if (dim < 3) fail(ErrorCode::ShapeMismatch, "channels-last layout needs at least 3 dims [N, C, S...] but got ", dim);
+  Shape dims = {0, dim - 1};
+  for (int64_t d = 1; d < dim - 1; ++d) dims.push_back(d);
+  return dims;  // [0, dim-1, 1, ..., dim-2]
+}
+
+Shape channels_last_strides(const Shape& shape) {
+  const Shape to_memory = channels_last_to_memory_order(static_cast<int64_t>(shape.size()));
+  Shape memory_shape;
+  for (int64_t d : to_memory) memory_shape.push_back(shape[static_cast<size_t>(d)]);
+  const Shape memory_strides = contiguous_strides(memory_shape);
+  Shape strides(shape.size());
+  for (size_t i = 0; i < to_memory.size(); ++i) strides[static_cast<size_t>(to_memory[i])] = memory_strides[i];
+  return strides;
+}
+
 int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
   for (int64_t d : shape) {
@@ -307,6 +332,40 @@ Tensor Tensor::unsqueeze(int64_t d) const {
   int64_t st = d < dim() ? strides_[static_cast<size_t>(d)] * shape_[static_cast<size_t>(d)] : 1;
   t.shape_.insert(t.shape_.begin() + d, 1);
   t.strides_.insert(t.strides_.begin() + d, st);
+  return t;
+}
+
+Tensor Tensor::permute(const Shape& dims) const {
+  if (static_cast<int64_t>(dims.size()) != dim())
+    fail(ErrorCode::InvalidArgument, "permute: expected ", dim(), " dims but got ", shape_to_string(dims));
+  std::vector<bool> seen(dims.size(), false);
+  Tensor t = *this;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    const int64_t d = dims[i];
+    if (d < 0 || d >= dim() || seen[static_cast<size_t>(d)])
+      fail(ErrorCode::InvalidArgument, "permute: ", shape_to_string(dims), " is not a permutation of 0..", dim() - 1);
+    seen[static_cast<size_t>(d)] = true;
+    t.shape_[i] = shape_[static_cast<size_t>(d)];
+    t.strides_[i] = strides_[static_cast<size_t>(d)];
+  }
+  return t;
+}
+
+bool Tensor::is_channels_last() const {
+  if (dim() < 3) return false;
+  const Shape expected = channels_last_strides(shape_);
+  for (size_t i = 0; i < shape_.size(); ++i)
+    if (shape_[i] != 1 && strides_[i] != expected[i]) return false;
+  return true;
+}
+
+Tensor Tensor::memory_order_view() const {
+  if (!is_contiguous() && !is_channels_last())
+    fail(ErrorCode::InvalidArgument, "memory_order_view: expected a contiguous or channels-last tensor but got shape ",
+         shape_string(), " with strides ", shape_to_string(strides_));
+  Tensor t = *this;
+  t.shape_ = {numel()};
+  t.strides_ = {1};
   return t;
 }
 

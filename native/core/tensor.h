@@ -117,6 +117,16 @@ class Tensor {
   Tensor select(int64_t d, int64_t index) const;          // drops dimension d
   Tensor transpose(int64_t d0, int64_t d1) const;
   Tensor unsqueeze(int64_t d) const;
+  // Dimension i of the result is dimension dims[i] of this tensor (dims: a permutation of 0..dim()-1), as
+  // torch.Tensor.permute.
+  Tensor permute(const Shape& dims) const;
+  // Whether the strides are those of channels-last memory (PyTorch's channels_last / channels_last_3d): a tensor of
+  // shape [N, C, S...] (dim >= 3) whose elements lie as a contiguous [N, S..., C]. Size-1 dims are ignored, as in
+  // is_contiguous(), so a tensor can be both (e.g. C == 1).
+  bool is_channels_last() const;
+  // The same elements as a 1-D view in memory order, for a tensor that is contiguous or channels-last (elementwise
+  // ops on two tensors of the same layout can then run on these views). ERR_INVALID_ARGUMENT otherwise.
+  Tensor memory_order_view() const;
 
   // Copies, on the host (Cpu tensors only, except contiguous() of an already contiguous tensor, which is *this).
   Tensor contiguous() const;        // returns *this when already contiguous
@@ -136,6 +146,13 @@ class Tensor {
 
 std::string shape_to_string(const Shape& shape);
 Shape contiguous_strides(const Shape& shape);
+// Strides of channels-last memory for a shape [N, C, S...] (dim >= 3): those of a contiguous [N, S..., C], permuted
+// back to [N, C, S...].
+Shape channels_last_strides(const Shape& shape);
+// The dims that turn a channels-last tensor [N, C, S...] into its memory order [N, S..., C] (permute argument), and
+// back.
+Shape channels_last_to_memory_order(int64_t dim);
+Shape memory_order_to_channels_last(int64_t dim);
 int64_t shape_numel(const Shape& shape);
 
 // ---- argument checks used by every backend op. They throw showo2::Error naming `what` (e.g. "linear: weight"). ----

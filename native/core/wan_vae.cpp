@@ -84,19 +84,35 @@ int64_t WanVaeConfig::temporal_stride() const {
 
 namespace {
 
-void bind_causal_conv(WeightBinder& b, CausalConv3d& m, const std::string& key, int64_t out, int64_t in, int64_t kt,
+// The WeightBinder plus the layout of the conv weights (channels-last next to channels-last activations).
+struct VaeBinder {
+  WeightBinder& weights;
+  bool channels_last;
+  void conv(Tensor* slot, const std::string& key, Shape stored, Shape used) {
+    if (channels_last)
+      weights.bind_channels_last(slot, key, std::move(stored), std::move(used));
+    else
+      weights.bind(slot, key, std::move(stored), std::move(used));
+  }
+  void bind(Tensor* slot, const std::string& key, Shape stored, Shape used) {
+    weights.bind(slot, key, std::move(stored), std::move(used));
+  }
+  void bind(Tensor* slot, const std::string& key, Shape stored) { weights.bind(slot, key, std::move(stored)); }
+};
+
+void bind_causal_conv(VaeBinder& b, CausalConv3d& m, const std::string& key, int64_t out, int64_t in, int64_t kt,
                       int64_t kh, int64_t kw) {
-  b.bind(&m.weight, key + ".weight", {out, in, kt, kh, kw});  // [O, C, kt, kh, kw]
+  b.conv(&m.weight, key + ".weight", {out, in, kt, kh, kw}, {out, in, kt, kh, kw});  // [O, C, kt, kh, kw]
   b.bind(&m.bias, key + ".bias", {out});                       // [O]
 }
 
-void bind_rms_norm(WeightBinder& b, RmsNorm& m, const std::string& key, int64_t dim, bool images) {
+void bind_rms_norm(VaeBinder& b, RmsNorm& m, const std::string& key, int64_t dim, bool images) {
   // RMS_norm(images=False) stores gamma [C, 1, 1, 1]; images=True (attention) [C, 1, 1].
   Shape stored = images ? Shape{dim, 1, 1} : Shape{dim, 1, 1, 1};
   b.bind(&m.gamma, key + ".gamma", stored, {dim});
 }
 
-void bind_residual(WeightBinder& b, ResidualBlock& m, const std::string& key) {
+void bind_residual(VaeBinder& b, ResidualBlock& m, const std::string& key) {
   bind_rms_norm(b, m.residual_0, key + ".residual.0", m.in_dim, false);
   bind_causal_conv(b, m.residual_2, key + ".residual.2", m.out_dim, m.in_dim, 3, 3, 3);
   bind_rms_norm(b, m.residual_3, key + ".residual.3", m.out_dim, false);
@@ -104,7 +120,7 @@ void bind_residual(WeightBinder& b, ResidualBlock& m, const std::string& key) {
   if (m.in_dim != m.out_dim) bind_causal_conv(b, m.shortcut, key + ".shortcut", m.out_dim, m.in_dim, 1, 1, 1);
 }
 
-void bind_attention(WeightBinder& b, AttentionBlock& m, const std::string& key) {
+void bind_attention(VaeBinder& b, AttentionBlock& m, const std::string& key) {
   const int64_t C = m.dim;
   bind_rms_norm(b, m.norm, key + ".norm", C, true);
   // The 1x1 Conv2ds act on token-major activations here, so they are kept as linear weights [O, C].
@@ -114,18 +130,18 @@ void bind_attention(WeightBinder& b, AttentionBlock& m, const std::string& key) 
   b.bind(&m.proj.bias, key + ".proj.bias", {C});
 }
 
-void bind_resample(WeightBinder& b, Resample& m, const std::string& key) {
+void bind_resample(VaeBinder& b, Resample& m, const std::string& key) {
   const int64_t C = m.dim;
   const bool up = m.mode == Resample::Mode::Upsample2d || m.mode == Resample::Mode::Upsample3d;
   const int64_t out = up ? C / 2 : C;
   // A per-frame Conv2d runs as a Conv3d with kt = 1: same elements, [O, C, 1, 3, 3].
-  b.bind(&m.resample_1.weight, key + ".resample.1.weight", {out, C, 3, 3}, {out, C, 1, 3, 3});
+  b.conv(&m.resample_1.weight, key + ".resample.1.weight", {out, C, 3, 3}, {out, C, 1, 3, 3});
   b.bind(&m.resample_1.bias, key + ".resample.1.bias", {out});
   if (m.mode == Resample::Mode::Upsample3d) bind_causal_conv(b, m.time_conv, key + ".time_conv", 2 * C, C, 3, 1, 1);
   if (m.mode == Resample::Mode::Downsample3d) bind_causal_conv(b, m.time_conv, key + ".time_conv", C, C, 3, 1, 1);
 }
 
-void bind_stage_layers(WeightBinder& b, std::vector<StageLayer>& layers, const std::string& key) {
+void bind_stage_layers(VaeBinder& b, std::vector<StageLayer>& layers, const std::string& key) {
   for (size_t i = 0; i < layers.size(); ++i) {
     const std::string k = key + "." + std::to_string(i);
     switch (layers[i].kind) {
@@ -256,13 +272,47 @@ class ChunkCaches {
 // ---- forward pieces ------------------------------------------------------------------------------------------------
 
 
-// Frames [first, first + count) of x as a new contiguous tensor.
-Tensor frames_of(Backend& b, const Tensor& x, int64_t first, int64_t count) {
+// Activations [N, C, T, H, W] are contiguous or channels-last (memory [N, T, H, W, C], WanVaeLayout); every new one
+// takes the layout of the activation it derives from, so the layout chosen at the entry points runs throughout.
+Tensor new_activation(Backend& b, const Shape& shape, bool channels_last) {
+  if (!channels_last) return new_f32(b, shape);
+  Shape memory;
+  for (int64_t d : channels_last_to_memory_order(static_cast<int64_t>(shape.size())))
+    memory.push_back(shape[static_cast<size_t>(d)]);
+  return new_f32(b, memory).permute(memory_order_to_channels_last(static_cast<int64_t>(shape.size())));
+}
+
+// Channels-last in the strict sense: a tensor with size-1 dims in the right places is both, and then contiguous wins.
+bool strictly_channels_last(const Tensor& x) { return !x.is_contiguous() && x.is_channels_last(); }
+
+Tensor new_like(Backend& b, const Shape& shape, const Tensor& layout_of) {
+  return new_activation(b, shape, strictly_channels_last(layout_of));
+}
+
+// A copy of x in the given layout (x itself when it already is).
+Tensor in_layout(Backend& b, const Tensor& x, bool channels_last) {
+  if (channels_last ? x.is_channels_last() : x.is_contiguous()) return x;
+  Tensor out = new_activation(b, x.shape(), channels_last);
+  b.copy(x, out);
+  return out;
+}
+
+// Frames [first, first + count) of x as a new tensor in the given layout.
+Tensor frames_of(Backend& b, const Tensor& x, int64_t first, int64_t count, bool channels_last) {
   Shape shape = x.shape();
   shape[2] = count;
-  Tensor out = new_f32(b, shape);  // [N, C, count, H, W]
+  Tensor out = new_activation(b, shape, channels_last);  // [N, C, count, H, W]
   b.copy(x.slice(2, first, first + count), out);
   return out;
+}
+
+// Frames j, j + 2, j + 4, ... of x [N, C, 2T, H, W] (either layout) as a view [N, C, T, H, W].
+Tensor every_other_frame(const Tensor& x, int64_t j) {
+  Shape shape = x.shape(), strides = x.strides();
+  shape[2] /= 2;
+  strides[2] *= 2;
+  return Tensor::view_of(x.storage(), x.dtype(), shape, strides,
+                         x.byte_offset() + static_cast<size_t>(j * x.stride(2)) * dtype_size(x.dtype()));
 }
 
 // The cache's frames, oldest first, as the history in front of the next conv's input.
@@ -287,7 +337,7 @@ void push_frames(Backend& b, FrameCache& cache, const Tensor& x, int64_t capacit
   }
   const Shape ring_shape = {x.size(0), x.size(1), capacity, x.size(3), x.size(4)};
   if (!cache.ring.defined() || cache.ring.shape() != ring_shape) {
-    cache.ring = new_f32(b, ring_shape);  // [N, C, capacity, H, W]
+    cache.ring = new_like(b, ring_shape, x);  // [N, C, capacity, H, W]
     cache.count = cache.head = 0;
   }
   const int64_t T = x.size(2);
@@ -316,7 +366,7 @@ Tensor conv3d(Backend& b, const Tensor& x, const Tensor& weight, const Tensor& b
   const int64_t To = (T + p.pad_front + p.pad_back - weight.size(2)) / p.stride_t + 1;
   const int64_t Ho = (H + p.pad_top + p.pad_bottom - weight.size(3)) / p.stride_h + 1;
   const int64_t Wo = (W + p.pad_left + p.pad_right - weight.size(4)) / p.stride_w + 1;
-  Tensor out = new_f32(b, {x.size(0), weight.size(0), To, Ho, Wo});  // [N, O, To, Ho, Wo]
+  Tensor out = new_like(b, {x.size(0), weight.size(0), To, Ho, Wo}, x);  // [N, O, To, Ho, Wo]
   b.conv3d_fused(x, f, weight, bias, p, out);
   return out;
 }
@@ -340,7 +390,7 @@ Tensor causal_conv(Backend& b, const CausalConv3d& conv, const Tensor& x, FrameC
 }
 
 Tensor norm_silu(Backend& b, const RmsNorm& norm, const Tensor& x) {
-  Tensor y = new_f32(b, x.shape());  // [N, C, T, H, W]
+  Tensor y = new_like(b, x.shape(), x);  // [N, C, T, H, W]
   b.channel_rms_norm_silu(x, norm.gamma, y);
   return y;
 }
@@ -355,25 +405,40 @@ Tensor residual_block(Backend& b, const ResidualBlock& m, const Tensor& x, Chunk
 }
 
 // AttentionBlock.forward: per frame, single-head attention over the H*W tokens, 1/sqrt(C) scale, plus the residual.
+// Channels-last activations already hold each frame's tokens as rows of C channels, so the to_qkv / proj linears
+// read and write them in place; contiguous ones go through a token-major copy and back.
 Tensor attention_block(Backend& b, const AttentionBlock& m, const Tensor& x) {
   const int64_t N = x.size(0), C = x.size(1), T = x.size(2), HW = x.size(3) * x.size(4);
-  Tensor normed = new_f32(b, x.shape());  // [N, C, T, H, W]
+  const bool channels_last = strictly_channels_last(x);
+  Tensor normed = new_like(b, x.shape(), x);  // [N, C, T, H, W]
   b.channel_rms_norm(x, m.norm.gamma, normed);
-  Tensor tokens = new_f32(b, {N, T, HW, C});  // [N, T, HW, C] = normed.permute(0, 2, 3, 4, 1)
-  b.copy(normed.reshape({N, C, T, HW}).transpose(1, 2).transpose(2, 3), tokens);
+  Tensor tokens;  // [N*T, HW, C] = normed.permute(0, 2, 3, 4, 1)
+  if (channels_last) {
+    tokens = normed.permute(channels_last_to_memory_order(5)).reshape({N * T, HW, C});
+  } else {
+    tokens = new_f32(b, {N * T, HW, C});
+    Tensor token_view = tokens.reshape({N, T, HW, C});
+    b.copy(normed.reshape({N, C, T, HW}).transpose(1, 2).transpose(2, 3), token_view);
+  }
   Tensor qkv = new_f32(b, {N * T, HW, 3 * C});  // [N*T, HW, 3C]: to_qkv as a linear over channels
-  b.linear(tokens.reshape({N * T, HW, C}), m.to_qkv.weight, m.to_qkv.bias, qkv);
+  b.linear(tokens, m.to_qkv.weight, m.to_qkv.bias, qkv);
   Tensor q = qkv.slice(2, 0, C).unsqueeze(2);          // [N*T, HW, 1, C]
   Tensor k = qkv.slice(2, C, 2 * C).unsqueeze(2);      // [N*T, HW, 1, C]
   Tensor v = qkv.slice(2, 2 * C, 3 * C).unsqueeze(2);  // [N*T, HW, 1, C]
   Tensor attn_output = new_f32(b, {N * T, HW, 1, C});     // [N*T, HW, 1, C]
   b.attention(q, k, v, OmniMask::full(), static_cast<float>(1.0 / std::sqrt(static_cast<double>(C))), attn_output);
-  Tensor projected = new_f32(b, {N * T, HW, C});  // [N*T, HW, C]
-  b.linear(attn_output.reshape({N * T, HW, C}), m.proj.weight, m.proj.bias, projected);
-  Tensor out = new_f32(b, x.shape());  // [N, C, T, H, W]
-  Tensor out_view = out.reshape({N, C, T, HW});
-  b.copy(projected.reshape({N, T, HW, C}).transpose(2, 3).transpose(1, 2), out_view);
-  b.add(out, x, out);
+  Tensor out = new_like(b, x.shape(), x);  // [N, C, T, H, W]
+  if (channels_last) {
+    Tensor out_tokens = out.permute(channels_last_to_memory_order(5)).reshape({N * T, HW, C});
+    b.linear(attn_output.reshape({N * T, HW, C}), m.proj.weight, m.proj.bias, out_tokens);
+  } else {
+    Tensor projected = new_f32(b, {N * T, HW, C});  // [N*T, HW, C]
+    b.linear(attn_output.reshape({N * T, HW, C}), m.proj.weight, m.proj.bias, projected);
+    Tensor out_view = out.reshape({N, C, T, HW});
+    b.copy(projected.reshape({N, T, HW, C}).transpose(2, 3).transpose(1, 2), out_view);
+  }
+  Tensor out_flat = out.memory_order_view();  // out and x share a layout: the residual add is elementwise in memory
+  b.add(out_flat, x.memory_order_view(), out_flat);
   return out;
 }
 
@@ -387,10 +452,9 @@ Tensor double_frames(Backend& b, const Resample& m, const Tensor& x, FrameCache&
   }
   const int64_t N = x.size(0), C = x.size(1), T = x.size(2), H = x.size(3), W = x.size(4);
   Tensor doubled = causal_conv(b, m.time_conv, x, &cache);  // [N, 2C, T, H, W]
-  Tensor out = new_f32(b, {N, C, 2 * T, H, W});                // [N, C, 2T, H, W]
-  Tensor pairs = out.reshape({N, C, T, 2, H, W});           // x.reshape(b, 2, c, t, h, w) stacked on dim 3
-  for (int64_t j = 0; j < 2; ++j) {
-    Tensor dst = pairs.select(3, j);  // [N, C, T, H, W], frames 2t + j
+  Tensor out = new_like(b, {N, C, 2 * T, H, W}, x);           // [N, C, 2T, H, W]
+  for (int64_t j = 0; j < 2; ++j) {  // x.reshape(b, 2, c, t, h, w) stacked on a new dim after t
+    Tensor dst = every_other_frame(out, j);  // [N, C, T, H, W], frames 2t + j
     b.copy(doubled.slice(1, j * C, (j + 1) * C), dst);
   }
   return out;
@@ -493,15 +557,21 @@ void check_video_input(const Tensor& t, int64_t channels, const char* what) {
 
 // ---- WanVae ------------------------------------------------------------------------------------------------------
 
-WanVae::WanVae(const weights::WeightFile& file, const WanVaeConfig& config, Backend& backend)
+WanVae::WanVae(const weights::WeightFile& file, const WanVaeConfig& config, Backend& backend, WanVaeLayout layout)
     : config_(config), backend_(&backend) {
+  if (layout != WanVaeLayout::Auto && layout != WanVaeLayout::ChannelsFirst && layout != WanVaeLayout::ChannelsLast)
+    fail(ErrorCode::InvalidArgument, "WanVae: layout: expected Auto, ChannelsFirst or ChannelsLast but got ",
+         static_cast<int>(layout));
+  channels_last_ = layout == WanVaeLayout::ChannelsLast ||
+                   (layout == WanVaeLayout::Auto && backend.prefers_channels_last_activations());
   config_.validate();
   build_encoder(config_, encoder_);
   build_decoder(config_, decoder_);
   const int64_t top = config_.dim * config_.dim_mult.back();
   const int64_t z = config_.z_dim;
 
-  WeightBinder b;
+  WeightBinder binder;
+  VaeBinder b{binder, channels_last_};
   bind_causal_conv(b, encoder_.conv1, "encoder.conv1", config_.dim, 3, 3, 3, 3);
   bind_stage_layers(b, encoder_.downsamples, "encoder.downsamples");
   bind_residual(b, encoder_.middle_0, "encoder.middle.0");
@@ -518,7 +588,7 @@ WanVae::WanVae(const weights::WeightFile& file, const WanVaeConfig& config, Back
   bind_stage_layers(b, decoder_.upsamples, "decoder.upsamples");
   bind_rms_norm(b, decoder_.head_0, "decoder.head.0", config_.dim, false);
   bind_causal_conv(b, decoder_.head_2, "decoder.head.2", 3, config_.dim, 3, 3, 3);
-  b.load_all(file, *backend_, "WanVae", "dim, z_dim, dim_mult, num_res_blocks, attn_scales, temperal_downsample");
+  binder.load_all(file, *backend_, "WanVae", "dim, z_dim, dim_mult, num_res_blocks, attn_scales, temperal_downsample");
 }
 
 WanVae::Posterior WanVae::encode_posterior(const Tensor& video) {
@@ -536,12 +606,12 @@ WanVae::Posterior WanVae::encode_posterior(const Tensor& video) {
   const Tensor video_on_backend = b.to_device(video);
 
   // Encoder3d over chunks: frame 0 alone, then `ts` frames at a time (spec §3.1), concatenated along T.
-  Tensor encoded = new_f32(b, {N, 2 * z, T_lat, H / ss, W / ss});  // [N, 2z, T', H/8, W/8]
+  Tensor encoded = new_activation(b, {N, 2 * z, T_lat, H / ss, W / ss}, channels_last_);  // [N, 2z, T', H/8, W/8]
   ChunkCaches caches;
   for (int64_t chunk = 0, first = 0; chunk < T_lat; ++chunk) {
     const int64_t frames = chunk == 0 ? 1 : ts;
     caches.begin_chunk(chunk + 1 == T_lat);
-    Tensor x = frames_of(b, video_on_backend, first, frames);           // [N, 3, 1 or 4, H, W]
+    Tensor x = frames_of(b, video_on_backend, first, frames, channels_last_);  // [N, 3, 1 or 4, H, W]
     Tensor out = encoder_forward(b, encoder_, x, caches);                // [N, 2z, 1, H/8, W/8]
     Tensor dst = encoded.slice(2, chunk, chunk + 1);
     b.copy(out, dst);
@@ -776,7 +846,7 @@ Tensor WanVae::decode(const Tensor& latent, const WanVaeDecodeOptions& options, 
   Tensor raw = new_f32(b, latent.shape());  // [N, z, T, h, w]
   b.copy(b.to_device(latent), raw);
   affine_per_channel(b, raw, config_.latents_std, config_.latents_mean);
-  Tensor x = causal_conv(b, conv2_, raw, nullptr);  // [N, z, T, h, w]
+  Tensor x = causal_conv(b, conv2_, in_layout(b, raw, channels_last_), nullptr);  // [N, z, T, h, w]
 
   // Auto asks the backend what it can still allocate (the CUDA backend: free device memory plus its pool's cache).
   const DecodePlan plan = plan_decode(latent.shape(), options,
@@ -817,10 +887,12 @@ Tensor WanVae::decode(const Tensor& latent, const WanVaeDecodeOptions& options, 
     Tensor chunk;  // [N, 3, 1 or 4, 8h, 8w]
     for (DecodeTile& tile : tiles) {
       tile.caches.begin_chunk(t + 1 == T);
-      Tensor window = new_f32(b, {N, z, 1, tile.rows.end - tile.rows.begin, tile.cols.end - tile.cols.begin});
+      Tensor window =
+          new_activation(b, {N, z, 1, tile.rows.end - tile.rows.begin, tile.cols.end - tile.cols.begin}, channels_last_);
       b.copy(x.slice(2, t, t + 1).slice(3, tile.rows.begin, tile.rows.end).slice(4, tile.cols.begin, tile.cols.end),
              window);                                                     // [N, z, 1, th, tw]
-      Tensor pixels = decoder_forward(b, decoder_, window, tile.caches);  // [N, 3, 1 or 4, 8th, 8tw]
+      // [N, 3, 1 or 4, 8th, 8tw], contiguous for the blending and clamping below (3 channels: a small copy)
+      Tensor pixels = in_layout(b, decoder_forward(b, decoder_, window, tile.caches), false);
       if (single_tile) {
         chunk = pixels;
         break;

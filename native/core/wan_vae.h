@@ -185,14 +185,25 @@ struct WanVaeDecodeOptions {
   void validate() const;
 };
 
+// How WanVae lays out its activations [N, C, T, H, W] on the backend. ChannelsFirst: contiguous, as PyTorch's
+// default. ChannelsLast: memory [N, T, H, W, C] (PyTorch's channels_last_3d), with the conv weights kept as
+// [O, kt, kh, kw, C]: the implicit-GEMM convs then read whole channel runs per pixel and the attention blocks read
+// each frame's tokens in place. Auto: the backend's preference (Backend::prefers_channels_last_activations; the
+// CPU backend's is ChannelsFirst). Both layouts compute the same function; on the CPU backend, bit for bit.
+enum class WanVaeLayout { Auto, ChannelsFirst, ChannelsLast };
+
 class WanVae {
  public:
   // Checks every expected key of `config` against `file` (presence, shape, float dtype) before loading anything, and
   // reports all missing, unexpected and wrongly shaped keys in one error: ERR_INVALID_ARGUMENT when keys are missing
   // or unexpected, else ERR_SHAPE_MISMATCH, else ERR_UNSUPPORTED_DTYPE. The backend must outlive the WanVae.
-  WanVae(const weights::WeightFile& file, const WanVaeConfig& config, Backend& backend);
+  // `layout`: see WanVaeLayout (ERR_INVALID_ARGUMENT for a value outside the enum).
+  WanVae(const weights::WeightFile& file, const WanVaeConfig& config, Backend& backend,
+         WanVaeLayout layout = WanVaeLayout::Auto);
 
   const WanVaeConfig& config() const { return config_; }
+  // Whether the activations (and conv weights) are channels-last (the resolved WanVaeLayout).
+  bool channels_last() const { return channels_last_; }
 
   struct Posterior {
     Tensor mean;    // [N, z_dim, T', H/8, W/8], normalised: (mu - latents_mean) / latents_std
@@ -250,6 +261,7 @@ class WanVae {
  private:
   WanVaeConfig config_;
   Backend* backend_;
+  bool channels_last_ = false;
   wan_vae::Encoder3d encoder_;   // encoder.*
   wan_vae::CausalConv3d conv1_;  // conv1.{weight,bias}  [2*z_dim, 2*z_dim, 1, 1, 1]: encoder output -> mu, logvar
   wan_vae::CausalConv3d conv2_;  // conv2.{weight,bias}  [z_dim, z_dim, 1, 1, 1]: before the decoder

@@ -16,6 +16,12 @@ void WeightBinder::bind(Tensor* slot, std::string key, Shape stored) {
   bind(slot, std::move(key), std::move(stored), std::move(used));
 }
 
+void WeightBinder::bind_channels_last(Tensor* slot, std::string key, Shape stored, Shape used) {
+  Entry e{slot, std::move(key), std::move(stored), std::move(used), false};
+  e.channels_last = true;
+  entries_.push_back(std::move(e));
+}
+
 void WeightBinder::bind_optional(Tensor* slot, std::string key, Shape stored) {
   Shape used = stored;
   entries_.push_back({slot, std::move(key), std::move(stored), std::move(used), true});
@@ -75,6 +81,12 @@ void WeightBinder::load_all(const weights::WeightFile& file, Backend& backend, c
     const Tensor host = file.load(e.key).contiguous().reshape(e.used);
     // Uploaded in the shape the forward code uses, so a device backend decides matrix vs vector from that shape
     // (a conv weight [O, C, 1, 1] used as [O, C] is a matrix; a norm scale stored [C, 1, 1, 1] but used as [C] is not).
+    if (e.channels_last) {  // rearranged on the host, uploaded dense, viewed back in the used shape
+      const Tensor memory = host.permute(channels_last_to_memory_order(host.dim())).contiguous();
+      const Tensor loaded = e.host ? memory : backend.upload_weight(memory);
+      *e.slot = loaded.permute(memory_order_to_channels_last(loaded.dim()));
+      continue;
+    }
     *e.slot = e.host ? host : backend.upload_weight(host);
   }
 }

@@ -24,6 +24,9 @@ class WeightBinder {
   // A required key.
   void bind(Tensor* slot, std::string key, Shape stored, Shape used);
   void bind(Tensor* slot, std::string key, Shape stored);
+  // A required key kept channels-last (Tensor::is_channels_last): a conv weight used as [O, C, k...] whose memory is
+  // [O, k..., C], what conv3d_fused reads fastest next to channels-last activations. Rearranged once at load.
+  void bind_channels_last(Tensor* slot, std::string key, Shape stored, Shape used);
   // A key that may be absent (the slot then stays undefined), e.g. a tied lm_head stored or not.
   void bind_optional(Tensor* slot, std::string key, Shape stored);
   // A required key whose tensor stays on the host (never uploaded).
@@ -46,7 +49,8 @@ class WeightBinder {
     std::string key;
     Shape stored, used;
     bool optional;
-    bool host = false;  // bind_host: never uploaded
+    bool host = false;           // bind_host: never uploaded
+    bool channels_last = false;  // bind_channels_last
   };
   std::vector<Entry> entries_;
   std::vector<std::string> ignored_prefixes_;

@@ -211,8 +211,36 @@ SHOWO2_TEST(channel_rms_norm_rejects_bad_arguments) {
                     ShapeMismatch);
   Tensor wrong = Tensor::empty({1, 4, 2}, DType::F32);
   CHECK_THROWS_CODE(cpu::channel_rms_norm(x, Tensor::zeros({4}, DType::F32), wrong, nullptr), ShapeMismatch);
-  Tensor strided = Tensor::zeros({1, 3, 4}, DType::F32).transpose(1, 2);
-  CHECK_THROWS_CODE(cpu::channel_rms_norm(strided, Tensor::zeros({4}, DType::F32), out, nullptr), ShapeMismatch);
+  // Channels-last x with a contiguous out (and the reverse) is a layout mismatch; a view that is neither is too.
+  Tensor channels_last = Tensor::zeros({1, 3, 4}, DType::F32).transpose(1, 2);
+  CHECK_THROWS_CODE(cpu::channel_rms_norm(channels_last, Tensor::zeros({4}, DType::F32), out, nullptr), ShapeMismatch);
+  CHECK_THROWS_CODE(cpu::channel_rms_norm(out, Tensor::zeros({4}, DType::F32), channels_last, nullptr), ShapeMismatch);
+  Tensor neither = Tensor::zeros({2, 3, 4, 1}, DType::F32).transpose(0, 2);  // [4, 3, 2, 1]
+  Tensor out4 = Tensor::empty({4, 3, 2, 1}, DType::F32);
+  CHECK_THROWS_CODE(cpu::channel_rms_norm(neither, Tensor::zeros({3}, DType::F32), out4, nullptr), ShapeMismatch);
+}
+
+// Channels-last x and out (memory [N, S..., C], the VAE's layout on the GPU): the same arithmetic as the contiguous
+// layout, so the same bits, element for element.
+SHOWO2_TEST(channel_rms_norm_channels_last_equals_contiguous) {
+  cpu::ThreadPool pool(2);
+  uint32_t seed = 950;
+  for (const Shape& shape : std::vector<Shape>{{1, 96, 2, 5, 7}, {2, 384, 1, 3, 67}, {2, 3, 9, 9}, {1, 5, 130}}) {
+    const int64_t C = shape[1];
+    Tensor x = Tensor::from_f32(shape, random_normal(static_cast<size_t>(shape_numel(shape)), seed++, 2.0f));
+    Tensor gamma = Tensor::from_f32({C}, random_vector(static_cast<size_t>(C), seed++, 0.5f, 1.5f)).to(DType::BF16);
+    Tensor expected = Tensor::empty(shape, DType::F32);
+    cpu::channel_rms_norm(x, gamma, expected, &pool);
+    const int64_t rank = static_cast<int64_t>(shape.size());
+    Tensor x_cl = x.permute(channels_last_to_memory_order(rank)).contiguous().permute(memory_order_to_channels_last(rank));
+    CHECK(x_cl.is_channels_last() && !x_cl.is_contiguous());
+    Tensor out_cl = Tensor::empty(x_cl.permute(channels_last_to_memory_order(rank)).shape(), DType::F32)
+                        .permute(memory_order_to_channels_last(rank));
+    cpu::channel_rms_norm(x_cl, gamma, out_cl, &pool);
+    CHECK(out_cl.to_f32_vector() == expected.to_f32_vector());
+    cpu::channel_rms_norm(x_cl, gamma, x_cl, nullptr);  // in place
+    CHECK(x_cl.to_f32_vector() == expected.to_f32_vector());
+  }
 }
 
 SHOWO2_TEST_MAIN()

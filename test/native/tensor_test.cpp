@@ -34,6 +34,45 @@ SHOWO2_TEST(contiguous_strides_and_views) {
   CHECK_EQ(t.unsqueeze(0).shape(), (Shape{1, 2, 3, 4}));
 }
 
+SHOWO2_TEST(permute_and_channels_last_layout) {
+  // [N, C, T, H, W] = [2, 3, 2, 2, 4] laid out channels-last: memory [N, T, H, W, C].
+  const Shape shape = {2, 3, 2, 2, 4};
+  CHECK_EQ(channels_last_strides(shape), (Shape{48, 1, 24, 12, 3}));
+  CHECK_EQ(channels_last_to_memory_order(5), (Shape{0, 2, 3, 4, 1}));
+  CHECK_EQ(memory_order_to_channels_last(5), (Shape{0, 4, 1, 2, 3}));
+  Tensor memory = Tensor::from_f32({2, 2, 2, 4, 3}, showo2::test::random_vector(96, 2));
+  Tensor cl = memory.permute(memory_order_to_channels_last(5));
+  CHECK_EQ(cl.shape(), shape);
+  CHECK_EQ(cl.strides(), channels_last_strides(shape));
+  CHECK(cl.is_channels_last());
+  CHECK(!cl.is_contiguous());
+  // Element [n, c, t, h, w] of the view is memory[n, t, h, w, c].
+  const std::vector<float> m = memory.to_f32_vector(), v = cl.to_f32_vector();
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t t = 0; t < 2; ++t)
+        for (int64_t h = 0; h < 2; ++h)
+          for (int64_t w = 0; w < 4; ++w)
+            CHECK_EQ(v[static_cast<size_t>((((n * 3 + c) * 2 + t) * 2 + h) * 4 + w)],
+                     m[static_cast<size_t>((((n * 2 + t) * 2 + h) * 4 + w) * 3 + c)]);
+  // The memory-order view walks the bytes in order, whatever the layout.
+  CHECK(cl.memory_order_view().to_f32_vector() == m);
+  CHECK(memory.memory_order_view().to_f32_vector() == m);
+  CHECK_EQ(cl.memory_order_view().shape(), (Shape{96}));
+  // Size-1 dims are ignored: C == 1 or T = H = W = 1 is both layouts.
+  Tensor single = Tensor::zeros({2, 1, 2, 2, 2}, DType::F32);
+  CHECK(single.is_contiguous() && single.is_channels_last());
+  Tensor pixel = Tensor::zeros({2, 5, 1, 1, 1}, DType::F32);
+  CHECK(pixel.is_contiguous() && pixel.is_channels_last());
+  // Neither layout, and too few dims.
+  CHECK(!Tensor::zeros({2, 3, 4, 5}, DType::F32).transpose(2, 3).is_channels_last());
+  CHECK(!Tensor::zeros({2, 3}, DType::F32).is_channels_last());
+  CHECK_THROWS_CODE(Tensor::zeros({2, 3, 4}, DType::F32).transpose(0, 2).memory_order_view(), InvalidArgument);
+  CHECK_THROWS_CODE(cl.permute({0, 1, 2, 3}), InvalidArgument);
+  CHECK_THROWS_CODE(cl.permute({0, 1, 2, 3, 3}), InvalidArgument);
+  CHECK_THROWS_CODE(channels_last_strides({2, 3}), ShapeMismatch);
+}
+
 SHOWO2_TEST(bad_views_are_typed_errors) {
   Tensor t = Tensor::zeros({2, 3}, DType::F32);
   CHECK_THROWS_CODE(t.reshape({4, 2}), ShapeMismatch);

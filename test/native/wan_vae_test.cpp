@@ -190,6 +190,46 @@ SHOWO2_TEST(three_frame_decode_matches_reference_and_streams_chunks) {
   for (float v : out.to_f32_vector()) CHECK(v >= -1.0f && v <= 1.0f);
 }
 
+// WanVaeLayout::ChannelsLast (activations [N, T, H, W, C] in memory, conv weights [O, kt, kh, kw, C]: the layout the
+// GPU runs fastest) computes the same function as the default layout: on the CPU backend the same bits, for encode,
+// the chunked video decode and a tiled decode. This checks the layout plumbing of the model code (every activation
+// allocation, the frame rings, the attention block's in-place tokens, the upsample3d frame interleave) here, where
+// there is no GPU; the CUDA kernels' layouts are held to the CPU in the *_cuda tests.
+SHOWO2_TEST(channels_last_layout_gives_the_same_bits) {
+  require_fixtures();
+  Fixtures f;
+  cpu::CpuBackend backend(2);
+  WanVae first(*f.weights, tiny_config(), backend, WanVaeLayout::ChannelsFirst);
+  WanVae last(*f.weights, tiny_config(), backend, WanVaeLayout::ChannelsLast);
+  WanVae automatic(*f.weights, tiny_config(), backend);
+  CHECK(!first.channels_last());
+  CHECK(last.channels_last());
+  CHECK(!automatic.channels_last());  // the CPU backend prefers contiguous activations
+  auto same = [](const Tensor& a, const Tensor& b, const char* what) {
+    if (a.shape() != b.shape() || a.to_f32_vector() != b.to_f32_vector())
+      test::fail_at(__FILE__, __LINE__, std::string(what) + ": channels-last result differs from channels-first");
+  };
+  const WanVae::Posterior pf = first.encode_posterior(f.get("video")), pl = last.encode_posterior(f.get("video"));
+  same(pf.mean, pl.mean, "video encode (mean)");
+  same(pf.logvar, pl.logvar, "video encode (logvar)");
+  same(first.encode(f.get("image")), last.encode(f.get("image")), "image encode");
+  same(first.decode(f.get("latent_for_decode")), last.decode(f.get("latent_for_decode")), "3-latent decode");
+  WanVaeDecodeOptions tiled;
+  tiled.tiling = WanVaeDecodeOptions::Tiling::On;
+  tiled.tile_latent = 5;
+  tiled.overlap_latent = 2;
+  same(first.decode(f.get("video_latent"), tiled), last.decode(f.get("video_latent"), tiled), "tiled video decode");
+  // And the channels-last model still meets the reference.
+  expect_matches(last.decode(f.get("video_latent")), f.get("video_decoded"), "channels-last video decoded");
+}
+
+SHOWO2_TEST(bad_layout_is_a_typed_error) {
+  require_fixtures();
+  Fixtures f;
+  cpu::CpuBackend backend(1);
+  CHECK_THROWS_CODE(WanVae(*f.weights, tiny_config(), backend, static_cast<WanVaeLayout>(7)), InvalidArgument);
+}
+
 // The comparison is sharp enough to see a 1% change in one layer's weights, and the single-frame path really skips
 // the upsample3d time_conv (spec §3.1 "Single-image simplification") while the multi-frame path really uses it.
 SHOWO2_TEST(fixture_comparison_fails_when_one_weight_is_perturbed) {

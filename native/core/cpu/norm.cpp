@@ -11,8 +11,8 @@
 //
 //   channel_rms_norm (Wan RMS_norm, spec §3.1): y[n, c, s] = x[n, c, s] / max(||x[n, :, s]||_2, 1e-12) * sqrt(C) *
 //   gamma[c], over the channel axis of a contiguous [N, C, S...] tensor (the reduction is strided by S, so the loop
-//   runs over a block of positions s at once, accumulating in double per position). The order of the roundings
-//   follows PyTorch's F.normalize(x, dim=1) * scale * gamma: divide, then scale, then gamma.
+//   runs over a block of positions s at once, accumulating in double per position) or a channels-last one. The order
+//   of the roundings follows PyTorch's F.normalize(x, dim=1) * scale * gamma: divide, then scale, then gamma.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -130,6 +130,9 @@ void channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out, ThreadP
   const float scale = static_cast<float>(std::sqrt(static_cast<double>(C)));
   const float* px = x.data<float>();
   float* po = out.mutable_data<float>();
+  // Element (n, c, s) at n * C * S + c * cs + s * ps: contiguous [N, C, S] or channels-last [N, S, C] memory. The
+  // arithmetic is the same in both, so the two layouts give bit-identical results.
+  const int64_t cs = shape.channels_last ? 1 : S, ps = shape.channels_last ? C : 1;
 
   constexpr int64_t kBlock = 64;  // positions per work item: one cache line's worth of rows per channel, 8 lines
   const int64_t blocks_per_sample = (S + kBlock - 1) / kBlock;
@@ -140,15 +143,15 @@ void channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out, ThreadP
       const int64_t n = item / blocks_per_sample;
       const int64_t s0 = (item % blocks_per_sample) * kBlock;
       const int64_t len = std::min<int64_t>(kBlock, S - s0);
-      const float* xs = px + n * C * S + s0;
-      float* os = po + n * C * S + s0;
+      const float* xs = px + n * C * S + s0 * ps;
+      float* os = po + n * C * S + s0 * ps;
       for (int64_t i = 0; i < len; ++i) sumsq[i] = 0;
       for (int64_t c = 0; c < C; ++c)
-        for (int64_t i = 0; i < len; ++i) sumsq[i] += static_cast<double>(xs[c * S + i]) * xs[c * S + i];
+        for (int64_t i = 0; i < len; ++i) sumsq[i] += static_cast<double>(xs[c * cs + i * ps]) * xs[c * cs + i * ps];
       // F.normalize: x / max(||x||, eps) with eps = 1e-12.
       for (int64_t i = 0; i < len; ++i) denom[i] = static_cast<float>(std::max(std::sqrt(sumsq[i]), 1e-12));
       for (int64_t c = 0; c < C; ++c)
-        for (int64_t i = 0; i < len; ++i) os[c * S + i] = (xs[c * S + i] / denom[i]) * scale * g[c];
+        for (int64_t i = 0; i < len; ++i) os[c * cs + i * ps] = (xs[c * cs + i * ps] / denom[i]) * scale * g[c];
     }
   });
 }
