@@ -59,7 +59,15 @@ export {
   type TensorToImageOptions,
   type WriteImageOptions,
 } from './image.js';
-export { runtimeInfo, type CudaDevice, type CudaInfo, type Device, type RuntimeInfo, type WeightDtype } from './runtime.js';
+export {
+  runtimeInfo,
+  type ConvDtype,
+  type CudaDevice,
+  type CudaInfo,
+  type Device,
+  type RuntimeInfo,
+  type WeightDtype,
+} from './runtime.js';
 export { WeightFile, type TensorInfo, type WeightFormat } from './weights.js';
 export {
   WanVae,

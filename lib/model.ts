@@ -33,7 +33,16 @@ import {
   type InterleavedGenerationOptions,
   type InterleavedGenerationResult,
 } from './interleaved-generation.js';
-import { DEVICES, resolveDevice, WEIGHT_DTYPES, type Device, type WeightDtype } from './runtime.js';
+import {
+  checkKernelOptions,
+  DEVICES,
+  kernelOptions,
+  resolveDevice,
+  WEIGHT_DTYPES,
+  type ConvDtype,
+  type Device,
+  type WeightDtype,
+} from './runtime.js';
 import { checkShowO2Config, findLocalVae, resolveModel, type DownloadProgress } from './hub.js';
 import { DEFAULT_VOCAB_SIZE, ShowO2Tokenizer } from './tokenizer.js';
 import { WanVae } from './vae.js';
@@ -80,6 +89,17 @@ export interface ShowO2LoadOptions {
   device?: Device;
   /** The dtype of the weight matrices on a CUDA device: `'bf16'` or `'fp16'`. Ignored on the CPU. Defaults to `'bf16'`. */
   weightDtype?: WeightDtype;
+  /**
+   * What the convolutions (the VAE's, the patch embeddings') multiply in on a CUDA device; see {@link ConvDtype}.
+   * Ignored on the CPU. Defaults to `'fp32'` until the bf16 path has been measured on a GPU (bench/RESULTS.md).
+   */
+  convDtype?: ConvDtype;
+  /**
+   * On a CUDA device, keep the VAE's activations channels-last (memory `[N, T, H, W, C]`, PyTorch's
+   * `channels_last_3d`), the layout its convolution kernels read fastest; the same function either way. Ignored on
+   * the CPU. Defaults to `false` until measured.
+   */
+  channelsLast?: boolean;
   /**
    * Hugging Face cache directory for models loaded by repo id (Python's layout, shared with `huggingface_hub`).
    * Defaults to `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
@@ -362,7 +382,22 @@ export class ShowO2Model implements AsyncDisposable {
     if (!isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
     checkOptionKeys(
       options,
-      ['vaePath', 'tokenizerPath', 'threads', 'device', 'weightDtype', 'cacheDir', 'offline', 'token', 'endpoint', 'revision', 'onProgress', 'signal'],
+      [
+        'vaePath',
+        'tokenizerPath',
+        'threads',
+        'device',
+        'weightDtype',
+        'convDtype',
+        'channelsLast',
+        'cacheDir',
+        'offline',
+        'token',
+        'endpoint',
+        'revision',
+        'onProgress',
+        'signal',
+      ],
       'options',
     );
     if (isDefined(options.device) && !isOneOf(options.device, DEVICES)) {
@@ -371,6 +406,7 @@ export class ShowO2Model implements AsyncDisposable {
     if (isDefined(options.weightDtype) && !isOneOf(options.weightDtype, WEIGHT_DTYPES)) {
       throw invalidParameterError('options.weightDtype', "one of 'bf16', 'fp16'", options.weightDtype);
     }
+    checkKernelOptions(options, 'options');
     if (isDefined(options.vaePath) && !isNonEmptyString(options.vaePath)) {
       throw invalidParameterError('options.vaePath', 'a file path', options.vaePath);
     }
@@ -387,7 +423,16 @@ export class ShowO2Model implements AsyncDisposable {
     let vaeOption = options.vaePath;
     let tokenizerPath = options.tokenizerPath;
     if (!(await pathExists(modelPath)) && REPO_ID.test(modelPath)) {
-      const { vaePath: _v, tokenizerPath: _t, threads: _n, device: _d, weightDtype: _w, ...hub } = options;
+      const {
+        vaePath: _v,
+        tokenizerPath: _t,
+        threads: _n,
+        device: _d,
+        weightDtype: _w,
+        convDtype: _c,
+        channelsLast: _l,
+        ...hub
+      } = options;
       const resolved = await resolveModel(modelPath, {
         ...hub,
         ...(isDefined(vaeOption) ? { vaePath: vaeOption } : {}),
@@ -427,6 +472,7 @@ export class ShowO2Model implements AsyncDisposable {
         ...(isDefined(options.threads) ? { threads: options.threads as number } : {}),
         device,
         weightDtype: (options.weightDtype as WeightDtype | undefined) ?? 'bf16',
+        ...kernelOptions(options),
       }),
     );
     try {

@@ -3,8 +3,9 @@
  *
  * @module
  */
-import { callNative } from './errors.js';
+import { callNative, invalidParameterError } from './errors.js';
 import { addonFor, noGpuError, packageVersion, type LoadedAddon } from './native.js';
+import { isDefined, isOneOf } from './validate.js';
 
 /** One CUDA device, as {@link CudaInfo.devices} lists it. */
 export interface CudaDevice {
@@ -105,6 +106,21 @@ export type Device = 'cpu' | 'cuda' | 'auto';
 /** The dtype a CUDA model keeps its weight matrices in (norm scales and biases stay float32). */
 export type WeightDtype = 'bf16' | 'fp16';
 
+/**
+ * What a CUDA device's convolutions (the VAE's, and the patch embeddings') multiply in: `'fp32'` (CUDA cores, within
+ * float rounding of the CPU) or `'bf16'` (tensor cores: activations rounded to bf16 as they are read, fp32
+ * accumulation; the precision PyTorch's bf16 VAE runs at, and the fast path).
+ */
+export type ConvDtype = 'fp32' | 'bf16';
+/** The dtypes {@link ConvDtype} allows. */
+export const CONV_DTYPES: readonly ConvDtype[] = ['fp32', 'bf16'];
+
+/** The kernel choices of a load call ({@link ConvDtype}, `channelsLast`), as the addon reads them. */
+export interface KernelOptions {
+  convDtype?: ConvDtype;
+  channelsLast?: boolean;
+}
+
 /** The devices {@link Device} allows. */
 export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'auto'];
 /** The dtypes {@link WeightDtype} allows. */
@@ -158,4 +174,28 @@ export async function resolveDevice(given: Device | undefined): Promise<Device> 
     return device;
   }
   throw noGpuError(origin, cuda.unavailableReason, [`loaded: ${loaded.file} (${loaded.source}, CUDA runtime ${cuda.runtimeVersion})`], []);
+}
+
+/**
+ * Checks a load call's `convDtype` and `channelsLast` (ERR_INVALID_ARGUMENT naming the field, as `${where}.convDtype`).
+ * @internal
+ */
+export function checkKernelOptions(options: KernelOptions | undefined, where: string): void {
+  if (isDefined(options?.convDtype) && !isOneOf(options?.convDtype, CONV_DTYPES)) {
+    throw invalidParameterError(`${where}.convDtype`, "one of 'fp32', 'bf16'", options?.convDtype);
+  }
+  if (isDefined(options?.channelsLast) && typeof options?.channelsLast !== 'boolean') {
+    throw invalidParameterError(`${where}.channelsLast`, 'a boolean', options?.channelsLast);
+  }
+}
+
+/**
+ * The kernel choices the addon reads (only those given: the addon's defaults are the documented ones).
+ * @internal
+ */
+export function kernelOptions(options: KernelOptions | undefined): KernelOptions {
+  return {
+    ...(isDefined(options?.convDtype) ? { convDtype: options?.convDtype } : {}),
+    ...(isDefined(options?.channelsLast) ? { channelsLast: options?.channelsLast } : {}),
+  };
 }

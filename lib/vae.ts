@@ -8,7 +8,16 @@ import type { AddonFloatTensor, AddonWanVae } from '../typings/addon.js';
 import { callNative, checkOptionKeys, createError, describeValue, disposedError, fromNativeError, invalidParameterError, ShowO2Error } from './errors.js';
 import { imageToTensor, pixelsToFrames, type RgbImage } from './image.js';
 import { addon } from './native.js';
-import { DEVICES, resolveDevice, WEIGHT_DTYPES, type Device, type WeightDtype } from './runtime.js';
+import {
+  checkKernelOptions,
+  DEVICES,
+  kernelOptions,
+  resolveDevice,
+  WEIGHT_DTYPES,
+  type ConvDtype,
+  type Device,
+  type WeightDtype,
+} from './runtime.js';
 import { firstNonFinite, isDefined, isFiniteNumber, isInteger, isNonEmptyString, isOneOf, isPlainObject, isPositiveInteger } from './validate.js';
 
 /**
@@ -57,6 +66,17 @@ export interface WanVaeLoadOptions {
   device?: Device;
   /** The dtype of the weight tensors on a CUDA device: `'bf16'` or `'fp16'`. Defaults to `'bf16'`. */
   weightDtype?: WeightDtype;
+  /**
+   * What the convolutions multiply in on a CUDA device; see {@link ConvDtype}. Ignored on the CPU. Defaults to
+   * `'fp32'` until the bf16 path has been measured on a GPU (bench/RESULTS.md).
+   */
+  convDtype?: ConvDtype;
+  /**
+   * On a CUDA device, keep the VAE's activations channels-last (memory `[N, T, H, W, C]`, PyTorch's
+   * `channels_last_3d`; the conv weights rearranged to match once at load): the layout its convolution kernels read
+   * fastest. The results are the same function either way. Ignored on the CPU. Defaults to `false` until measured.
+   */
+  channelsLast?: boolean;
 }
 
 /**
@@ -276,13 +296,18 @@ export class WanVae implements AsyncDisposable {
     if (isDefined(options?.weightDtype) && !isOneOf(options?.weightDtype, WEIGHT_DTYPES)) {
       throw invalidParameterError('options.weightDtype', "one of 'bf16', 'fp16'", options?.weightDtype);
     }
+    checkKernelOptions(options, 'options');
     const config = isDefined(options?.config) ? checkConfig(options?.config) : undefined;
     const json = config === undefined ? undefined : JSON.stringify(config);
     const device = options?.device as Device | undefined;
     const weightDtype = options?.weightDtype ?? 'bf16';
     // The device check runs inside callNative so that a load error keeps the caller's stack (no await before it).
     const native = await callNative(async () =>
-      addon().WanVae.load(path, json, { device: await resolveDevice(device), weightDtype }),
+      addon().WanVae.load(path, json, {
+        device: await resolveDevice(device),
+        weightDtype,
+        ...kernelOptions(options),
+      }),
     );
     return new WanVae(native);
   }

@@ -78,7 +78,13 @@ export interface AddonWanVaeClass {
   load(
     weightsPath: string,
     configJson?: string,
-    options?: { device?: 'cpu' | 'cuda' | 'auto'; weightDtype?: 'bf16' | 'fp16'; threads?: number },
+    options?: {
+      device?: 'cpu' | 'cuda' | 'auto';
+      weightDtype?: 'bf16' | 'fp16';
+      threads?: number;
+      convDtype?: 'fp32' | 'bf16';
+      channelsLast?: boolean;
+    },
   ): Promise<AddonWanVae>;
 }
 
@@ -224,6 +230,8 @@ export interface AddonShowo2ModelClass {
     /** native/binding/AddonBackend.h */
     device?: 'cpu' | 'cuda' | 'auto';
     weightDtype?: 'bf16' | 'fp16';
+    convDtype?: 'fp32' | 'bf16';
+    channelsLast?: boolean;
   }): Promise<AddonShowo2Model>;
 }
 

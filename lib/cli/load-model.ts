@@ -11,7 +11,15 @@ import type { ShowO2Error } from '../errors.js';
 import { DEMO_MODEL, hasDemoModel } from '../demo-model.js';
 import { resolveModel } from '../hub.js';
 import { ShowO2Model, type ShowO2LoadOptions } from '../model.js';
-import { DEVICES, resolveDevice, WEIGHT_DTYPES, type Device, type WeightDtype } from '../runtime.js';
+import {
+  CONV_DTYPES,
+  DEVICES,
+  resolveDevice,
+  WEIGHT_DTYPES,
+  type ConvDtype,
+  type Device,
+  type WeightDtype,
+} from '../runtime.js';
 import {
   abortable,
   asFlagError,
@@ -66,6 +74,15 @@ export const LOAD_OPTIONS: Record<string, OptionSpec> = {
     value: 'bf16|fp16',
     description: 'The dtype of the weight matrices on a GPU (ignored on the CPU). Defaults to bf16.',
   },
+  'conv-dtype': {
+    type: 'string',
+    value: 'fp32|bf16',
+    description: "What the VAE's convolutions multiply in on a GPU (bf16: tensor cores). Ignored on the CPU. Defaults to fp32.",
+  },
+  'channels-last': {
+    type: 'boolean',
+    description: "Keep the VAE's activations channels-last on a GPU (the layout its conv kernels read fastest). Ignored on the CPU.",
+  },
 };
 
 /** The model flags: the load options plus the Hub revision. */
@@ -88,7 +105,10 @@ export const DEMO_NOTICE =
   'using the bundled demo model (a small model trained on simple coloured shapes; see models/demo/README.md). ' +
   'For the published Show-o2, pass --model showlab/show-o2-1.5B or set SHOWO2_MODEL.';
 
-/** The `--revision`, `--vae`, `--tokenizer`, `--device`, `--threads`, `--weight-dtype` flags as load options. */
+/**
+ * The `--revision`, `--vae`, `--tokenizer`, `--device`, `--threads`, `--weight-dtype`, `--conv-dtype` and
+ * `--channels-last` flags as load options.
+ */
 export function loadOptions(values: OptionValues): ModelOptions {
   const options: ModelOptions = {};
   const revision = stringValue(values, 'revision');
@@ -103,6 +123,9 @@ export function loadOptions(values: OptionValues): ModelOptions {
   if (threads !== undefined) options.threads = threads;
   const weightDtype = choiceValue<WeightDtype>(values, 'weight-dtype', WEIGHT_DTYPES);
   if (weightDtype !== undefined) options.weightDtype = weightDtype;
+  const convDtype = choiceValue<ConvDtype>(values, 'conv-dtype', CONV_DTYPES);
+  if (convDtype !== undefined) options.convDtype = convDtype;
+  if (values['channels-last'] === true) options.channelsLast = true;
   return options;
 }
 

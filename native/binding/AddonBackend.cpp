@@ -36,6 +36,12 @@ BackendOptions ReadBackendOptions(Napi::Env env, const Napi::Object& options) {
   BackendOptions out;
   out.device = ReadChoice(env, options, "device", "cpu", {"cpu", "cuda", "auto"});
   out.weight_dtype = ReadChoice(env, options, "weightDtype", "bf16", {"bf16", "fp16"});
+  out.conv_dtype = ReadChoice(env, options, "convDtype", "fp32", {"fp32", "bf16"});
+  Napi::Value channels_last = options.Get("channelsLast");
+  if (!channels_last.IsUndefined()) {
+    if (!channels_last.IsBoolean()) throw MakeError(env, kErrInvalidArgument, "Expected a boolean for options.channelsLast");
+    out.channels_last = channels_last.As<Napi::Boolean>().Value();
+  }
   Napi::Value threads = options.Get("threads");
   if (!threads.IsUndefined()) {
     double d = threads.IsNumber() ? threads.As<Napi::Number>().DoubleValue() : -1;
@@ -53,6 +59,8 @@ std::unique_ptr<Backend> CreateBackend(const BackendOptions& options) {
     return std::make_unique<cpu::CpuBackend>(options.threads);
   cuda::CudaBackendOptions cuda_options;
   cuda_options.weight_dtype = options.weight_dtype == "fp16" ? DType::F16 : DType::BF16;
+  cuda_options.conv_dtype = options.conv_dtype == "bf16" ? DType::BF16 : DType::F32;
+  cuda_options.channels_last_activations = options.channels_last;
   return std::make_unique<cuda::CudaBackend>(cuda_options);  // ERR_CUDA naming the reason when unusable
 #else
   if (options.device == "auto") return std::make_unique<cpu::CpuBackend>(options.threads);

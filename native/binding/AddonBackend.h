@@ -19,10 +19,12 @@ struct BackendOptions {
   std::string device = "cpu";        // 'cpu' | 'cuda' | 'auto' (lib/ picks the default; the addon never picks a GPU unasked)
   std::string weight_dtype = "bf16";  // CUDA only: 'bf16' | 'fp16'
   int threads = 0;                    // CPU only: 0 = one per hardware thread
+  std::string conv_dtype = "fp32";    // CUDA only: 'fp32' | 'bf16' (CudaBackendOptions::conv_dtype)
+  bool channels_last = false;         // CUDA only: CudaBackendOptions::channels_last_activations
 };
 
-// Reads options.device, options.weightDtype and options.threads (each optional); ERR_INVALID_ARGUMENT naming the
-// field and what arrived.
+// Reads options.device, options.weightDtype, options.threads, options.convDtype and options.channelsLast (each
+// optional); ERR_INVALID_ARGUMENT naming the field and what arrived.
 BackendOptions ReadBackendOptions(Napi::Env env, const Napi::Object& options);
 
 // Creates the backend (worker thread). Throws showo2::Error (ERR_CUDA for an unusable 'cuda').

@@ -1,7 +1,9 @@
 // The convolution kernels' fusions (cuda/conv_input.cuh: history frames read where a causal conv's frame ring keeps
 // them, x read as its nearest-exact 2x upsampling, a residual added in the epilogue), every variant, against the CPU
 // backend's Backend::conv3d_fused (the composition of the unfused ops, test/native/conv_fused_test.cpp); then the
-// CUDA backend's conv3d_fused entry point (argument checks, strides of ring views) against the same.
+// CUDA backend's conv3d_fused entry point (argument checks, strides of ring views) against the same; all of it also
+// with channels-last activations and weights (ConvParams::channels_last, ::weight_channels_last), and the
+// channels-last channel norm.
 //
 // Tolerance as test/native/conv_cuda_test.cu: atol 2e-5 * max(1, sqrt(K / 1024)) + rtol 1e-5 for v1/v2 and for v3
 // on BF16-valued operands (x, history, weights rounded on the host for both sides), plus the residual, which both
@@ -95,12 +97,31 @@ cuda::ConvWeightType weight_type(DType d) {
                           : d == DType::F16 ? cuda::ConvWeightType::F16 : cuda::ConvWeightType::F32;
 }
 
-// Launches one variant on device mirrors of `in` (launcher level: the fields CudaBackend::conv3d_fused fills).
-std::vector<float> run_variant(const Inputs& in, ConvVariant variant) {
-  test::DeviceMirror dx(in.x), dring(in.ring), dw(in.weight), db(in.bias);
+// Operand layouts of one launch (ConvParams::channels_last, ::weight_channels_last).
+struct Layout {
+  bool activations_channels_last = false;
+  bool weight_channels_last = false;
+  std::string label() const {
+    return std::string(activations_channels_last ? " NDHWC" : "") + (weight_channels_last ? " w-last" : "");
+  }
+};
+
+// A channels-last copy of a host tensor [N, C, S...] (memory [N, S..., C]): the same logical values.
+Tensor channels_last_copy(const Tensor& t) {
+  return t.permute(channels_last_to_memory_order(t.dim())).contiguous().permute(memory_order_to_channels_last(t.dim()));
+}
+
+// Launches one variant on device mirrors of `in` in `layout` (launcher level: the fields CudaBackend::conv3d_fused
+// fills). Returns the output's logical values whatever its layout.
+std::vector<float> run_variant(const Inputs& in, ConvVariant variant, const Layout& layout = {}) {
+  const bool cl = layout.activations_channels_last;
+  auto activation = [cl](const Tensor& t) { return cl ? channels_last_copy(t) : t; };
+  const Tensor x = activation(in.x), ring = activation(in.ring);
+  const Tensor weight = layout.weight_channels_last ? channels_last_copy(in.weight) : in.weight;
+  test::DeviceMirror dx(x), dring(ring), dw(weight), db(in.bias);
   std::unique_ptr<test::DeviceMirror> dres =
-      in.fusion.residual.defined() ? std::make_unique<test::DeviceMirror>(in.fusion.residual) : nullptr;
-  Tensor out = Tensor::zeros(in.out_shape, DType::F32);
+      in.fusion.residual.defined() ? std::make_unique<test::DeviceMirror>(activation(in.fusion.residual)) : nullptr;
+  Tensor out = activation(Tensor::zeros(in.out_shape, DType::F32));
   test::DeviceMirror dout(out);
   const int64_t up = in.fusion.upsample2x ? 2 : 1;
   ConvParams p;
@@ -121,12 +142,17 @@ std::vector<float> run_variant(const Inputs& in, ConvVariant variant) {
   p.pad_left = p.pad_right = static_cast<int32_t>(in.p.pad_left);
   p.history_frames = in.fusion.history_count;
   for (int i = 0; i < in.fusion.history_count; ++i) {
-    const Tensor& h = in.fusion.history[i];
-    // The view's element [0, 0, 0, 0, 0] inside the ring's device copy.
-    p.history[i] = dring.f32() + (h.byte_offset() - in.ring.byte_offset()) / sizeof(float);
+    // The ring slot the view holds, then that slot's element [0, 0, 0, 0, 0] inside the device copy of `ring`.
+    const int64_t slot =
+        static_cast<int64_t>((in.fusion.history[i].byte_offset() - in.ring.byte_offset()) / sizeof(float)) /
+        in.ring.stride(2);
+    const Tensor h = ring.slice(2, slot, slot + 1);
+    p.history[i] = dring.f32() + (h.byte_offset() - ring.byte_offset()) / sizeof(float);
     p.history_stride_n[i] = h.stride(0);
     p.history_stride_c[i] = h.stride(1);
   }
+  p.channels_last = cl;
+  p.weight_channels_last = layout.weight_channels_last;
   p.upsample2x = in.fusion.upsample2x;
   p.residual = dres ? dres->f32() : nullptr;
   p.variant = variant;
@@ -141,14 +167,17 @@ float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
-void check_case(const FusedCase& c, uint32_t seed, const std::string& label) {
+// Every variant in `layout` against the CPU backend (which computes in the contiguous layout: the layouts must not
+// change the function).
+void check_case(const FusedCase& c, uint32_t seed, const std::string& base_label, const Layout& layout = {}) {
   test::require_cuda_device();
+  const std::string label = base_label + layout.label();
   const int64_t K = c.C * c.KT * c.KH * c.KW;
   const double atol = 2e-5 * std::max(1.0, std::sqrt(static_cast<double>(K) / 1024.0)), rtol = 1e-5;
   const Inputs in = make_inputs(c, seed);
   const std::vector<float> ref = cpu_reference(in);
   for (ConvVariant v : {ConvVariant::Naive, ConvVariant::Tiled}) {
-    const std::vector<float> got = run_variant(in, v);
+    const std::vector<float> got = run_variant(in, v, layout);
     const std::string what = label + (v == ConvVariant::Naive ? " [v1]" : " [v2]");
     std::printf("    %-64s max |err| %.2e\n", what.c_str(), static_cast<double>(max_abs_diff(got, ref)));
     EXPECT_CLOSE(got.data(), ref.data(), ref.size(), atol, rtol, what);
@@ -161,7 +190,7 @@ void check_case(const FusedCase& c, uint32_t seed, const std::string& label) {
   if (c.history >= 1) rounded.fusion.history[0] = rounded.ring.slice(2, c.history == 2 ? 1 : 0, c.history == 2 ? 2 : 1);
   if (c.history == 2) rounded.fusion.history[1] = rounded.ring.slice(2, 0, 1);
   const std::vector<float> ref_bf16 = cpu_reference(rounded);
-  const std::vector<float> got = run_variant(rounded, ConvVariant::TensorCore);
+  const std::vector<float> got = run_variant(rounded, ConvVariant::TensorCore, layout);
   const std::string what = label + " [v3, bf16 operands]";
   std::printf("    %-64s max |err| %.2e\n", what.c_str(), static_cast<double>(max_abs_diff(got, ref_bf16)));
   EXPECT_CLOSE(got.data(), ref_bf16.data(), ref_bf16.size(), atol, rtol, what);
@@ -194,6 +223,21 @@ SHOWO2_TEST(residual_only_and_reduced_precision_weights) {
   check_case(c, 510, "residual, BF16 weights");
 }
 
+// Channels-last activations and weights, every variant: C % 4 == 0 takes v3's vector staging (a pixel's channel run
+// by float4 loads), other C the scalar path; each fusion, both weight layouts, BF16 and F32 weights.
+SHOWO2_TEST(channels_last_layouts_every_fusion) {
+  const Layout cl{true, true}, cl_x_only{true, false}, cl_w_only{false, true};
+  for (const Layout& layout : {cl, cl_x_only, cl_w_only}) {
+    check_case({2, 5, 1, 7, 9, 6, 3, 3, 3, 1, false, false}, 700, "history 1, C 5 (scalar staging)", layout);
+    check_case({1, 32, 1, 11, 13, 70, 3, 3, 3, 2, false, true}, 710, "history 2 (wrapped), C 32, + residual", layout);
+    check_case({2, 96, 2, 9, 8, 48, 1, 3, 3, 0, true, true}, 720, "upsample2x 96 -> 48 ch, + residual", layout);
+  }
+  FusedCase bf16_weights{1, 64, 3, 10, 10, 40, 3, 3, 3, 0, false, true, DType::BF16};
+  check_case(bf16_weights, 730, "residual, BF16 weights, C 64", cl);
+  check_case({1, 384, 1, 20, 20, 384, 3, 3, 3, 2, false, true}, 740, "384 ch, 20x20, history 2, + residual", cl);
+  check_case({1, 12, 4, 9, 7, 3, 3, 3, 3, 0, false, false}, 750, "head conv: 3 output channels", cl);
+}
+
 SHOWO2_TEST(backend_entry_point_matches_cpu_and_checks_arguments) {
   test::require_cuda_device();
   cuda::CudaBackend gpu;
@@ -218,6 +262,54 @@ SHOWO2_TEST(backend_entry_point_matches_cpu_and_checks_arguments) {
   both.upsample2x = true;
   CHECK_THROWS_CODE(gpu.conv3d_fused(gpu.to_device(in.x), both, gpu.to_device(in.weight), Tensor(), in.p, out),
                     InvalidArgument);
+
+  // The same call with every operand channels-last (device tensors permuted as WanVae allocates them).
+  auto device_channels_last = [&gpu](const Tensor& host) {
+    return gpu.to_device(host.permute(channels_last_to_memory_order(host.dim())).contiguous())
+        .permute(memory_order_to_channels_last(host.dim()));
+  };
+  Tensor ring_cl = device_channels_last(in.ring);
+  ConvFusion g;
+  g.history_count = 2;
+  g.history[0] = ring_cl.slice(2, 1, 2);
+  g.history[1] = ring_cl.slice(2, 0, 1);
+  g.residual = device_channels_last(in.fusion.residual);
+  Tensor out_cl = device_channels_last(Tensor::zeros(in.out_shape, DType::F32));
+  gpu.conv3d_fused(device_channels_last(in.x), g, device_channels_last(in.weight), gpu.to_device(in.bias), in.p,
+                   out_cl);
+  const std::vector<float> got_cl = gpu.to_host(out_cl).to_f32_vector();
+  EXPECT_CLOSE(got_cl.data(), ref.data(), ref.size(), 2e-5, 1e-5, "CudaBackend::conv3d_fused, channels-last");
+  // Mixed layouts are typed errors.
+  CHECK_THROWS_CODE(gpu.conv3d_fused(device_channels_last(in.x), g, gpu.to_device(in.weight), Tensor(), in.p, out),
+                    ShapeMismatch);
+}
+
+// CudaBackend::channel_rms_norm(_silu) on channels-last tensors (the warp-per-position kernel) against the CPU
+// backend on the same layout; C % 4 == 0 takes float4, others the scalar loads.
+SHOWO2_TEST(channel_norm_channels_last_matches_cpu) {
+  test::require_cuda_device();
+  cuda::CudaBackend gpu;
+  uint32_t seed = 800;
+  for (const Shape& shape : std::vector<Shape>{{1, 96, 2, 5, 7}, {2, 384, 1, 3, 17}, {1, 3, 2, 9, 9}, {2, 130, 1, 1, 6}})
+    for (bool silu : {false, true}) {
+      const Tensor x = channels_last_copy(random_tensor(shape, seed++, 2.0f));
+      const Tensor gamma = random_tensor({shape[1]}, seed++).to(DType::BF16);
+      Tensor expected = channels_last_copy(Tensor::zeros(shape, DType::F32));
+      if (silu)
+        cpu_backend().channel_rms_norm_silu(x, gamma, expected);
+      else
+        cpu_backend().channel_rms_norm(x, gamma, expected);
+      const Tensor memory = x.permute(channels_last_to_memory_order(5)).contiguous();
+      Tensor dx = gpu.to_device(memory).permute(memory_order_to_channels_last(5));
+      Tensor out = gpu.empty(memory.shape(), DType::F32).permute(memory_order_to_channels_last(5));
+      if (silu)
+        gpu.channel_rms_norm_silu(dx, gpu.upload_weight(gamma), out);
+      else
+        gpu.channel_rms_norm(dx, gpu.upload_weight(gamma), out);
+      const std::vector<float> got = gpu.to_host(out).to_f32_vector(), ref = expected.to_f32_vector();
+      EXPECT_CLOSE(got.data(), ref.data(), ref.size(), 1e-5, 1e-5,
+                   std::string(silu ? "channel_rms_norm_silu " : "channel_rms_norm ") + x.shape_string() + " NDHWC");
+    }
 }
 
 SHOWO2_TEST_MAIN()

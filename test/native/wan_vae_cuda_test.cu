@@ -193,6 +193,47 @@ SHOWO2_TEST(full_size_vae_bf16_convolutions_error_is_reported) {
   CHECK(relative_l2(gd, cd) < 5e-2);
 }
 
+// Channels-last activations (CudaBackendOptions::channels_last_activations -> WanVaeLayout::Auto resolves to
+// ChannelsLast; conv weights rearranged at load): the tiny VAE against the PyTorch reference, and the full-size VAE
+// against the CPU, with F32 convs (v2: the same bounds as the contiguous layout) and with BF16 convs (v3 with its
+// vector staging of channel runs: error printed, bounded as above). The layout the speed goals are measured in.
+SHOWO2_TEST(channels_last_activations_match_the_reference_and_the_cpu) {
+  test::require_cuda_device();
+  require_fixtures();
+  Fixtures f;
+  cuda::CudaBackendOptions options;
+  options.channels_last_activations = true;
+  cuda::CudaBackend gpu(options);
+  WanVae tiny(*f.weights, tiny_config(), gpu);
+  CHECK(tiny.channels_last());
+  expect_matches(tiny.encode(f.get("video")), f.get("video_latent"), kMaxRelL2, "NDHWC: video latent (5 -> 2)");
+  expect_matches(tiny.decode(f.get("latent_for_decode")), f.get("latent_decoded"), kMaxRelL2,
+                 "NDHWC: 3 latents -> 9 frames");
+
+  const WanVaeConfig config;
+  test::InMemoryWeightFile weights(test::random_wan_vae_weights(config, 4000, DType::BF16));
+  cpu::CpuBackend cpu;
+  WanVae full_cpu(weights, config, cpu);
+  const Tensor image = random_tensor({1, 3, 1, 64, 64}, 8, true);
+  const Tensor latent = random_tensor({1, 16, 2, 8, 6}, 9, false);
+  const Tensor cpu_encoded = full_cpu.encode(image), cpu_decoded = full_cpu.decode(latent);
+  {
+    WanVae full_gpu(weights, config, gpu);
+    expect_matches(full_gpu.encode(image), cpu_encoded, 1e-4, "NDHWC full size: image encode 64x64");
+    expect_matches(full_gpu.decode(latent), cpu_decoded, 1e-4, "NDHWC full size: decode 2 latents 8x6");
+  }
+  options.conv_dtype = DType::BF16;
+  cuda::CudaBackend gpu_bf16(options);
+  WanVae full_bf16(weights, config, gpu_bf16);
+  const std::vector<float> ge = full_bf16.encode(image).to_f32_vector(), ce = cpu_encoded.to_f32_vector();
+  const std::vector<float> gd = full_bf16.decode(latent).to_f32_vector(), cd = cpu_decoded.to_f32_vector();
+  std::printf("    NDHWC + BF16 convolutions vs CPU F32: image encode relative L2 %.3g (max |err| %.3g), 2-latent "
+              "decode relative L2 %.3g (max |err| %.3g)\n",
+              relative_l2(ge, ce), max_abs_diff(ge, ce), relative_l2(gd, cd), max_abs_diff(gd, cd));
+  CHECK(relative_l2(ge, ce) < 5e-2);
+  CHECK(relative_l2(gd, cd) < 5e-2);
+}
+
 SHOWO2_TEST(auto_tiling_reads_the_device_memory) {
   test::require_cuda_device();
   cuda::CudaBackend gpu;

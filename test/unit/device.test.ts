@@ -1,4 +1,5 @@
-// Device selection (ShowO2Model.load / WanVae.load `device`, `weightDtype`): runs on every machine. Without a usable
+// Device selection (ShowO2Model.load / WanVae.load `device`, `weightDtype`, `convDtype`, `channelsLast`): runs on
+// every machine. Without a usable
 // GPU (CI), 'cuda' must reject with a NoGpuError (ERR_NO_GPU) carrying the reason runtimeInfo() gives, before anything
 // is read, and 'auto' must fall back to the CPU; with one (the GPU cycle), 'cuda' and 'auto' must land on it. Bad
 // values are ERR_INVALID_ARGUMENT naming the field before anything loads.
@@ -101,6 +102,47 @@ test('bad device or weightDtype values are ERR_INVALID_ARGUMENT naming the field
   t.true(isShowO2Error('ERR_INVALID_ARGUMENT', /options\.weightDtype/)(err));
   const vaeErr = await t.throwsAsync(WanVae.load(vaePath, { device: 1 as never }));
   t.true(isShowO2Error('ERR_INVALID_ARGUMENT', /options\.device/)(vaeErr));
+});
+
+test('bad convDtype or channelsLast values are ERR_INVALID_ARGUMENT naming the field', async (t) => {
+  const modelErr = await t.throwsAsync(ShowO2Model.load(modelDir, { vaePath, convDtype: 'fp16' as never }));
+  t.true(isShowO2Error('ERR_INVALID_ARGUMENT', /Expected one of 'fp32', 'bf16' for options\.convDtype/)(modelErr));
+  const layoutErr = await t.throwsAsync(ShowO2Model.load(modelDir, { vaePath, channelsLast: 'yes' as never }));
+  t.true(isShowO2Error('ERR_INVALID_ARGUMENT', /options\.channelsLast/)(layoutErr));
+  const vaeErr = await t.throwsAsync(WanVae.load(vaePath, { config: vaeConfig, convDtype: 1 as never }));
+  t.true(isShowO2Error('ERR_INVALID_ARGUMENT', /options\.convDtype/)(vaeErr));
+  const vaeLayoutErr = await t.throwsAsync(WanVae.load(vaePath, { config: vaeConfig, channelsLast: 0 as never }));
+  t.true(isShowO2Error('ERR_INVALID_ARGUMENT', /options\.channelsLast/)(vaeLayoutErr));
+});
+
+// On the CPU the kernel choices are accepted and change nothing (the same bits); on a GPU (the GPU cycle) bf16
+// convolutions on channels-last activations decode the tiny VAE's latent close to the fp32 contiguous path.
+test('convDtype and channelsLast: ignored on the CPU, the same function on a GPU', async (t) => {
+  const info = await runtimeInfo();
+  const latent = { data: new Float32Array(16 * 2 * 4 * 4).map((_, i) => Math.sin(i * 0.37)), shape: [1, 16, 2, 4, 4] };
+  const device = info.cuda.unavailableReason === null ? 'cuda' : 'cpu';
+  const plain = await WanVae.load(vaePath, { config: vaeConfig, device });
+  const fast = await WanVae.load(vaePath, { config: vaeConfig, device, convDtype: 'bf16', channelsLast: true });
+  try {
+    const a = (await plain.decode(latent)).raw.data;
+    const b = (await fast.decode(latent)).raw.data;
+    t.is(a.length, b.length);
+    if (device === 'cpu') {
+      t.deepEqual(a, b);
+      return;
+    }
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < a.length; i++) {
+      num += (a[i]! - b[i]!) ** 2;
+      den += a[i]! ** 2;
+    }
+    t.log(`bf16 channels-last vs fp32 contiguous decode on the GPU: relative L2 ${Math.sqrt(num / den).toExponential(2)}`);
+    t.true(Math.sqrt(num / den) < 5e-2);
+  } finally {
+    plain.dispose();
+    fast.dispose();
+  }
 });
 
 test.serial('SHOWO2_DEVICE with a value that is not a device is ignored: the default is the CPU', async (t) => {

@@ -69,9 +69,12 @@ for b in "$BUILD"/*_cuda_bench; do
   "$b" --json > "$OUT/$(basename "$b").jsonl" 2>/dev/null
 done
 echo "== the Wan VAE end to end: showo2 (CUDA backend) against the PyTorch reference (bf16, channels_last_3d, cuDNN)"
-"$BUILD/wan_vae_bench" --backend cuda --iters 2 2>&1 | tee "$OUT/wan_vae_bench_cuda.log"
-"$BUILD/wan_vae_bench" --backend cuda --iters 2 --json > "$OUT/wan_vae_bench_cuda.jsonl" 2>/dev/null
-"$BUILD/wan_vae_bench" --backend cuda --conv bf16 --iters 2 2>&1 | tee "$OUT/wan_vae_bench_cuda_bf16conv.log"
+# The fast configuration (BF16 tensor-core convs on channels-last activations, the layout torch runs in) on every
+# case; the F32 and contiguous configurations on the 432 cases for the comparison.
+"$BUILD/wan_vae_bench" --backend cuda --conv bf16 --layout channels-last --iters 2 2>&1 | tee "$OUT/wan_vae_bench_cuda.log"
+"$BUILD/wan_vae_bench" --backend cuda --conv bf16 --layout channels-last --iters 2 --json > "$OUT/wan_vae_bench_cuda.jsonl" 2>/dev/null
+"$BUILD/wan_vae_bench" --backend cuda --conv bf16 --case 432 --iters 2 2>&1 | tee "$OUT/wan_vae_bench_cuda_bf16conv_contiguous.log"
+"$BUILD/wan_vae_bench" --backend cuda --conv f32 --case 432 --iters 2 2>&1 | tee "$OUT/wan_vae_bench_cuda_f32conv_contiguous.log"
 PYTHONUNBUFFERED=1 python3 bench/torch/wan_vae_baseline.py --device cuda --iters 2 2>&1 | tee "$OUT/wan_vae_torch_cuda.log"
 PYTHONUNBUFFERED=1 python3 bench/torch/wan_vae_baseline.py --device cuda --iters 2 --json > "$OUT/wan_vae_torch_cuda.jsonl" 2>/dev/null
-"$BUILD/wan_vae_bench" --backend cuda --iters 1 --case decode_video_17x432 --verbose 2>&1 | tail -40 > "$OUT/wan_vae_bench_cuda_breakdown.log"
+"$BUILD/wan_vae_bench" --backend cuda --conv bf16 --layout channels-last --iters 1 --case decode_video_17x432 --verbose 2>&1 | tail -40 > "$OUT/wan_vae_bench_cuda_breakdown.log"
