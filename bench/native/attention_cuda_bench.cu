@@ -2,8 +2,10 @@
 // attention shapes of bench/gpu/torch_baselines.py, and the direct conv kernel (cuda/conv.cu) at the VAE's conv shapes,
 // so one GPU session can print showo2 next to PyTorch's SDPA / FlexAttention / cuDNN conv rows (bench/RESULTS.md).
 //
-//   attention_cuda_bench [--json] [--only attention,decode,conv] [--variants v1,v2,v3] [--dtypes f32,bf16] [--iters N]
-// (v3, the BF16 tensor-core attention, runs on bf16 inputs only; decode rows also time the split-KV path with v2.)
+//   attention_cuda_bench [--json] [--only attention,decode,conv] [--variants v1,v2,v3,v3cl] [--dtypes f32,bf16]
+//                        [--iters N]
+// (v3, the BF16 tensor-core attention, runs on bf16 inputs only; decode rows also time the split-KV path with v2.
+// v3cl is conv only: the tensor-core conv on channels-last activations and weights, the layout torch's rows use.)
 //
 // Case names: attn_<torch case>_showo2_<variant>_<dtype> (torch rows: attn_<torch case>_sdpa_<backend>, _flex) and
 // conv{2,3}d_<torch case>_showo2_<variant> (torch rows: conv{2,3}d_<torch case>).
@@ -38,7 +40,7 @@ namespace {
 struct Options {
   bool json = false;
   std::string only = "attention,decode,conv";
-  std::string variants = "v1,v2,v3";
+  std::string variants = "v1,v2,v3,v3cl";
   std::string dtypes = "f32,bf16";
   int iters = 20;
 };
@@ -46,7 +48,7 @@ struct Options {
 [[noreturn]] void usage(const std::string& message) {
   std::fprintf(stderr,
                "attention_cuda_bench: %s\nusage: attention_cuda_bench [--json] [--only attention,decode,conv] "
-               "[--variants v1,v2,v3] [--dtypes f32,bf16] [--iters N]\n",
+               "[--variants v1,v2,v3,v3cl] [--dtypes f32,bf16] [--iters N]\n",
                message.c_str());
   std::exit(2);
 }
@@ -264,6 +266,10 @@ void conv_cases(const Options& opt) {
       const Tensor w = bench::random_normal_tensor({c.O, c.C, KT, 3, 3}, 0.05f, 12).to(DType::BF16);
       const Tensor b = bench::random_normal_tensor({c.O}, 0.02f, 13).to(DType::BF16);
       test::DeviceMirror dx(x), dw(w), db(b), dout(Tensor::empty({c.N, c.O, c.T, c.H, c.W}, DType::F32));
+      // The channels-last operands: memory [N, T, H, W, C] and [O, KT, 3, 3, C] (random: the values do not matter).
+      const Tensor x_cl = bench::random_normal_tensor({c.N, c.T, c.H, c.W, c.C}, 1.0f, 14);
+      const Tensor w_cl = bench::random_normal_tensor({c.O, KT, 3, 3, c.C}, 0.05f, 15).to(DType::BF16);
+      test::DeviceMirror dx_cl(x_cl), dw_cl(w_cl);
       cuda::ConvParams p;
       p.x = dx.f32(), p.weight = dw.ptr(), p.bias = db.ptr(), p.out = dout.f32();
       p.weight_type = p.bias_type = cuda::ConvWeightType::BF16;
@@ -271,12 +277,16 @@ void conv_cases(const Options& opt) {
       p.To = c.T, p.Ho = c.H, p.Wo = c.W;
       p.pad_front = KT == 3 ? 2 : 0, p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
       const double flops = 2.0 * c.N * c.O * c.C * KT * 9 * c.T * c.H * c.W;
-      for (const char* variant : {"v1", "v2", "v3"}) {
+      for (const char* variant : {"v1", "v2", "v3", "v3cl"}) {
         if (!listed(opt.variants, variant)) continue;
-        const bool naive = std::string(variant) == "v1", tensor_cores = std::string(variant) == "v3";
+        const bool naive = std::string(variant) == "v1", channels_last = std::string(variant) == "v3cl";
+        const bool tensor_cores = std::string(variant) == "v3" || channels_last;
         if (tensor_cores && !cuda::conv_mma_supported()) continue;
         p.variant = naive ? cuda::ConvVariant::Naive
                           : tensor_cores ? cuda::ConvVariant::TensorCore : cuda::ConvVariant::Tiled;
+        p.channels_last = p.weight_channels_last = channels_last;
+        p.x = channels_last ? dx_cl.f32() : dx.f32();
+        p.weight = channels_last ? dw_cl.ptr() : dw.ptr();
         const double ms = median_ms([&] { check(cuda::launch_conv(p, nullptr), "launch_conv"); }, naive ? 1 : 3,
                                     naive ? std::max(3, opt.iters / 5) : opt.iters);
         report(opt.json, std::string(dims == 3 ? "conv3d_" : "conv2d_") + c.name + "_showo2_" + variant, ms, flops,

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # One full build-test-bench cycle on the lent GPU machine (see /work/.library/device), in one command:
 #
-#   bash tools/device/gpu_cycle.sh                      (from the repository root, on the device; logs land in $OUT)
+#   bash tools/device/gpu_cycle.sh [all|test|bench|vae]   (from the repository root, on the device; logs in $OUT)
+#
+# A device call runs at most 10 minutes, so the cycle also comes in stages that each fit one call on a warm machine
+# (build-gpu/ stays between calls while the machine is held): `test` (configure, build, ctest, memcheck, the ava
+# suite), `bench` (the kernel benchmarks and PyTorch's baselines, racecheck), `vae` (the VAE end to end). `all` (the
+# default) runs the three in order. Each stage builds first if build-gpu/ is missing or stale (ninja: a no-op else).
 #
 # Steps: find cuBLASLt (headers for the build, libcublasLt.so.13 for run time: the device has no network, so they come
 # from a pip-installed nvidia-cublas / torch on the machine, or headers carried in .devcarry/cublas/include); configure
@@ -14,6 +19,9 @@
 # To carry the headers from the developer machine:  mkdir -p .devcarry && cp -r build/_deps/cublas .devcarry/cublas
 # (the addon build fetches them there), and name .devcarry in the device call's carry list.
 set -uo pipefail
+STAGE=${1:-all}
+case "$STAGE" in all|test|bench|vae) ;; *) echo "usage: $0 [all|test|bench|vae]" >&2; exit 2 ;; esac
+runs() { [ "$STAGE" = all ] || [ "$STAGE" = "$1" ]; }
 OUT=${OUT:-/tmp/showo2-out}
 mkdir -p "$OUT"
 BUILD=build-gpu
@@ -41,12 +49,15 @@ if [ "$CUBLAS_INCLUDE" != "-" ]; then CUBLAS_ARGS+=(-DSHOWO2_CUBLAS_INCLUDE_DIR=
 cmake -S . -B "$BUILD" -G Ninja -DSHOWO2_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a "${CUBLAS_ARGS[@]}" \
   > "$OUT/configure.log" 2>&1 || { tail -50 "$OUT/configure.log"; exit 1; }
 cmake --build "$BUILD" -j "$(nproc)" > "$OUT/build.log" 2>&1 || { tail -80 "$OUT/build.log"; exit 1; }
+if runs test; then
 echo "== ctest"
 ctest --test-dir "$BUILD" --output-on-failure -j 4 2>&1 | tee "$OUT/ctest.log" | tail -25
 echo "== compute-sanitizer (memcheck) over the CUDA tests"
+# 60 s per test at most (memcheck slows kernels by 10-100x; the full-size VAE cases would take minutes): exit 124
+# means cut off, and the log still holds the clean or failing summaries of what ran.
 for t in "$BUILD"/*_cuda_test; do
   [ -x "$t" ] || continue
-  compute-sanitizer --tool memcheck --error-exitcode 3 "$t" > "$OUT/sanitizer_$(basename "$t").log" 2>&1
+  timeout 60 compute-sanitizer --tool memcheck --error-exitcode 3 "$t" > "$OUT/sanitizer_$(basename "$t").log" 2>&1
   echo "$(basename "$t"): exit $? ($(grep -c 'ERROR SUMMARY: 0 errors' "$OUT/sanitizer_$(basename "$t").log") clean summaries)"
 done
 if [ -f .devcarry/node.xz ]; then
@@ -55,6 +66,8 @@ if [ -f .devcarry/node.xz ]; then
 else
   echo "== ava suite skipped: no carried Node (.devcarry/node.xz; see tools/device/node_suite.sh)"
 fi
+fi
+if runs bench; then
 echo "== CPU kernels vs torch at the machine's thread count"
 python3 bench/cpu_vs_torch.py --build "$BUILD" --threads "$(nproc)" --json "$OUT/cpu_vs_torch.jsonl" 2>&1 | tail -15
 echo "== GPU torch baselines"
@@ -68,13 +81,14 @@ for b in "$BUILD"/*_cuda_bench; do
   "$b" 2>&1 | tee "$OUT/$(basename "$b").log"
   "$b" --json > "$OUT/$(basename "$b").jsonl" 2>/dev/null
 done
+fi
+if runs vae; then
 echo "== the Wan VAE end to end: showo2 (CUDA backend) against the PyTorch reference (bf16, channels_last_3d, cuDNN)"
 # The fast configuration (BF16 tensor-core convs on channels-last activations, the layout torch runs in) on every
 # case; the F32 and contiguous configurations on the 432 cases for the comparison.
 "$BUILD/wan_vae_bench" --backend cuda --conv bf16 --layout channels-last --iters 2 2>&1 | tee "$OUT/wan_vae_bench_cuda.log"
-"$BUILD/wan_vae_bench" --backend cuda --conv bf16 --layout channels-last --iters 2 --json > "$OUT/wan_vae_bench_cuda.jsonl" 2>/dev/null
 "$BUILD/wan_vae_bench" --backend cuda --conv bf16 --case 432 --iters 2 2>&1 | tee "$OUT/wan_vae_bench_cuda_bf16conv_contiguous.log"
 "$BUILD/wan_vae_bench" --backend cuda --conv f32 --case 432 --iters 2 2>&1 | tee "$OUT/wan_vae_bench_cuda_f32conv_contiguous.log"
 PYTHONUNBUFFERED=1 python3 bench/torch/wan_vae_baseline.py --device cuda --iters 2 2>&1 | tee "$OUT/wan_vae_torch_cuda.log"
-PYTHONUNBUFFERED=1 python3 bench/torch/wan_vae_baseline.py --device cuda --iters 2 --json > "$OUT/wan_vae_torch_cuda.jsonl" 2>/dev/null
 "$BUILD/wan_vae_bench" --backend cuda --conv bf16 --layout channels-last --iters 1 --case decode_video_17x432 --verbose 2>&1 | tail -40 > "$OUT/wan_vae_bench_cuda_breakdown.log"
+fi
