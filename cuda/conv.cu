@@ -76,7 +76,7 @@ __global__ void __launch_bounds__(kNaiveThreads) conv_naive_kernel(const ConvPar
       for (int kt = 0; kt < p.KT; ++kt) {
         const int ti = to * p.stride_t - p.pad_front + kt;
         if (ti < 0 || ti >= p.T) continue;
-        const ConvInputFrame frame = conv_input_frame(p, n, ti);
+        const ConvInputFrame<float> frame = conv_input_frame<float>(p, n, ti);
         for (int kh = 0; kh < p.KH; ++kh) {
           const int hi = ho * p.stride_h - p.pad_top + kh;
           if (hi < 0 || hi >= p.H) continue;
@@ -89,7 +89,7 @@ __global__ void __launch_bounds__(kNaiveThreads) conv_naive_kernel(const ConvPar
           }
         }
       }
-    p.out[idx] = acc + conv_residual(p, idx);
+    static_cast<float*>(p.out)[idx] = acc + conv_residual<float>(p, idx);
   }
 }
 
@@ -154,7 +154,7 @@ __global__ void __launch_bounds__(ConvTiledTraits::kThreads) conv_tiled_kernel(c
 
   for (int c0 = 0; c0 < p.C; c0 += BC) {
     for (int kt = kt_first; kt < kt_last; ++kt) {
-      const ConvInputFrame frame = conv_input_frame(p, n, t_base + kt);  // x, a history frame, or x upsampled
+      const ConvInputFrame<float> frame = conv_input_frame<float>(p, n, t_base + kt);  // x, history, or x upsampled
       for (int kh = 0; kh < p.KH; ++kh) {
         const int hi = h_base + kh;
         for (int kw = 0; kw < p.KW; ++kw) {
@@ -208,7 +208,7 @@ __global__ void __launch_bounds__(ConvTiledTraits::kThreads) conv_tiled_kernel(c
       const int px = p0 + tx * Traits::kPerThreadP + j;
       if (px >= frame_pixels) continue;
       const int64_t index = conv_out_index(p, n, o, to, px);
-      p.out[index] = acc[i][j] + bias + conv_residual(p, index);
+      static_cast<float*>(p.out)[index] = acc[i][j] + bias + conv_residual<float>(p, index);
     }
   }
 }
@@ -250,6 +250,7 @@ cudaError_t launch_conv(const ConvParams& p, cudaStream_t stream) {
     if (p.history[i] == nullptr) return cudaErrorInvalidValue;
   if (p.upsample2x && (p.history_frames > 0 || p.H % 2 != 0 || p.W % 2 != 0)) return cudaErrorInvalidValue;
   if (p.variant == ConvVariant::TensorCore && conv_mma_supported()) return launch_conv_mma(p, stream);
+  if (p.activation_type != ConvActivationType::F32) return cudaErrorInvalidValue;  // BF16 activations: v3 only
   switch (p.weight_type) {
     case ConvWeightType::BF16: return launch_typed<__nv_bfloat16>(p, stream);
     case ConvWeightType::F16: return launch_typed<__half>(p, stream);

@@ -12,6 +12,9 @@
 namespace showo2::cuda {
 
 enum class ConvWeightType { F32, BF16, F16 };  // dtype of weight and bias (bias may differ: see ConvParams)
+// dtype of the activations x, history frames, residual and out (all alike). BF16 runs on v3 only (launch_conv
+// returns cudaErrorInvalidValue for v1/v2, or below compute capability 8.0).
+enum class ConvActivationType { F32, BF16 };
 
 // Which kernel runs. All compute the same function (v3 on BF16-rounded operands); tests compare them.
 enum class ConvVariant {
@@ -24,10 +27,11 @@ enum class ConvVariant {
 
 // Everything one launch needs. Pointers are device pointers to dense tensors in the layouts below.
 struct ConvParams {
-  const float* x = nullptr;     // [N, C, T, H, W] F32 (memory [N, T, H, W, C] when channels_last)
+  const void* x = nullptr;      // [N, C, T, H, W] activation_type (memory [N, T, H, W, C] when channels_last)
   const void* weight = nullptr; // [O, C, KT, KH, KW], weight_type (memory [O, KT, KH, KW, C] when weight_channels_last)
   const void* bias = nullptr;   // [O], bias_type, or null for no bias
-  float* out = nullptr;         // [N, O, To, Ho, Wo] F32 in x's layout; must not overlap x
+  void* out = nullptr;          // [N, O, To, Ho, Wo] activation_type in x's layout; must not overlap x
+  ConvActivationType activation_type = ConvActivationType::F32;
   // Layouts. channels_last: x, history frames, out and residual are channels-last (PyTorch's channels_last_3d), so
   // the kernels read a pixel's channels as one run; weight_channels_last: the weight's channels are innermost. The
   // two are independent; every variant takes every combination (cuda/conv_input.cuh addresses them).
@@ -50,12 +54,12 @@ struct ConvParams {
   // frames read as their nearest-exact 2x upsampling (no history then). residual, when set, is added to the output
   // ([N, O, To, Ho, Wo] in out's layout).
   static constexpr int kMaxHistory = 2;
-  const float* history[kMaxHistory] = {nullptr, nullptr};
+  const void* history[kMaxHistory] = {nullptr, nullptr};
   int64_t history_stride_n[kMaxHistory] = {0, 0};
   int64_t history_stride_c[kMaxHistory] = {0, 0};
   int32_t history_frames = 0;
   bool upsample2x = false;
-  const float* residual = nullptr;
+  const void* residual = nullptr;
 };
 
 // Launches the convolution on `stream` (asynchronous). Returns cudaErrorInvalidValue for parameters the kernels

@@ -6,6 +6,8 @@
 //   * the weight: weight[o, c, tap].
 #pragma once
 
+#include <cuda_bf16.h>
+
 #include <cstdint>
 
 #include "conv.h"
@@ -15,32 +17,37 @@ namespace showo2::cuda {
 // One input frame: channel c of pixel index q (hi * W + wi of the frame's stored plane) is at
 // base[c * channel_stride + q * pixel_stride]. Channels-first: channel planes (pixel_stride 1); channels-last: pixel
 // runs of C channels (channel_stride 1, pixel_stride C).
+// Ta: the activation element type (float, or __nv_bfloat16 for ConvActivationType::BF16).
+template <typename Ta>
 struct ConvInputFrame {
-  const float* base;
+  const Ta* base;
   int64_t channel_stride;
   int32_t pixel_stride;
 };
 
-__device__ __forceinline__ ConvInputFrame conv_input_frame(const ConvParams& p, int n, int t) {
+template <typename Ta>
+__device__ __forceinline__ ConvInputFrame<Ta> conv_input_frame(const ConvParams& p, int n, int t) {
   if (t < p.history_frames) {
     const int i = t == 0 ? 0 : 1;  // constant indices keep the kernel parameters out of local memory
-    const float* base = p.history[i] + n * p.history_stride_n[i];
-    return p.channels_last ? ConvInputFrame{base, 1, p.C} : ConvInputFrame{base, p.history_stride_c[i], 1};
+    const Ta* base = static_cast<const Ta*>(p.history[i]) + n * p.history_stride_n[i];
+    return p.channels_last ? ConvInputFrame<Ta>{base, 1, p.C} : ConvInputFrame<Ta>{base, p.history_stride_c[i], 1};
   }
+  const Ta* x = static_cast<const Ta*>(p.x);
   const int shift = p.upsample2x ? 1 : 0;
   const int64_t plane = static_cast<int64_t>(p.H >> shift) * (p.W >> shift);
   const int x_frames = p.T - p.history_frames;
   const int64_t frame = static_cast<int64_t>(n) * x_frames + (t - p.history_frames);  // in [N, x_frames]
-  if (p.channels_last) return {p.x + frame * plane * p.C, 1, p.C};
-  return {p.x + (static_cast<int64_t>(n) * p.C * x_frames + (t - p.history_frames)) * plane,
+  if (p.channels_last) return {x + frame * plane * p.C, 1, p.C};
+  return {x + (static_cast<int64_t>(n) * p.C * x_frames + (t - p.history_frames)) * plane,
           static_cast<int64_t>(x_frames) * plane, 1};
 }
 
 // Channel 0 of logical input position (hi, wi) of a frame, 0 <= hi < H, 0 <= wi < W (add c * channel_stride for
 // channel c). Upsampled input: nearest-exact at an exact factor 2 reads source floor(h / 2) (floor((h + 0.5) / 2) is
 // the same).
-__device__ __forceinline__ const float* conv_input_pixel(const ConvParams& p, const ConvInputFrame& frame, int hi,
-                                                         int wi) {
+template <typename Ta>
+__device__ __forceinline__ const Ta* conv_input_pixel(const ConvParams& p, const ConvInputFrame<Ta>& frame, int hi,
+                                                      int wi) {
   const int64_t q = p.upsample2x ? static_cast<int64_t>(hi >> 1) * (p.W >> 1) + (wi >> 1)
                                  : static_cast<int64_t>(hi) * p.W + wi;
   return frame.base + q * frame.pixel_stride;
@@ -60,9 +67,21 @@ __device__ __forceinline__ int64_t conv_weight_index(const ConvParams& p, int o,
   return (static_cast<int64_t>(o) * p.C + c) * taps + tap;
 }
 
+__device__ __forceinline__ float conv_activation_to_f32(float v) { return v; }
+__device__ __forceinline__ float conv_activation_to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+
 // The residual added to output element `index` (conv_out_index), or 0.
+template <typename Ta>
 __device__ __forceinline__ float conv_residual(const ConvParams& p, int64_t index) {
-  return p.residual != nullptr ? p.residual[index] : 0.0f;
+  return p.residual != nullptr ? conv_activation_to_f32(static_cast<const Ta*>(p.residual)[index]) : 0.0f;
+}
+
+// Writes output element `index` (F32 accumulator rounded to nearest even for BF16).
+__device__ __forceinline__ void conv_store(const ConvParams& p, int64_t index, float v) {
+  if (p.activation_type == ConvActivationType::BF16)
+    static_cast<__nv_bfloat16*>(p.out)[index] = __float2bfloat16_rn(v);
+  else
+    static_cast<float*>(p.out)[index] = v;
 }
 
 }  // namespace showo2::cuda

@@ -22,8 +22,10 @@
 // epilogue; channels-first or channels-last activations and weights. Channels-last operands with C % 4 == 0 are
 // staged with vector loads (a pixel's or an output channel's 32-channel run by 8 threads, 16 bytes each), which is
 // what the layout is for: the channels-first gather reads one float per pixel per channel.
-// Not here yet: cp.async double-buffering, BF16 activations in memory (they are F32, rounded as staged). Checked by test/native/conv_cuda_test.cu
-// (v3 against the CPU backend); timed by bench/native/attention_cuda_bench.cu --only conv (--variants v3).
+// Activations are F32 (rounded to BF16 as staged) or BF16 in memory (ConvActivationType: staged as they are, the
+// output rounded to BF16 in the epilogue): only this variant reads BF16 activations.
+// Not here yet: cp.async double-buffering. Checked by test/native/conv_cuda_test.cu and conv_fused_cuda_test.cu
+// (v3 against the CPU backend); timed by bench/native/attention_cuda_bench.cu --only conv (--variants v3,v3cl).
 #include "conv_mma.h"
 #include "conv_input.cuh"
 
@@ -80,6 +82,7 @@ __device__ __forceinline__ uint2 load_bf16x4(const float* ptr) {
   return pack_bf16x4(v.x, v.y, v.z, v.w);
 }
 __device__ __forceinline__ uint2 load_bf16x4(const bf16* ptr) { return *reinterpret_cast<const uint2*>(ptr); }
+// Activations come as float or bf16 (ConvActivationType); zero as their own type.
 __device__ __forceinline__ uint2 load_bf16x4(const __half* ptr) {
   const uint2 raw = *reinterpret_cast<const uint2*>(ptr);
   const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(&raw.x));
@@ -91,7 +94,7 @@ __device__ __forceinline__ uint2 load_bf16x4(const __half* ptr) {
 // stages 4 channels of one pixel with one float4 load and 8 threads cover a pixel's 32-channel run: coalesced. Else
 // each thread walks one pixel's channels (coalesced across pixels for channels-first). kVecW: the same for a
 // channels-last weight (4 consecutive input channels of one output channel and tap per load).
-template <typename Wt, bool kVecX, bool kVecW>
+template <typename Wt, typename Ta, bool kVecX, bool kVecW>
 __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   __shared__ __align__(16) bf16 a_tile[kBlockO * kPitch];  // [o][c]
@@ -134,7 +137,7 @@ __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) 
 
   for (int c0 = 0; c0 < p.C; c0 += kBlockC) {
     for (int kt = kt_first; kt < kt_last; ++kt) {
-      const ConvInputFrame frame = conv_input_frame(p, n, t_base + kt);  // x, a history frame, or x upsampled
+      const ConvInputFrame<Ta> frame = conv_input_frame<Ta>(p, n, t_base + kt);  // x, history, or x upsampled
       for (int kh = 0; kh < p.KH; ++kh) {
         for (int kw = 0; kw < p.KW; ++kw) {
           const int tap = (kt * p.KH + kh) * p.KW + kw;
@@ -172,7 +175,7 @@ __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) 
           } else {
             const int hi = h_base[0] + kh, wi = w_base[0] + kw, my_p = tid % kBlockP;
             const bool in_bounds = p_valid[0] && hi >= 0 && hi < p.H && wi >= 0 && wi < p.W;
-            const float* x_at = in_bounds ? conv_input_pixel(p, frame, hi, wi) : frame.base;
+            const Ta* x_at = in_bounds ? conv_input_pixel(p, frame, hi, wi) : frame.base;
 #pragma unroll 4
             for (int i = 0; i < kBlockC / 2; ++i) {
               const int kk = my_c + 2 * i, c = c0 + kk;
@@ -221,7 +224,7 @@ __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) 
           const int px = p0 + warp_p + nt * 8 + 2 * quad + j;
           if (px >= frame_pixels) continue;
           const int64_t index = conv_out_index(p, n, o, to, px);
-          p.out[index] = acc[mt][nt][2 * half + j] + bias + conv_residual(p, index);
+          conv_store(p, index, acc[mt][nt][2 * half + j] + bias + conv_residual<Ta>(p, index));
         }
     }
 #else
@@ -231,12 +234,14 @@ __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) 
 
 bool aligned_to(const void* ptr, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
 
-// The vector staging of x: channels-last, whole 4-channel groups, and every frame base 16-byte aligned (x's, and
-// each history frame's for every batch item).
+// The vector staging of x: channels-last, whole 4-channel groups, and every frame base aligned to 4 elements (x's,
+// and each history frame's for every batch item).
+template <typename Ta>
 bool vector_x_ok(const ConvParams& p) {
-  if (!p.channels_last || p.C % 4 != 0 || !aligned_to(p.x, 16)) return false;
+  constexpr uintptr_t kBytes = 4 * sizeof(Ta);
+  if (!p.channels_last || p.C % 4 != 0 || !aligned_to(p.x, kBytes)) return false;
   for (int i = 0; i < p.history_frames; ++i)
-    if (!aligned_to(p.history[i], 16) || p.history_stride_n[i] % 4 != 0) return false;
+    if (!aligned_to(p.history[i], kBytes) || p.history_stride_n[i] % 4 != 0) return false;
   return true;
 }
 
@@ -245,13 +250,13 @@ bool vector_w_ok(const ConvParams& p) {
   return p.weight_channels_last && p.C % 4 == 0 && aligned_to(p.weight, 4 * sizeof(Wt));
 }
 
-template <typename Wt, bool kVecX, bool kVecW>
+template <typename Wt, typename Ta, bool kVecX, bool kVecW>
 cudaError_t launch_variant(const ConvParams& p, const dim3& grid, cudaStream_t stream) {
-  conv_mma_kernel<Wt, kVecX, kVecW><<<grid, kThreads, 0, stream>>>(p);
+  conv_mma_kernel<Wt, Ta, kVecX, kVecW><<<grid, kThreads, 0, stream>>>(p);
   return cudaGetLastError();
 }
 
-template <typename Wt>
+template <typename Wt, typename Ta>
 cudaError_t launch_typed(const ConvParams& p, cudaStream_t stream) {
   const int64_t pixel_tiles = (static_cast<int64_t>(p.Ho) * p.Wo + kBlockP - 1) / kBlockP;
   const int64_t channel_tiles = (p.O + kBlockO - 1) / kBlockO;
@@ -259,11 +264,20 @@ cudaError_t launch_typed(const ConvParams& p, cudaStream_t stream) {
   if (pixel_tiles > 0x7fffffff || channel_tiles > 65535 || frames > 65535) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(pixel_tiles), static_cast<unsigned>(channel_tiles),
                   static_cast<unsigned>(frames));
-  const bool vec_x = vector_x_ok(p), vec_w = vector_w_ok<Wt>(p);
-  if (vec_x && vec_w) return launch_variant<Wt, true, true>(p, grid, stream);
-  if (vec_x) return launch_variant<Wt, true, false>(p, grid, stream);
-  if (vec_w) return launch_variant<Wt, false, true>(p, grid, stream);
-  return launch_variant<Wt, false, false>(p, grid, stream);
+  const bool vec_x = vector_x_ok<Ta>(p), vec_w = vector_w_ok<Wt>(p);
+  if (vec_x && vec_w) return launch_variant<Wt, Ta, true, true>(p, grid, stream);
+  if (vec_x) return launch_variant<Wt, Ta, true, false>(p, grid, stream);
+  if (vec_w) return launch_variant<Wt, Ta, false, true>(p, grid, stream);
+  return launch_variant<Wt, Ta, false, false>(p, grid, stream);
+}
+
+template <typename Ta>
+cudaError_t launch_activation_typed(const ConvParams& p, cudaStream_t stream) {
+  switch (p.weight_type) {
+    case ConvWeightType::BF16: return launch_typed<bf16, Ta>(p, stream);
+    case ConvWeightType::F16: return launch_typed<__half, Ta>(p, stream);
+    default: return launch_typed<float, Ta>(p, stream);
+  }
 }
 
 }  // namespace
@@ -282,11 +296,8 @@ bool conv_mma_supported() {
 }
 
 cudaError_t launch_conv_mma(const ConvParams& p, cudaStream_t stream) {
-  switch (p.weight_type) {
-    case ConvWeightType::BF16: return launch_typed<bf16>(p, stream);
-    case ConvWeightType::F16: return launch_typed<__half>(p, stream);
-    default: return launch_typed<float>(p, stream);
-  }
+  if (p.activation_type == ConvActivationType::BF16) return launch_activation_typed<bf16>(p, stream);
+  return launch_activation_typed<float>(p, stream);
 }
 
 }  // namespace showo2::cuda

@@ -124,7 +124,11 @@ CudaBackend::Impl::Impl(const CudaBackendOptions& options)
     : device_index(options.device_index),
       weight_dtype(options.weight_dtype),
       conv_dtype(options.conv_dtype),
-      channels_last_activations(options.channels_last_activations) {
+      channels_last_activations(options.channels_last_activations),
+      conv_activation_dtype(options.conv_activation_dtype) {
+  if (conv_activation_dtype != DType::F32 && conv_activation_dtype != DType::BF16)
+    fail(ErrorCode::InvalidArgument, "CUDA backend: conv_activation_dtype: expected F32 or BF16 but got ",
+         dtype_name(conv_activation_dtype));
   if (weight_dtype != DType::BF16 && weight_dtype != DType::F16)
     fail(ErrorCode::InvalidArgument, "CUDA backend: weight_dtype: expected BF16 or F16 but got ",
          dtype_name(weight_dtype));
@@ -220,6 +224,8 @@ void CudaBackend::synchronize() {
 }
 
 bool CudaBackend::prefers_channels_last_activations() const { return impl_->channels_last_activations; }
+
+DType CudaBackend::preferred_conv_activation_dtype() const { return impl_->conv_activation_dtype; }
 
 int64_t CudaBackend::available_memory_bytes() {
   impl_->activate();

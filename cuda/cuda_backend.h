@@ -38,6 +38,10 @@ struct CudaBackendOptions {
   // loads and the VAE's attention reads its tokens in place. false until measured on a GPU, as conv_dtype
   // (bench/native/wan_vae_bench.cpp --layout channels-last).
   bool channels_last_activations = false;
+  // What convolutional models (WanVae) store their activations in (Backend::preferred_conv_activation_dtype): F32,
+  // or BF16 (half the memory and the memory traffic of every VAE activation; the convs then run on BF16 tensor cores
+  // whatever conv_dtype says, and the VAE's per-frame attention converts its tokens to F32). F32 until measured.
+  DType conv_activation_dtype = DType::F32;
 };
 
 class CudaBackend final : public Backend {
@@ -58,6 +62,7 @@ class CudaBackend final : public Backend {
   void synchronize() override;
   int64_t available_memory_bytes() override;
   bool prefers_channels_last_activations() const override;
+  DType preferred_conv_activation_dtype() const override;
 
   void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out) override;
   void matmul(const Tensor& a, const Tensor& b, bool transpose_b, Tensor& out) override;

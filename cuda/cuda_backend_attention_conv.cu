@@ -63,14 +63,15 @@ ConvParams conv_params(const Tensor& x, const Tensor& weight, const Tensor& bias
   c.weight_type = conv_weight_type(weight.dtype());
   c.channels_last = s.channels_last;
   c.weight_channels_last = s.weight_channels_last;
+  c.activation_type = s.activation_dtype == DType::BF16 ? ConvActivationType::BF16 : ConvActivationType::F32;
   if (out.numel() == 0) return c;  // nothing to read or write; the pointers stay null
-  c.x = static_cast<const float*>(x.device_raw());
+  c.x = x.device_raw();
   c.weight = weight.device_raw();
   if (bias.defined()) {
     c.bias = bias.device_raw();
     c.bias_type = conv_weight_type(bias.dtype());
   }
-  c.out = static_cast<float*>(out.mutable_device_raw());
+  c.out = out.mutable_device_raw();
   return c;
 }
 
@@ -174,13 +175,16 @@ void CudaBackend::conv3d_fused(const Tensor& x, const ConvFusion& f, const Tenso
   static_assert(ConvParams::kMaxHistory == ConvFusion::kMaxHistory, "one history limit");
   c.history_frames = f.history_count;
   for (int i = 0; i < f.history_count; ++i) {
-    c.history[i] = static_cast<const float*>(f.history[i].device_raw());
+    c.history[i] = f.history[i].device_raw();
     c.history_stride_n[i] = f.history[i].stride(0);
     c.history_stride_c[i] = f.history[i].stride(1);
   }
   c.upsample2x = f.upsample2x;
-  if (f.residual.defined()) c.residual = static_cast<const float*>(f.residual.device_raw());
-  c.variant = impl().conv_dtype == DType::BF16 ? ConvVariant::TensorCore : ConvVariant::Tiled;
+  if (f.residual.defined()) c.residual = f.residual.device_raw();
+  // BF16 activations run on the tensor cores whatever conv_dtype says (v1/v2 read F32 only).
+  c.variant = impl().conv_dtype == DType::BF16 || c.activation_type == ConvActivationType::BF16
+                  ? ConvVariant::TensorCore
+                  : ConvVariant::Tiled;
   SHOWO2_CUDA_CHECK(launch_conv(c, stream()));
 }
 

@@ -78,6 +78,7 @@ struct CudaBackend::Impl {
   DType weight_dtype = DType::BF16;
   DType conv_dtype = DType::F32;  // CudaBackendOptions::conv_dtype: F32 runs conv v2, BF16 conv v3
   bool channels_last_activations = false;  // CudaBackendOptions::channels_last_activations
+  DType conv_activation_dtype = DType::F32;  // CudaBackendOptions::conv_activation_dtype
   cudaStream_t stream = nullptr;
   std::shared_ptr<DevicePool> pool;
 

@@ -159,6 +159,7 @@ void CudaBackend::channel_rms_norm_impl(const Tensor& x, const Tensor& gamma, Te
   p.positions = s.S;
   p.silu_after = silu_after;
   p.channels_last = s.channels_last;
+  p.io_dtype = x.dtype();  // F32 or BF16 (checked); the kernels reinterpret the pointers for BF16
   set_weight(p, gamma);
   launch_channel_rms_norm(p, stream());
 }
@@ -329,8 +330,11 @@ void CudaBackend::copy(const Tensor& src, Tensor& dst) {
     p.dst_stride[p.rank] = dst.stride(d);
     ++p.rank;
   }
-  p.src = f32_in(src);
-  p.dst = f32_out(dst);
+  // F32 or BF16 on each side (checked); the kernel reinterprets the pointers and converts.
+  p.src = static_cast<const float*>(src.device_raw());
+  p.dst = static_cast<float*>(dst.mutable_device_raw());
+  p.src_dtype = src.dtype();
+  p.dst_dtype = dst.dtype();
   launch_copy(p, stream());
 }
 

@@ -1,10 +1,11 @@
 // Data movement without arithmetic on the GPU: strided copy and nearest-neighbour 2x upsampling.
 //
-//   copy:               dst[i0, ..., ik] = src[i0, ..., ik]           (any strides on both sides, rank <= 6)
+//   copy:               dst[i0, ..., ik] = src[i0, ..., ik]           (any strides on both sides, rank <= 6; F32 or
+//                                                                     BF16 on each side, converting between them)
 //   upsample_nearest2x: out[p, h, w] = x[p, h / 2, w / 2]             (x [N, C, (T,) H, W] -> [..., 2H, 2W])
 // Spec §3.1: the Wan VAE's causal frame caches, concatenation along T into a slice of a larger tensor, the NCTHW <->
 // token-major change around its per-frame attention (copy), and its Resample 'upsample' step (upsample).
-// Precision: exact (moves bits).
+// Precision: exact (moves bits), except F32 -> BF16 copies, which round to nearest even.
 // Variants:
 //   * copy: the launcher first drops size-1 dims and folds dims that are back to back on both sides. A copy that
 //     folds to one unit-stride run on both sides is a cudaMemcpyAsync (device to device); anything else is one
@@ -15,6 +16,8 @@
 //     or four scalars for a misaligned view.
 // Checked by test/native/layout_cuda_test.cu against cpu::CpuBackend.
 #include "layout.h"
+
+#include <cuda_bf16.h>
 
 #include <algorithm>
 
@@ -29,7 +32,15 @@ constexpr int kLayoutBlock = 256;
 
 // ================================================= device code ======================================================
 
+__device__ __forceinline__ void convert(float v, float* out) { *out = v; }
+__device__ __forceinline__ void convert(float v, __nv_bfloat16* out) { *out = __float2bfloat16_rn(v); }
+__device__ __forceinline__ void convert(__nv_bfloat16 v, float* out) { *out = __bfloat162float(v); }
+__device__ __forceinline__ void convert(__nv_bfloat16 v, __nv_bfloat16* out) { *out = v; }
+
+template <typename Ts, typename Td>
 __global__ void __launch_bounds__(kLayoutBlock) copy_kernel(const LayoutParams p, int64_t total) {
+  const Ts* src = reinterpret_cast<const Ts*>(p.src);
+  Td* dst = reinterpret_cast<Td*>(p.dst);
   for (int64_t e = int64_t(blockIdx.x) * kLayoutBlock + threadIdx.x; e < total;
        e += int64_t(gridDim.x) * kLayoutBlock) {
     int64_t rest = e, s_off = 0, d_off = 0;
@@ -39,7 +50,7 @@ __global__ void __launch_bounds__(kLayoutBlock) copy_kernel(const LayoutParams p
       s_off += i * p.src_stride[d];
       d_off += i * p.dst_stride[d];
     }
-    p.dst[d_off] = p.src[s_off];
+    convert(src[s_off], dst + d_off);
   }
 }
 
@@ -110,19 +121,32 @@ void launch_copy(const LayoutParams& p, cudaStream_t stream) {
   for (int d = 0; d < p.rank && same_view; ++d)
     same_view = p.size[d] == 1 || p.src_stride[d] == p.dst_stride[d];
   if (same_view) return;
+  for (DType t : {p.src_dtype, p.dst_dtype})
+    if (t != DType::F32 && t != DType::BF16) fail(ErrorCode::UnsupportedDtype, "copy: F32 or BF16 only on the GPU");
+  const size_t s_size = dtype_size(p.src_dtype), d_size = dtype_size(p.dst_dtype);
   // A conservative test on the address hulls (as on the CPU): interleaved views are rejected too; no caller needs
   // them, and an overlapping copy would depend on thread order.
-  const float* s_hi = p.src + last_offset(p, p.src_stride);
-  const float* d_hi = p.dst + last_offset(p, p.dst_stride);
-  if (!(s_hi < p.dst || d_hi < p.src)) fail(ErrorCode::InvalidArgument, "copy: src and dst overlap in memory");
-
+  const auto* s_lo = reinterpret_cast<const char*>(p.src);
+  const auto* d_lo = reinterpret_cast<const char*>(p.dst);
+  const char* s_hi = s_lo + last_offset(p, p.src_stride) * static_cast<int64_t>(s_size) + (s_size - 1);
+  const char* d_hi = d_lo + last_offset(p, p.dst_stride) * static_cast<int64_t>(d_size) + (d_size - 1);
+  if (!(s_hi < d_lo || d_hi < s_lo)) fail(ErrorCode::InvalidArgument, "copy: src and dst overlap in memory");
   const LayoutParams f = fold_copy_dims(p);
-  if (f.rank == 0 || (f.rank == 1 && f.src_stride[0] == 1 && f.dst_stride[0] == 1)) {
-    SHOWO2_CUDA_CHECK(cudaMemcpyAsync(p.dst, p.src, static_cast<size_t>(total) * sizeof(float),
-                                      cudaMemcpyDeviceToDevice, stream));
+  if (p.src_dtype == p.dst_dtype && (f.rank == 0 || (f.rank == 1 && f.src_stride[0] == 1 && f.dst_stride[0] == 1))) {
+    SHOWO2_CUDA_CHECK(cudaMemcpyAsync(p.dst, p.src, static_cast<size_t>(total) * s_size, cudaMemcpyDeviceToDevice,
+                                      stream));
     return;
   }
-  copy_kernel<<<blocks_for(total, kLayoutBlock), kLayoutBlock, 0, stream>>>(f, total);
+  const unsigned int grid = blocks_for(total, kLayoutBlock);
+  const bool src_bf16 = p.src_dtype == DType::BF16, dst_bf16 = p.dst_dtype == DType::BF16;
+  if (src_bf16 && dst_bf16)
+    copy_kernel<__nv_bfloat16, __nv_bfloat16><<<grid, kLayoutBlock, 0, stream>>>(f, total);
+  else if (src_bf16)
+    copy_kernel<__nv_bfloat16, float><<<grid, kLayoutBlock, 0, stream>>>(f, total);
+  else if (dst_bf16)
+    copy_kernel<float, __nv_bfloat16><<<grid, kLayoutBlock, 0, stream>>>(f, total);
+  else
+    copy_kernel<float, float><<<grid, kLayoutBlock, 0, stream>>>(f, total);
   SHOWO2_CUDA_CHECK_LAUNCH();
 }
 

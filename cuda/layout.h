@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "dtype.h"
+
 namespace showo2::cuda {
 
 constexpr int kMaxCopyRank = 6;
@@ -22,6 +24,10 @@ struct LayoutParams {
   int64_t planes = 0;                     // upsample: product of the dims before H, W (N * C or N * C * T)
   int64_t height = 0;                     // upsample: input H
   int64_t width = 0;                      // upsample: input W
+  // copy only: the element types of src and dst, F32 or BF16 (the pointers keep their float type; the kernel
+  // reinterprets them). Different types convert: BF16 -> F32 exactly, F32 -> BF16 rounded to nearest even.
+  DType src_dtype = DType::F32;
+  DType dst_dtype = DType::F32;
 };
 
 // dst = src. src and dst must not overlap unless they are the same view (then nothing to do):

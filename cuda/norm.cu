@@ -23,6 +23,8 @@
 // (`pointwise_cuda_bench --json`, case rms_norm).
 #include "norm.h"
 
+#include <cuda_bf16.h>
+
 #include <cmath>
 
 #include "cuda_check.h"
@@ -143,28 +145,76 @@ __global__ void __launch_bounds__(RowNormTraits<kRowThreads>::kBlockThreads)
   }
 }
 
+// Element conversions of the channel norm (F32 or BF16 activations), and runs of kVec elements (kVec = 4: one
+// float4 or one 8-byte bf16 load/store; the launcher checks the alignment).
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T> __device__ __forceinline__ T from_float(float v);
+template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
+template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+template <int kVec>
+__device__ __forceinline__ void load_run(const float* p, float (&v)[kVec]) {
+  const VecF<kVec> r = load_vec<kVec>(p);
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) v[j] = r.v[j];
+}
+template <int kVec>
+__device__ __forceinline__ void load_run(const __nv_bfloat16* p, float (&v)[kVec]) {
+  if constexpr (kVec == 4) {
+    const uint2 raw = *reinterpret_cast<const uint2*>(p);
+    const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
+    const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
+    v[0] = lo.x, v[1] = lo.y, v[2] = hi.x, v[3] = hi.y;
+  } else {
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) v[j] = __bfloat162float(p[j]);
+  }
+}
+template <int kVec>
+__device__ __forceinline__ void store_run(float* p, const float (&v)[kVec]) {
+  VecF<kVec> r;
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) r.v[j] = v[j];
+  store_vec<kVec>(p, r);
+}
+template <int kVec>
+__device__ __forceinline__ void store_run(__nv_bfloat16* p, const float (&v)[kVec]) {
+  if constexpr (kVec == 4) {
+    const __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]), hi = __floats2bfloat162_rn(v[2], v[3]);
+    *reinterpret_cast<uint2*>(p) =
+        make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+  } else {
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) p[j] = __float2bfloat16_rn(v[j]);
+  }
+}
+
 // One thread per (n, s) position walks the C channels (stride S, so a warp reads 32 consecutive positions of one
 // channel: coalesced). Four interleaved partial sums shorten the fp32 chain over C (<= 384 in the VAE).
+template <typename T>
 __global__ void __launch_bounds__(kChannelBlock) channel_rms_norm_kernel(const NormParams p) {
   const int64_t C = p.cols, S = p.positions;
   const float scale = sqrtf(static_cast<float>(C));
+  const T* x = reinterpret_cast<const T*>(p.x);
+  T* out = reinterpret_cast<T*>(p.out);
   for (int64_t n = blockIdx.y; n < p.rows; n += gridDim.y)
     for (int64_t s = int64_t(blockIdx.x) * kChannelBlock + threadIdx.x; s < S; s += int64_t(gridDim.x) * kChannelBlock) {
-      const float* xs = p.x + n * C * S + s;
-      float* ys = p.out + n * C * S + s;
+      const T* xs = x + n * C * S + s;
+      T* ys = out + n * C * S + s;
       float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       int64_t c = 0;
       for (; c + 4 <= C; c += 4)
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
-          const float v = xs[(c + j) * S];
+          const float v = to_float(xs[(c + j) * S]);
           acc[j] += v * v;
         }
-      for (; c < C; ++c) acc[0] += xs[c * S] * xs[c * S];
+      for (; c < C; ++c) acc[0] += to_float(xs[c * S]) * to_float(xs[c * S]);
       const float denom = fmaxf(sqrtf((acc[0] + acc[1]) + (acc[2] + acc[3])), 1e-12f);  // F.normalize's eps
       for (c = 0; c < C; ++c) {
-        const float y = ((xs[c * S] / denom) * scale) * load_as_float(p.weight, p.weight_dtype, c);
-        ys[c * S] = p.silu_after ? y / (1.0f + expf(-y)) : y;  // silu as cuda/activation.cu computes it
+        const float y = ((to_float(xs[c * S]) / denom) * scale) * load_as_float(p.weight, p.weight_dtype, c);
+        ys[c * S] = from_float<T>(p.silu_after ? y / (1.0f + expf(-y)) : y);  // silu as cuda/activation.cu
       }
     }
 }
@@ -172,7 +222,7 @@ __global__ void __launch_bounds__(kChannelBlock) channel_rms_norm_kernel(const N
 // Channels-last: each position's C channels are one contiguous run, so a warp owns a position (8 per 256-thread
 // block) and its lanes read the run together (float4 when kVec = 4), summing with shuffles: the row-norm pattern
 // above with the Wan formula. C is at most 384 in the VAE, 3 float4 per lane.
-template <int kVec>
+template <typename T, int kVec>
 __global__ void __launch_bounds__(kChannelBlock) channel_rms_norm_last_kernel(const NormParams p) {
   constexpr int kRowsPerBlock = kChannelBlock / 32;
   const int64_t C = p.cols, rows = p.rows * p.positions;
@@ -180,23 +230,25 @@ __global__ void __launch_bounds__(kChannelBlock) channel_rms_norm_last_kernel(co
   const int lane = threadIdx.x % 32;
   for (int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32; row < rows;
        row += int64_t(gridDim.x) * kRowsPerBlock) {
-    const float* xr = p.x + row * C;
-    float* yr = p.out + row * C;
+    const T* xr = reinterpret_cast<const T*>(p.x) + row * C;
+    T* yr = reinterpret_cast<T*>(p.out) + row * C;
     float ss = 0.0f;
     for (int64_t i = int64_t(lane) * kVec; i < C; i += 32 * kVec) {
-      const VecF<kVec> v = load_vec<kVec>(xr + i);
+      float v[kVec];
+      load_run<kVec>(xr + i, v);
 #pragma unroll
-      for (int j = 0; j < kVec; ++j) ss += v.v[j] * v.v[j];
+      for (int j = 0; j < kVec; ++j) ss += v[j] * v[j];
     }
     const float denom = fmaxf(sqrtf(row_sum<32>(ss)), 1e-12f);  // F.normalize's eps
     for (int64_t i = int64_t(lane) * kVec; i < C; i += 32 * kVec) {
-      VecF<kVec> v = load_vec<kVec>(xr + i);
+      float v[kVec];
+      load_run<kVec>(xr + i, v);
 #pragma unroll
       for (int j = 0; j < kVec; ++j) {
-        const float y = ((v.v[j] / denom) * scale) * load_as_float(p.weight, p.weight_dtype, i + j);
-        v.v[j] = p.silu_after ? y / (1.0f + expf(-y)) : y;
+        const float y = ((v[j] / denom) * scale) * load_as_float(p.weight, p.weight_dtype, i + j);
+        v[j] = p.silu_after ? y / (1.0f + expf(-y)) : y;
       }
-      store_vec<kVec>(yr + i, v);
+      store_run<kVec>(yr + i, v);
     }
   }
 }
@@ -286,15 +338,28 @@ void launch_channel_rms_norm(const NormParams& p, cudaStream_t stream) {
   if (p.positions < 0) fail(ErrorCode::ShapeMismatch, "channel_rms_norm: negative size");
   if (p.weight == nullptr) fail(ErrorCode::InvalidArgument, "channel_rms_norm: gamma is required");
   if (p.rows == 0 || p.cols == 0 || p.positions == 0) return;
+  if (p.io_dtype != DType::F32 && p.io_dtype != DType::BF16)
+    fail(ErrorCode::UnsupportedDtype, "channel_rms_norm: x/out must be F32 or BF16 on the GPU");
+  const bool bf16 = p.io_dtype == DType::BF16;
   if (p.channels_last) {
-    const bool vec4 = p.cols % 4 == 0 && aligned16(p.x) && aligned16(p.out);
+    const uintptr_t align = bf16 ? 8 : 16;  // 4 elements
+    const bool vec4 = p.cols % 4 == 0 && reinterpret_cast<uintptr_t>(p.x) % align == 0 &&
+                      reinterpret_cast<uintptr_t>(p.out) % align == 0;
     const unsigned int grid = blocks_for(p.rows * p.positions, kChannelBlock / 32);
-    SHOWO2_VEC_SWITCH(vec4, kVec, [&] { channel_rms_norm_last_kernel<kVec><<<grid, kChannelBlock, 0, stream>>>(p); });
+    SHOWO2_VEC_SWITCH(vec4, kVec, [&] {
+      if (bf16)
+        channel_rms_norm_last_kernel<__nv_bfloat16, kVec><<<grid, kChannelBlock, 0, stream>>>(p);
+      else
+        channel_rms_norm_last_kernel<float, kVec><<<grid, kChannelBlock, 0, stream>>>(p);
+    });
     SHOWO2_CUDA_CHECK_LAUNCH();
     return;
   }
   const dim3 grid(blocks_for(p.positions, kChannelBlock), static_cast<unsigned int>(p.rows < 65535 ? p.rows : 65535));
-  channel_rms_norm_kernel<<<grid, kChannelBlock, 0, stream>>>(p);
+  if (bf16)
+    channel_rms_norm_kernel<__nv_bfloat16><<<grid, kChannelBlock, 0, stream>>>(p);
+  else
+    channel_rms_norm_kernel<float><<<grid, kChannelBlock, 0, stream>>>(p);
   SHOWO2_CUDA_CHECK_LAUNCH();
 }
 

@@ -28,6 +28,9 @@ struct NormParams {
   float eps = 0.0f;                   // added to mean(x^2) (RMSNorm) or the variance (LayerNorm)
   bool silu_after = false;            // channel norm only: out = silu(norm(x)), x / (1 + exp(-x)) as activation.cu
   bool channels_last = false;         // channel norm only: x and out dense [N, S, C] (channels-last) instead
+  // Channel norm only: the element type of x and out. BF16: x and out point at bf16 data (the pointers keep their
+  // float type; the kernels reinterpret them), statistics still in F32, the output rounded to nearest even.
+  DType io_dtype = DType::F32;
 };
 
 // y = x / sqrt(mean(x^2) + eps) * weight, per row.

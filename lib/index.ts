@@ -61,6 +61,7 @@ export {
 } from './image.js';
 export {
   runtimeInfo,
+  type ActivationDtype,
   type ConvDtype,
   type CudaDevice,
   type CudaInfo,

@@ -39,6 +39,7 @@ import {
   kernelOptions,
   resolveDevice,
   WEIGHT_DTYPES,
+  type ActivationDtype,
   type ConvDtype,
   type Device,
   type WeightDtype,
@@ -100,6 +101,11 @@ export interface ShowO2LoadOptions {
    * the CPU. Defaults to `false` until measured.
    */
   channelsLast?: boolean;
+  /**
+   * What the VAE stores its activations in on a CUDA device; see {@link ActivationDtype}. Ignored on the CPU.
+   * Defaults to `'fp32'` until measured on a GPU.
+   */
+  activationDtype?: ActivationDtype;
   /**
    * Hugging Face cache directory for models loaded by repo id (Python's layout, shared with `huggingface_hub`).
    * Defaults to `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
@@ -390,6 +396,7 @@ export class ShowO2Model implements AsyncDisposable {
         'weightDtype',
         'convDtype',
         'channelsLast',
+        'activationDtype',
         'cacheDir',
         'offline',
         'token',
@@ -431,6 +438,7 @@ export class ShowO2Model implements AsyncDisposable {
         weightDtype: _w,
         convDtype: _c,
         channelsLast: _l,
+        activationDtype: _a,
         ...hub
       } = options;
       const resolved = await resolveModel(modelPath, {

@@ -115,10 +115,20 @@ export type ConvDtype = 'fp32' | 'bf16';
 /** The dtypes {@link ConvDtype} allows. */
 export const CONV_DTYPES: readonly ConvDtype[] = ['fp32', 'bf16'];
 
-/** The kernel choices of a load call ({@link ConvDtype}, `channelsLast`), as the addon reads them. */
+/**
+ * What a CUDA device's VAE stores its activations in: `'fp32'`, or `'bf16'` (half the memory and memory traffic of
+ * every activation, as PyTorch's bf16 VAE; the convolutions then run on tensor cores whatever {@link ConvDtype}
+ * says). Inputs and outputs stay float32.
+ */
+export type ActivationDtype = 'fp32' | 'bf16';
+/** The dtypes {@link ActivationDtype} allows. */
+export const ACTIVATION_DTYPES: readonly ActivationDtype[] = ['fp32', 'bf16'];
+
+/** The kernel choices of a load call ({@link ConvDtype}, `channelsLast`, {@link ActivationDtype}), as the addon reads them. */
 export interface KernelOptions {
   convDtype?: ConvDtype;
   channelsLast?: boolean;
+  activationDtype?: ActivationDtype;
 }
 
 /** The devices {@link Device} allows. */
@@ -177,7 +187,8 @@ export async function resolveDevice(given: Device | undefined): Promise<Device> 
 }
 
 /**
- * Checks a load call's `convDtype` and `channelsLast` (ERR_INVALID_ARGUMENT naming the field, as `${where}.convDtype`).
+ * Checks a load call's `convDtype`, `channelsLast` and `activationDtype` (ERR_INVALID_ARGUMENT naming the field, as
+ * `${where}.convDtype`).
  * @internal
  */
 export function checkKernelOptions(options: KernelOptions | undefined, where: string): void {
@@ -186,6 +197,9 @@ export function checkKernelOptions(options: KernelOptions | undefined, where: st
   }
   if (isDefined(options?.channelsLast) && typeof options?.channelsLast !== 'boolean') {
     throw invalidParameterError(`${where}.channelsLast`, 'a boolean', options?.channelsLast);
+  }
+  if (isDefined(options?.activationDtype) && !isOneOf(options?.activationDtype, ACTIVATION_DTYPES)) {
+    throw invalidParameterError(`${where}.activationDtype`, "one of 'fp32', 'bf16'", options?.activationDtype);
   }
 }
 
@@ -197,5 +211,6 @@ export function kernelOptions(options: KernelOptions | undefined): KernelOptions
   return {
     ...(isDefined(options?.convDtype) ? { convDtype: options?.convDtype } : {}),
     ...(isDefined(options?.channelsLast) ? { channelsLast: options?.channelsLast } : {}),
+    ...(isDefined(options?.activationDtype) ? { activationDtype: options?.activationDtype } : {}),
   };
 }

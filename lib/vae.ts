@@ -14,6 +14,7 @@ import {
   kernelOptions,
   resolveDevice,
   WEIGHT_DTYPES,
+  type ActivationDtype,
   type ConvDtype,
   type Device,
   type WeightDtype,
@@ -77,6 +78,11 @@ export interface WanVaeLoadOptions {
    * fastest. The results are the same function either way. Ignored on the CPU. Defaults to `false` until measured.
    */
   channelsLast?: boolean;
+  /**
+   * What the VAE stores its activations in on a CUDA device; see {@link ActivationDtype}. Ignored on the CPU.
+   * Defaults to `'fp32'` until measured on a GPU.
+   */
+  activationDtype?: ActivationDtype;
 }
 
 /**

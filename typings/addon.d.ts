@@ -84,6 +84,7 @@ export interface AddonWanVaeClass {
       threads?: number;
       convDtype?: 'fp32' | 'bf16';
       channelsLast?: boolean;
+      activationDtype?: 'fp32' | 'bf16';
     },
   ): Promise<AddonWanVae>;
 }
@@ -232,6 +233,7 @@ export interface AddonShowo2ModelClass {
     weightDtype?: 'bf16' | 'fp16';
     convDtype?: 'fp32' | 'bf16';
     channelsLast?: boolean;
+    activationDtype?: 'fp32' | 'bf16';
   }): Promise<AddonShowo2Model>;
 }
 

@@ -3,14 +3,16 @@
 // bench/torch/wan_vae_baseline.py (the same case names on tools/reference/wan_vae.py; on the GPU in bf16
 // channels_last_3d, --device cuda).
 //
-//   wan_vae_bench [--backend cpu|cuda] [--conv f32|bf16] [--layout contiguous|channels-last] [--threads N] [--json]
-//                 [--case SUBSTRING] [--iters N] [--verbose]
+//   wan_vae_bench [--backend cpu|cuda] [--conv f32|bf16] [--layout contiguous|channels-last] [--activations f32|bf16]
+//                 [--threads N] [--json] [--case SUBSTRING] [--iters N] [--verbose]
 //
 //   --backend   cpu (default) or cuda (builds with the CUDA backend; F32 activations, BF16 weights)
 //   --conv      cuda: f32 (default; conv v2 on CUDA cores) or bf16 (conv v3 on tensor cores, CudaBackendOptions::conv_dtype)
 //   --layout    the VAE's activations: contiguous (default, as PyTorch's default) or channels-last (memory
 //               [N, T, H, W, C], conv weights [O, kt, kh, kw, C]: WanVaeLayout::ChannelsLast, the layout the torch
 //               baseline runs in; CudaBackendOptions::channels_last_activations)
+//   --activations cuda: what the VAE stores its activations in, f32 (default) or bf16 (half the memory and traffic;
+//               the convs then run on tensor cores; CudaBackendOptions::conv_activation_dtype)
 //   --threads   CPU pool size (default: all hardware threads)
 //   --json      one {"case", "backend", "ms", "gflops", "ns_per_pixel", "peak_gib"} object per line
 //   --iters     timed calls per case (default 3, after 1 warm-up call; --iters 1 means one cold call, no warm-up)
@@ -132,6 +134,7 @@ class TimingBackend final : public Backend {
   void synchronize() override { inner_.synchronize(); }
   int64_t available_memory_bytes() override { return inner_.available_memory_bytes(); }
   bool prefers_channels_last_activations() const override { return inner_.prefers_channels_last_activations(); }
+  DType preferred_conv_activation_dtype() const override { return inner_.preferred_conv_activation_dtype(); }
   void conv3d_fused(const Tensor& x, const ConvFusion& f, const Tensor& weight, const Tensor& bias,
                     const Conv3dParams& p, Tensor& out) override {
     const double flops = 2.0 * static_cast<double>(out.numel()) * static_cast<double>(weight.numel() / weight.size(0));
@@ -262,8 +265,8 @@ void print_breakdown(const TimingBackend& timing, double wall_ms) {
 
 int usage(const char* argv0) {
   std::fprintf(stderr,
-               "usage: %s [--backend cpu|cuda] [--conv f32|bf16] [--layout contiguous|channels-last] [--threads N] "
-               "[--json] [--case SUBSTRING] [--iters N] [--verbose]\n",
+               "usage: %s [--backend cpu|cuda] [--conv f32|bf16] [--layout contiguous|channels-last] "
+               "[--activations f32|bf16] [--threads N] [--json] [--case SUBSTRING] [--iters N] [--verbose]\n",
                argv0);
   return 2;
 }
@@ -273,7 +276,7 @@ int usage(const char* argv0) {
 int main(int argc, char** argv) {
   int threads = 0, iters = 3;
   bool json = false, verbose = false;
-  std::string filter, backend_name = "cpu", conv_name = "f32", layout_name = "contiguous";
+  std::string filter, backend_name = "cpu", conv_name = "f32", layout_name = "contiguous", activations_name = "f32";
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     bool has_value = i + 1 < argc;
@@ -285,9 +288,11 @@ int main(int argc, char** argv) {
     else if (arg == "--backend" && has_value) backend_name = argv[++i];
     else if (arg == "--conv" && has_value) conv_name = argv[++i];
     else if (arg == "--layout" && has_value) layout_name = argv[++i];
+    else if (arg == "--activations" && has_value) activations_name = argv[++i];
     else return usage(argv[0]);
   }
   if (layout_name != "contiguous" && layout_name != "channels-last") return usage(argv[0]);
+  if (activations_name != "f32" && activations_name != "bf16") return usage(argv[0]);
   const bool channels_last = layout_name == "channels-last";
   // One warm-up (first-touch of the activations, weight packing) unless a single cold call was asked for.
   const bench::TimingPolicy timing_policy{iters > 1 ? 1 : 0, iters, 0.0};
@@ -302,6 +307,7 @@ int main(int argc, char** argv) {
       if (conv_name != "f32" && conv_name != "bf16") return usage(argv[0]);
       options.conv_dtype = conv_name == "bf16" ? DType::BF16 : DType::F32;
       options.channels_last_activations = channels_last;
+      options.conv_activation_dtype = activations_name == "bf16" ? DType::BF16 : DType::F32;
       cuda_backend = std::make_unique<cuda::CudaBackend>(options);
     } catch (const Error& e) {
       std::fprintf(stderr, "wan_vae_bench: %s\n", e.what());
@@ -327,9 +333,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<WanVae> profiled_vae =
       gpu && verbose ? std::make_unique<WanVae>(weights, config, profiled, layout) : nullptr;
   if (!json)
-    std::printf("# wan_vae_bench: backend %s, layout %s, %zu weight tensors, %d timed calls per case, cpu threads %d "
-                "(%s)\n",
-                inner->name().c_str(), layout_name.c_str(), weights.tensors().size(), iters,
+    std::printf("# wan_vae_bench: backend %s, layout %s, activations %s, %zu weight tensors, %d timed calls per case, "
+                "cpu threads %d (%s)\n",
+                inner->name().c_str(), layout_name.c_str(), activations_name.c_str(), weights.tensors().size(), iters,
                 cpu_backend.num_threads(), cpu::cpu_features_string().c_str());
 
   for (const BenchCase& bc : kCases) {
@@ -364,7 +370,10 @@ int main(int argc, char** argv) {
       std::printf("{\"case\": \"%s\", \"backend\": \"%s%s\", \"ms\": %.2f, \"gflops\": %.2f, \"ns_per_pixel\": %.2f, "
                   "\"peak_gib\": %.3f}\n",
                   bc.name, backend_name.c_str(),
-                  ((gpu ? " conv " + conv_name : std::string()) + (channels_last ? " channels-last" : "")).c_str(), ms,
+                  ((gpu ? " conv " + conv_name + " activations " + activations_name : std::string()) +
+                   (channels_last ? " channels-last" : ""))
+                      .c_str(),
+                  ms,
                   gflops, ns_per_pixel,
                   peak_gib);
     else

@@ -12,10 +12,12 @@ import { DEMO_MODEL, hasDemoModel } from '../demo-model.js';
 import { resolveModel } from '../hub.js';
 import { ShowO2Model, type ShowO2LoadOptions } from '../model.js';
 import {
+  ACTIVATION_DTYPES,
   CONV_DTYPES,
   DEVICES,
   resolveDevice,
   WEIGHT_DTYPES,
+  type ActivationDtype,
   type ConvDtype,
   type Device,
   type WeightDtype,
@@ -79,9 +81,14 @@ export const LOAD_OPTIONS: Record<string, OptionSpec> = {
     value: 'fp32|bf16',
     description: "What the VAE's convolutions multiply in on a GPU (bf16: tensor cores). Ignored on the CPU. Defaults to fp32.",
   },
+  'activation-dtype': {
+    type: 'string',
+    value: 'fp32|bf16',
+    description: "What the VAE stores its activations in on a GPU (bf16: half the memory). Ignored on the CPU. Defaults to fp32.",
+  },
   'channels-last': {
     type: 'boolean',
-    description: "Keep the VAE's activations channels-last on a GPU (the layout its conv kernels read fastest). Ignored on the CPU.",
+    description: "Keep the VAE's activations channels-last on a GPU (the layout its conv kernels read fastest). Ignored on the CPU. Defaults to off.",
   },
 };
 
@@ -106,8 +113,8 @@ export const DEMO_NOTICE =
   'For the published Show-o2, pass --model showlab/show-o2-1.5B or set SHOWO2_MODEL.';
 
 /**
- * The `--revision`, `--vae`, `--tokenizer`, `--device`, `--threads`, `--weight-dtype`, `--conv-dtype` and
- * `--channels-last` flags as load options.
+ * The `--revision`, `--vae`, `--tokenizer`, `--device`, `--threads`, `--weight-dtype`, `--conv-dtype`,
+ * `--channels-last` and `--activation-dtype` flags as load options.
  */
 export function loadOptions(values: OptionValues): ModelOptions {
   const options: ModelOptions = {};
@@ -126,6 +133,8 @@ export function loadOptions(values: OptionValues): ModelOptions {
   const convDtype = choiceValue<ConvDtype>(values, 'conv-dtype', CONV_DTYPES);
   if (convDtype !== undefined) options.convDtype = convDtype;
   if (values['channels-last'] === true) options.channelsLast = true;
+  const activationDtype = choiceValue<ActivationDtype>(values, 'activation-dtype', ACTIVATION_DTYPES);
+  if (activationDtype !== undefined) options.activationDtype = activationDtype;
   return options;
 }
 

@@ -37,6 +37,7 @@ BackendOptions ReadBackendOptions(Napi::Env env, const Napi::Object& options) {
   out.device = ReadChoice(env, options, "device", "cpu", {"cpu", "cuda", "auto"});
   out.weight_dtype = ReadChoice(env, options, "weightDtype", "bf16", {"bf16", "fp16"});
   out.conv_dtype = ReadChoice(env, options, "convDtype", "fp32", {"fp32", "bf16"});
+  out.activation_dtype = ReadChoice(env, options, "activationDtype", "fp32", {"fp32", "bf16"});
   Napi::Value channels_last = options.Get("channelsLast");
   if (!channels_last.IsUndefined()) {
     if (!channels_last.IsBoolean()) throw MakeError(env, kErrInvalidArgument, "Expected a boolean for options.channelsLast");
@@ -61,6 +62,7 @@ std::unique_ptr<Backend> CreateBackend(const BackendOptions& options) {
   cuda_options.weight_dtype = options.weight_dtype == "fp16" ? DType::F16 : DType::BF16;
   cuda_options.conv_dtype = options.conv_dtype == "bf16" ? DType::BF16 : DType::F32;
   cuda_options.channels_last_activations = options.channels_last;
+  cuda_options.conv_activation_dtype = options.activation_dtype == "bf16" ? DType::BF16 : DType::F32;
   return std::make_unique<cuda::CudaBackend>(cuda_options);  // ERR_CUDA naming the reason when unusable
 #else
   if (options.device == "auto") return std::make_unique<cpu::CpuBackend>(options.threads);

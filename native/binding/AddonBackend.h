@@ -21,10 +21,11 @@ struct BackendOptions {
   int threads = 0;                    // CPU only: 0 = one per hardware thread
   std::string conv_dtype = "fp32";    // CUDA only: 'fp32' | 'bf16' (CudaBackendOptions::conv_dtype)
   bool channels_last = false;         // CUDA only: CudaBackendOptions::channels_last_activations
+  std::string activation_dtype = "fp32";  // CUDA only: 'fp32' | 'bf16' (CudaBackendOptions::conv_activation_dtype)
 };
 
-// Reads options.device, options.weightDtype, options.threads, options.convDtype and options.channelsLast (each
-// optional); ERR_INVALID_ARGUMENT naming the field and what arrived.
+// Reads options.device, options.weightDtype, options.threads, options.convDtype, options.channelsLast and
+// options.activationDtype (each optional); ERR_INVALID_ARGUMENT naming the field and what arrived.
 BackendOptions ReadBackendOptions(Napi::Env env, const Napi::Object& options);
 
 // Creates the backend (worker thread). Throws showo2::Error (ERR_CUDA for an unusable 'cuda').

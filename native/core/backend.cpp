@@ -9,6 +9,10 @@ namespace showo2 {
 void Backend::conv3d_fused(const Tensor& x, const ConvFusion& f, const Tensor& weight, const Tensor& bias,
                            const Conv3dParams& p, Tensor& out) {
   const ConvShape s = check_conv3d_fused_args(x, f, weight, bias, p, out);
+  if (s.activation_dtype != DType::F32)
+    fail(ErrorCode::UnsupportedDtype, "conv3d_fused: x: the ", name(),
+         " backend keeps conv activations in F32 (preferred_conv_activation_dtype) but got ",
+         dtype_name(s.activation_dtype));
   if (s.channels_last || s.weight_channels_last) {
     conv3d_fused_via_contiguous(x, f, weight, bias, p, out);
     return;

@@ -113,6 +113,11 @@ class Backend {
   // on this backend: true where its conv kernels run fastest that way. CPU: false.
   virtual bool prefers_channels_last_activations() const { return false; }
 
+  // The dtype models with convolutional activations (WanVae) should store them in on this backend: F32, or BF16
+  // where the backend's conv3d_fused, channel_rms_norm(_silu) and copy take BF16 activations (copy converting to and
+  // from F32). CPU: F32 (its ops take F32 only).
+  virtual DType preferred_conv_activation_dtype() const { return DType::F32; }
+
   // Bytes this backend could still allocate for activations, or -1 when it does not know (the CPU backend). The CUDA
   // backend counts the device's free memory and its pool's cached free blocks. WanVae's automatic tiling uses it.
   virtual int64_t available_memory_bytes() { return -1; }
@@ -148,7 +153,9 @@ class Backend {
 
   // dst[i...] = src[i...] for same-shape F32 views with arbitrary strides on both sides (frame caches, concatenation
   // along T into a slice of a larger tensor, NCTHW <-> token-major layout changes). src and dst must not overlap
-  // unless they are the same view (ERR_INVALID_ARGUMENT).
+  // unless they are the same view (ERR_INVALID_ARGUMENT). A backend whose preferred_conv_activation_dtype is BF16 also
+  // copies BF16 views and converts between F32 and BF16 (rounding to nearest even); the CPU backend takes F32 only
+  // (ERR_UNSUPPORTED_DTYPE).
   virtual void copy(const Tensor& src, Tensor& dst) = 0;
 
   // The Wan VAE's RMS_norm over the channel axis (spec §3.1; F.normalize(x, dim=1) * sqrt(C) * gamma):

@@ -91,7 +91,11 @@ ConvShape check_conv_args(const Tensor& x, const Shape& input, const Tensor& wei
                           bool allow_channels_last = false) {
   const std::string name = op;
   const int64_t rank = spatial_dims + 2;
-  check_dtype(x, DType::F32, (name + ": x").c_str());
+  // Activations: F32, or (conv3d_fused only) BF16, with out in x's dtype.
+  if (allow_channels_last)
+    check_activation_dtype(x, (name + ": x").c_str());
+  else
+    check_dtype(x, DType::F32, (name + ": x").c_str());
   check_dim(x, rank, (name + ": x").c_str());
   check_float(weight, (name + ": weight").c_str());
   check_dim(weight, rank, (name + ": weight").c_str());
@@ -137,7 +141,8 @@ ConvShape check_conv_args(const Tensor& x, const Shape& input, const Tensor& wei
   s.Ho = conv_output_size(s.H, p.pad_top, p.pad_bottom, s.KH, p.stride_h, op, "height");
   s.Wo = conv_output_size(s.W, p.pad_left, p.pad_right, s.KW, p.stride_w, op, "width");
 
-  check_dtype(out, DType::F32, (name + ": out").c_str());
+  check_dtype(out, x.dtype(), (name + ": out").c_str());
+  s.activation_dtype = x.dtype();
   const Shape expected = spatial_dims == 3 ? Shape{s.N, s.O, s.To, s.Ho, s.Wo} : Shape{s.N, s.O, s.Ho, s.Wo};
   check_shape(out, expected, (name + ": out").c_str());
   s.channels_last = conv_activations_channels_last(x, out, allow_channels_last, name);
@@ -268,7 +273,7 @@ ConvShape check_conv3d_args(const Tensor& x, const Tensor& weight, const Tensor&
 ConvShape check_conv3d_fused_args(const Tensor& x, const ConvFusion& f, const Tensor& weight, const Tensor& bias,
                                   const Conv3dParams& p, const Tensor& out) {
   const char* op = "conv3d_fused";
-  check_dtype(x, DType::F32, "conv3d_fused: x");
+  check_activation_dtype(x, "conv3d_fused: x");
   check_dim(x, 5, "conv3d_fused: x");
   if (f.history_count < 0 || f.history_count > ConvFusion::kMaxHistory)
     fail(ErrorCode::InvalidArgument, op, ": fusion.history_count: expected 0 to ", ConvFusion::kMaxHistory,
@@ -287,7 +292,7 @@ ConvShape check_conv3d_fused_args(const Tensor& x, const ConvFusion& f, const Te
     const Tensor& h = f.history[i];
     const std::string what = std::string(op) + ": fusion.history[" + std::to_string(i) + "]";
     if (!h.defined()) fail(ErrorCode::InvalidArgument, what, ": expected a tensor (history_count is ", f.history_count, ")");
-    check_dtype(h, DType::F32, what.c_str());
+    check_dtype(h, x.dtype(), what.c_str());
     check_shape(h, frame, what.c_str());
     // The kernels walk a frame as one dense run: channel planes of H x W (contiguous layout) or pixels of C
     // channels (channels-last); the distance between batch items is free (a frame of a ring).
@@ -303,7 +308,7 @@ ConvShape check_conv3d_fused_args(const Tensor& x, const ConvFusion& f, const Te
     if (storage_ranges_overlap(out, h)) fail(ErrorCode::InvalidArgument, what, ": must not overlap out");
   }
   if (f.residual.defined()) {
-    check_dtype(f.residual, DType::F32, "conv3d_fused: fusion.residual");
+    check_dtype(f.residual, x.dtype(), "conv3d_fused: fusion.residual");
     check_shape(f.residual, out.shape(), "conv3d_fused: fusion.residual");
     const bool same_layout = s.channels_last ? f.residual.is_channels_last() : f.residual.is_contiguous();
     if (!same_layout)
@@ -333,8 +338,8 @@ RowShape check_layer_norm_args(const Tensor& x, const Tensor& weight, const Tens
 }
 
 ChannelNormShape check_channel_rms_norm_args(const Tensor& x, const Tensor& gamma, const Tensor& out) {
-  check_dtype(x, DType::F32, "channel_rms_norm: x");
-  check_dtype(out, DType::F32, "channel_rms_norm: out");
+  check_activation_dtype(x, "channel_rms_norm: x");
+  check_dtype(out, x.dtype(), "channel_rms_norm: out");
   if (x.dim() < 2)
     fail(ErrorCode::ShapeMismatch, "channel_rms_norm: x: expected [N, C, ...] but got ", x.shape_string());
   check_writable(out, "channel_rms_norm: out");
@@ -480,9 +485,14 @@ RowShape check_clamp_args(const Tensor& x, float lo, float hi, const Tensor& out
 
 // ---- layout ---------------------------------------------------------------------------------------------------------
 
+void check_activation_dtype(const Tensor& t, const char* what) {
+  if (t.dtype() != DType::F32 && t.dtype() != DType::BF16)
+    fail(ErrorCode::UnsupportedDtype, what, ": expected F32 or BF16 but got ", dtype_name(t.dtype()));
+}
+
 bool check_copy_args(const Tensor& src, const Tensor& dst) {
-  check_dtype(src, DType::F32, "copy: src");
-  check_dtype(dst, DType::F32, "copy: dst");
+  check_activation_dtype(src, "copy: src");
+  check_activation_dtype(dst, "copy: dst");
   check_row_rank(src, "copy: src");
   check_row_rank(dst, "copy: dst");
   check_writable(dst, "copy: dst");

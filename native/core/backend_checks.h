@@ -50,6 +50,10 @@ enum class AttentionInputs {
 AttentionShape check_attention_args(const Tensor& q, const Tensor& k, const Tensor& v, const OmniMask& mask,
                                     float scale, const Tensor& out, AttentionInputs inputs = AttentionInputs::F32);
 
+// An activation a device backend may store in BF16 (backend.h preferred_conv_activation_dtype): F32 or BF16, else
+// ERR_UNSUPPORTED_DTYPE naming `what`.
+void check_activation_dtype(const Tensor& t, const char* what);
+
 // ---- convolutions ---------------------------------------------------------------------------------------------------
 
 // The geometry of one convolution; a conv2d is T = KT = 1 with no time padding or stride.
@@ -62,6 +66,7 @@ struct ConvShape {
   // channels-last (memory [N, T, H, W, C], Tensor::is_channels_last), and the weight's memory [O, KT, KH, KW, C].
   bool channels_last = false;
   bool weight_channels_last = false;
+  DType activation_dtype = DType::F32;  // x, out, residual, history: F32, or BF16 (conv3d_fused only)
 };
 
 // x [N, C, H, W] F32, weight [O, C, kh, kw] F32/BF16/F16, bias [O] or undefined, out [N, O, Ho, Wo] F32; all
@@ -72,7 +77,8 @@ ConvShape check_conv2d_args(const Tensor& x, const Tensor& weight, const Tensor&
 ConvShape check_conv3d_args(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv3dParams& p,
                             const Tensor& out);
 
-// conv3d_fused (backend.h ConvFusion): x [N, C, T, H, W] F32 and out both contiguous or both channels-last; weight
+// conv3d_fused (backend.h ConvFusion): x [N, C, T, H, W] F32 or BF16 (history, residual and out in x's dtype) and
+// out both contiguous or both channels-last; weight
 // contiguous or channels-last; 0 to 2 history frames [N, C, 1, H, W] F32, each frame dense in x's layout (any batch
 // stride), not overlapping out; upsample2x only without history; the conv3d checks on the logical input
 // [N, C, history + T, H (x2), W (x2)]; residual, when defined, out's shape and layout, F32, not overlapping out.
@@ -96,7 +102,8 @@ struct ChannelNormShape {
   bool channels_last = false;
 };
 
-// x, out [N, C, ...] F32, same shape, both contiguous or both channels-last, out writable; gamma [C] F32/BF16/F16
+// x, out [N, C, ...] F32 or BF16 (the same), same shape, both contiguous or both channels-last, out writable; gamma
+// [C] F32/BF16/F16
 // (required).
 ChannelNormShape check_channel_rms_norm_args(const Tensor& x, const Tensor& gamma, const Tensor& out);
 

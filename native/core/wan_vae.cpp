@@ -272,36 +272,37 @@ class ChunkCaches {
 // ---- forward pieces ------------------------------------------------------------------------------------------------
 
 
-// Activations [N, C, T, H, W] are contiguous or channels-last (memory [N, T, H, W, C], WanVaeLayout); every new one
-// takes the layout of the activation it derives from, so the layout chosen at the entry points runs throughout.
-Tensor new_activation(Backend& b, const Shape& shape, bool channels_last) {
-  if (!channels_last) return new_f32(b, shape);
+// Activations [N, C, T, H, W] are contiguous or channels-last (memory [N, T, H, W, C], WanVaeLayout), in F32 or BF16
+// (the backend's preferred_conv_activation_dtype); every new one takes the layout and dtype of the activation it
+// derives from, so what the entry points chose runs throughout.
+Tensor new_activation(Backend& b, const Shape& shape, bool channels_last, DType dtype) {
+  if (!channels_last) return b.empty(shape, dtype);
   Shape memory;
   for (int64_t d : channels_last_to_memory_order(static_cast<int64_t>(shape.size())))
     memory.push_back(shape[static_cast<size_t>(d)]);
-  return new_f32(b, memory).permute(memory_order_to_channels_last(static_cast<int64_t>(shape.size())));
+  return b.empty(memory, dtype).permute(memory_order_to_channels_last(static_cast<int64_t>(shape.size())));
 }
 
 // Channels-last in the strict sense: a tensor with size-1 dims in the right places is both, and then contiguous wins.
 bool strictly_channels_last(const Tensor& x) { return !x.is_contiguous() && x.is_channels_last(); }
 
-Tensor new_like(Backend& b, const Shape& shape, const Tensor& layout_of) {
-  return new_activation(b, shape, strictly_channels_last(layout_of));
+Tensor new_like(Backend& b, const Shape& shape, const Tensor& like) {
+  return new_activation(b, shape, strictly_channels_last(like), like.dtype());
 }
 
-// A copy of x in the given layout (x itself when it already is).
-Tensor in_layout(Backend& b, const Tensor& x, bool channels_last) {
-  if (channels_last ? x.is_channels_last() : x.is_contiguous()) return x;
-  Tensor out = new_activation(b, x.shape(), channels_last);
+// A copy of x in the given layout and dtype (x itself when it already is; copy converts F32 <-> BF16).
+Tensor in_layout(Backend& b, const Tensor& x, bool channels_last, DType dtype) {
+  if (x.dtype() == dtype && (channels_last ? x.is_channels_last() : x.is_contiguous())) return x;
+  Tensor out = new_activation(b, x.shape(), channels_last, dtype);
   b.copy(x, out);
   return out;
 }
 
-// Frames [first, first + count) of x as a new tensor in the given layout.
-Tensor frames_of(Backend& b, const Tensor& x, int64_t first, int64_t count, bool channels_last) {
+// Frames [first, first + count) of x as a new tensor in the given layout and dtype.
+Tensor frames_of(Backend& b, const Tensor& x, int64_t first, int64_t count, bool channels_last, DType dtype) {
   Shape shape = x.shape();
   shape[2] = count;
-  Tensor out = new_activation(b, shape, channels_last);  // [N, C, count, H, W]
+  Tensor out = new_activation(b, shape, channels_last, dtype);  // [N, C, count, H, W]
   b.copy(x.slice(2, first, first + count), out);
   return out;
 }
@@ -405,20 +406,26 @@ Tensor residual_block(Backend& b, const ResidualBlock& m, const Tensor& x, Chunk
 }
 
 // AttentionBlock.forward: per frame, single-head attention over the H*W tokens, 1/sqrt(C) scale, plus the residual.
-// Channels-last activations already hold each frame's tokens as rows of C channels, so the to_qkv / proj linears
-// read and write them in place; contiguous ones go through a token-major copy and back.
+// Channels-last F32 activations already hold each frame's tokens as rows of C channels, so the to_qkv / proj
+// linears read and write them in place; other activations (contiguous, or BF16, which the linears do not take) go
+// through token-major F32 copies and back. The block runs once per chunk at the lowest resolution, so the copies are
+// small next to the convolutions.
 Tensor attention_block(Backend& b, const AttentionBlock& m, const Tensor& x) {
   const int64_t N = x.size(0), C = x.size(1), T = x.size(2), HW = x.size(3) * x.size(4);
-  const bool channels_last = strictly_channels_last(x);
+  const bool in_place = strictly_channels_last(x) && x.dtype() == DType::F32;
+  auto token_view = [&](const Tensor& t) {  // t [N, C, T, H, W] viewed as [N*T, HW, C] (permute(0, 2, 3, 4, 1))
+    return strictly_channels_last(t) ? t.permute(channels_last_to_memory_order(5)).reshape({N * T, HW, C})
+                                     : t.reshape({N, C, T, HW}).transpose(1, 2).transpose(2, 3);
+  };
   Tensor normed = new_like(b, x.shape(), x);  // [N, C, T, H, W]
   b.channel_rms_norm(x, m.norm.gamma, normed);
-  Tensor tokens;  // [N*T, HW, C] = normed.permute(0, 2, 3, 4, 1)
-  if (channels_last) {
-    tokens = normed.permute(channels_last_to_memory_order(5)).reshape({N * T, HW, C});
+  Tensor tokens;  // [N*T, HW, C] F32
+  if (in_place) {
+    tokens = token_view(normed);
   } else {
     tokens = new_f32(b, {N * T, HW, C});
-    Tensor token_view = tokens.reshape({N, T, HW, C});
-    b.copy(normed.reshape({N, C, T, HW}).transpose(1, 2).transpose(2, 3), token_view);
+    Tensor dst = strictly_channels_last(normed) ? tokens : tokens.reshape({N, T, HW, C});
+    b.copy(token_view(normed), dst);
   }
   Tensor qkv = new_f32(b, {N * T, HW, 3 * C});  // [N*T, HW, 3C]: to_qkv as a linear over channels
   b.linear(tokens, m.to_qkv.weight, m.to_qkv.bias, qkv);
@@ -428,17 +435,22 @@ Tensor attention_block(Backend& b, const AttentionBlock& m, const Tensor& x) {
   Tensor attn_output = new_f32(b, {N * T, HW, 1, C});     // [N*T, HW, 1, C]
   b.attention(q, k, v, OmniMask::full(), static_cast<float>(1.0 / std::sqrt(static_cast<double>(C))), attn_output);
   Tensor out = new_like(b, x.shape(), x);  // [N, C, T, H, W]
-  if (channels_last) {
-    Tensor out_tokens = out.permute(channels_last_to_memory_order(5)).reshape({N * T, HW, C});
+  if (in_place) {
+    Tensor out_tokens = token_view(out);
     b.linear(attn_output.reshape({N * T, HW, C}), m.proj.weight, m.proj.bias, out_tokens);
-  } else {
-    Tensor projected = new_f32(b, {N * T, HW, C});  // [N*T, HW, C]
-    b.linear(attn_output.reshape({N * T, HW, C}), m.proj.weight, m.proj.bias, projected);
-    Tensor out_view = out.reshape({N, C, T, HW});
-    b.copy(projected.reshape({N, T, HW, C}).transpose(2, 3).transpose(1, 2), out_view);
+    Tensor out_flat = out.memory_order_view();  // out and x share a layout: the residual add is elementwise in memory
+    b.add(out_flat, x.memory_order_view(), out_flat);
+    return out;
   }
-  Tensor out_flat = out.memory_order_view();  // out and x share a layout: the residual add is elementwise in memory
-  b.add(out_flat, x.memory_order_view(), out_flat);
+  Tensor projected = new_f32(b, {N * T, HW, C});  // [N*T, HW, C]
+  b.linear(attn_output.reshape({N * T, HW, C}), m.proj.weight, m.proj.bias, projected);
+  Tensor shortcut = new_f32(b, {N * T, HW, C});  // x's tokens in F32, for the residual add
+  Tensor shortcut_dst = strictly_channels_last(x) ? shortcut : shortcut.reshape({N, T, HW, C});
+  b.copy(token_view(x), shortcut_dst);
+  b.add(projected, shortcut, projected);
+  Tensor out_view = token_view(out);
+  const Tensor src = strictly_channels_last(out) ? projected : projected.reshape({N, T, HW, C});
+  b.copy(src, out_view);  // back to x's layout and dtype
   return out;
 }
 
@@ -564,6 +576,10 @@ WanVae::WanVae(const weights::WeightFile& file, const WanVaeConfig& config, Back
          static_cast<int>(layout));
   channels_last_ = layout == WanVaeLayout::ChannelsLast ||
                    (layout == WanVaeLayout::Auto && backend.prefers_channels_last_activations());
+  activation_dtype_ = backend.preferred_conv_activation_dtype();
+  if (activation_dtype_ != DType::F32 && activation_dtype_ != DType::BF16)
+    fail(ErrorCode::UnsupportedDtype, "WanVae: the ", backend.name(), " backend prefers ",
+         dtype_name(activation_dtype_), " conv activations; WanVae stores F32 or BF16");
   config_.validate();
   build_encoder(config_, encoder_);
   build_decoder(config_, decoder_);
@@ -606,12 +622,13 @@ WanVae::Posterior WanVae::encode_posterior(const Tensor& video) {
   const Tensor video_on_backend = b.to_device(video);
 
   // Encoder3d over chunks: frame 0 alone, then `ts` frames at a time (spec §3.1), concatenated along T.
-  Tensor encoded = new_activation(b, {N, 2 * z, T_lat, H / ss, W / ss}, channels_last_);  // [N, 2z, T', H/8, W/8]
+  // [N, 2z, T', H/8, W/8]
+  Tensor encoded = new_activation(b, {N, 2 * z, T_lat, H / ss, W / ss}, channels_last_, activation_dtype_);
   ChunkCaches caches;
   for (int64_t chunk = 0, first = 0; chunk < T_lat; ++chunk) {
     const int64_t frames = chunk == 0 ? 1 : ts;
     caches.begin_chunk(chunk + 1 == T_lat);
-    Tensor x = frames_of(b, video_on_backend, first, frames, channels_last_);  // [N, 3, 1 or 4, H, W]
+    Tensor x = frames_of(b, video_on_backend, first, frames, channels_last_, activation_dtype_);  // [N, 3, 1|4, H, W]
     Tensor out = encoder_forward(b, encoder_, x, caches);                // [N, 2z, 1, H/8, W/8]
     Tensor dst = encoded.slice(2, chunk, chunk + 1);
     b.copy(out, dst);
@@ -846,7 +863,7 @@ Tensor WanVae::decode(const Tensor& latent, const WanVaeDecodeOptions& options, 
   Tensor raw = new_f32(b, latent.shape());  // [N, z, T, h, w]
   b.copy(b.to_device(latent), raw);
   affine_per_channel(b, raw, config_.latents_std, config_.latents_mean);
-  Tensor x = causal_conv(b, conv2_, in_layout(b, raw, channels_last_), nullptr);  // [N, z, T, h, w]
+  Tensor x = causal_conv(b, conv2_, in_layout(b, raw, channels_last_, activation_dtype_), nullptr);  // [N, z, T, h, w]
 
   // Auto asks the backend what it can still allocate (the CUDA backend: free device memory plus its pool's cache).
   const DecodePlan plan = plan_decode(latent.shape(), options,
@@ -887,12 +904,12 @@ Tensor WanVae::decode(const Tensor& latent, const WanVaeDecodeOptions& options, 
     Tensor chunk;  // [N, 3, 1 or 4, 8h, 8w]
     for (DecodeTile& tile : tiles) {
       tile.caches.begin_chunk(t + 1 == T);
-      Tensor window =
-          new_activation(b, {N, z, 1, tile.rows.end - tile.rows.begin, tile.cols.end - tile.cols.begin}, channels_last_);
+      Tensor window = new_activation(b, {N, z, 1, tile.rows.end - tile.rows.begin, tile.cols.end - tile.cols.begin},
+                                     channels_last_, activation_dtype_);
       b.copy(x.slice(2, t, t + 1).slice(3, tile.rows.begin, tile.rows.end).slice(4, tile.cols.begin, tile.cols.end),
              window);                                                     // [N, z, 1, th, tw]
-      // [N, 3, 1 or 4, 8th, 8tw], contiguous for the blending and clamping below (3 channels: a small copy)
-      Tensor pixels = in_layout(b, decoder_forward(b, decoder_, window, tile.caches), false);
+      // [N, 3, 1 or 4, 8th, 8tw], contiguous F32 for the blending and clamping below (3 channels: a small copy)
+      Tensor pixels = in_layout(b, decoder_forward(b, decoder_, window, tile.caches), false, DType::F32);
       if (single_tile) {
         chunk = pixels;
         break;

@@ -191,6 +191,9 @@ struct WanVaeDecodeOptions {
 // each frame's tokens in place. Auto: the backend's preference (Backend::prefers_channels_last_activations; the
 // CPU backend's is ChannelsFirst). Both layouts compute the same function; on the CPU backend, bit for bit.
 enum class WanVaeLayout { Auto, ChannelsFirst, ChannelsLast };
+// The activations' dtype is the backend's preferred_conv_activation_dtype: F32, or BF16 on a CUDA backend asked for
+// it (CudaBackendOptions::conv_activation_dtype: half the activation memory and traffic, PyTorch's bf16 precision;
+// the per-frame attention still computes in F32 on converted tokens). Inputs and outputs are F32 either way.
 
 class WanVae {
  public:
@@ -204,6 +207,9 @@ class WanVae {
   const WanVaeConfig& config() const { return config_; }
   // Whether the activations (and conv weights) are channels-last (the resolved WanVaeLayout).
   bool channels_last() const { return channels_last_; }
+  // What the activations are stored in: the backend's preferred_conv_activation_dtype (F32, or BF16 on a CUDA
+  // backend asked for it). Inputs and outputs stay F32 either way.
+  DType activation_dtype() const { return activation_dtype_; }
 
   struct Posterior {
     Tensor mean;    // [N, z_dim, T', H/8, W/8], normalised: (mu - latents_mean) / latents_std
@@ -262,6 +268,7 @@ class WanVae {
   WanVaeConfig config_;
   Backend* backend_;
   bool channels_last_ = false;
+  DType activation_dtype_ = DType::F32;  // the backend's preferred_conv_activation_dtype
   wan_vae::Encoder3d encoder_;   // encoder.*
   wan_vae::CausalConv3d conv1_;  // conv1.{weight,bias}  [2*z_dim, 2*z_dim, 1, 1, 1]: encoder output -> mu, logvar
   wan_vae::CausalConv3d conv2_;  // conv2.{weight,bias}  [z_dim, z_dim, 1, 1, 1]: before the decoder

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "conv.h"
@@ -101,8 +102,10 @@ cuda::ConvWeightType weight_type(DType d) {
 struct Layout {
   bool activations_channels_last = false;
   bool weight_channels_last = false;
+  bool bf16_activations = false;  // x, history, residual and out stored as BF16 (ConvParams::activation_type)
   std::string label() const {
-    return std::string(activations_channels_last ? " NDHWC" : "") + (weight_channels_last ? " w-last" : "");
+    return std::string(activations_channels_last ? " NDHWC" : "") + (weight_channels_last ? " w-last" : "") +
+           (bf16_activations ? " bf16-act" : "");
   }
 };
 
@@ -114,8 +117,11 @@ Tensor channels_last_copy(const Tensor& t) {
 // Launches one variant on device mirrors of `in` in `layout` (launcher level: the fields CudaBackend::conv3d_fused
 // fills). Returns the output's logical values whatever its layout.
 std::vector<float> run_variant(const Inputs& in, ConvVariant variant, const Layout& layout = {}) {
-  const bool cl = layout.activations_channels_last;
-  auto activation = [cl](const Tensor& t) { return cl ? channels_last_copy(t) : t; };
+  const bool cl = layout.activations_channels_last, bf16 = layout.bf16_activations;
+  auto activation = [cl, bf16](const Tensor& t) {
+    const Tensor typed = bf16 ? t.to(DType::BF16) : t;
+    return cl ? channels_last_copy(typed) : typed;
+  };
   const Tensor x = activation(in.x), ring = activation(in.ring);
   const Tensor weight = layout.weight_channels_last ? channels_last_copy(in.weight) : in.weight;
   test::DeviceMirror dx(x), dring(ring), dw(weight), db(in.bias);
@@ -153,6 +159,7 @@ std::vector<float> run_variant(const Inputs& in, ConvVariant variant, const Layo
   }
   p.channels_last = cl;
   p.weight_channels_last = layout.weight_channels_last;
+  p.activation_type = bf16 ? cuda::ConvActivationType::BF16 : cuda::ConvActivationType::F32;
   p.upsample2x = in.fusion.upsample2x;
   p.residual = dres ? dres->f32() : nullptr;
   p.variant = variant;
@@ -238,6 +245,47 @@ SHOWO2_TEST(channels_last_layouts_every_fusion) {
   check_case({1, 12, 4, 9, 7, 3, 3, 3, 3, 0, false, false}, 750, "head conv: 3 output channels", cl);
 }
 
+// BF16 activations (x, history, residual, out stored as BF16: CudaBackendOptions::conv_activation_dtype) on v3 in
+// both layouts, against the CPU on the same BF16 values (BF16 weights: the products are exact), so the only
+// difference is the summation order and the output's rounding to BF16 (2^-9 relative): rtol 8e-3. v1/v2 refuse BF16
+// activations (cudaErrorInvalidValue), below.
+SHOWO2_TEST(bf16_activations_on_tensor_cores) {
+  test::require_cuda_device();
+  if (!cuda::conv_mma_supported()) test::fail_at(__FILE__, __LINE__, "the device cannot run conv v3");
+  const std::vector<std::pair<FusedCase, std::string>> cases = {
+      {{1, 32, 1, 11, 13, 70, 3, 3, 3, 2, false, true, DType::BF16}, "history 2, C 32, + residual"},
+      {{2, 96, 2, 9, 8, 48, 1, 3, 3, 0, true, true, DType::BF16}, "upsample2x 96 -> 48 ch, + residual"},
+      {{2, 5, 1, 7, 9, 6, 3, 3, 3, 1, false, false, DType::BF16}, "history 1, C 5 (scalar staging)"},
+  };
+  uint32_t seed = 900;
+  for (const auto& [c, label] : cases)
+    for (bool cl : {false, true}) {
+      const Layout layout{cl, cl, true};
+      Inputs in = make_inputs(c, seed++);
+      in.x = bf16_values(in.x);
+      in.ring = bf16_values(in.ring);
+      if (c.history >= 1) in.fusion.history[0] = in.ring.slice(2, c.history == 2 ? 1 : 0, c.history == 2 ? 2 : 1);
+      if (c.history == 2) in.fusion.history[1] = in.ring.slice(2, 0, 1);
+      if (c.residual) in.fusion.residual = bf16_values(in.fusion.residual);
+      const std::vector<float> ref = cpu_reference(in);
+      const std::vector<float> got = run_variant(in, ConvVariant::TensorCore, layout);
+      const std::string what = label + layout.label() + " [v3]";
+      std::printf("    %-64s max |err| %.2e\n", what.c_str(), static_cast<double>(max_abs_diff(got, ref)));
+      EXPECT_CLOSE(got.data(), ref.data(), ref.size(), 1e-4, 8e-3, what);
+    }
+  // v2 cannot read BF16 activations: the launcher refuses instead of reading them as floats.
+  const Inputs in = make_inputs(cases[0].first, 950);
+  test::DeviceMirror dx(in.x.to(DType::BF16)), dw(in.weight), dout(Tensor::zeros(in.out_shape, DType::BF16));
+  ConvParams p;
+  p.x = dx.ptr(), p.weight = dw.ptr(), p.out = dout.ptr();
+  p.weight_type = cuda::ConvWeightType::BF16;
+  p.activation_type = cuda::ConvActivationType::BF16;
+  p.N = 1, p.C = 32, p.T = 1, p.H = 11, p.W = 13, p.O = 70, p.KT = p.KH = p.KW = 3;
+  p.To = 1, p.Ho = 11, p.Wo = 13, p.pad_front = 2, p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
+  p.variant = ConvVariant::Tiled;
+  CHECK(cuda::launch_conv(p, nullptr) == cudaErrorInvalidValue);
+}
+
 SHOWO2_TEST(backend_entry_point_matches_cpu_and_checks_arguments) {
   test::require_cuda_device();
   cuda::CudaBackend gpu;
@@ -292,6 +340,30 @@ SHOWO2_TEST(channel_norm_channels_last_matches_cpu) {
   uint32_t seed = 800;
   for (const Shape& shape : std::vector<Shape>{{1, 96, 2, 5, 7}, {2, 384, 1, 3, 17}, {1, 3, 2, 9, 9}, {2, 130, 1, 1, 6}})
     for (bool silu : {false, true}) {
+      // BF16 x and out (either layout): against the CPU on the same BF16 values, the output rounded to BF16.
+      for (bool cl : {false, true}) {
+        const Tensor xb = random_tensor(shape, seed++, 2.0f).to(DType::BF16).to(DType::F32);
+        const Tensor gamma_b = random_tensor({shape[1]}, seed++).to(DType::BF16);
+        Tensor expected_b = Tensor::empty(shape, DType::F32);
+        if (silu)
+          cpu_backend().channel_rms_norm_silu(xb, gamma_b, expected_b);
+        else
+          cpu_backend().channel_rms_norm(xb, gamma_b, expected_b);
+        Tensor dx = gpu.empty(shape, DType::BF16), dout = gpu.empty(shape, DType::BF16);
+        if (cl) {
+          const Tensor memory = xb.permute(channels_last_to_memory_order(5));
+          dx = gpu.empty(memory.shape(), DType::BF16).permute(memory_order_to_channels_last(5));
+          dout = gpu.empty(memory.shape(), DType::BF16).permute(memory_order_to_channels_last(5));
+        }
+        gpu.copy(gpu.to_device(xb), dx);  // F32 -> BF16: exact, the values are BF16 already
+        if (silu)
+          gpu.channel_rms_norm_silu(dx, gpu.upload_weight(gamma_b), dout);
+        else
+          gpu.channel_rms_norm(dx, gpu.upload_weight(gamma_b), dout);
+        const std::vector<float> got = gpu.to_host(dout).to_f32_vector(), ref = expected_b.to_f32_vector();
+        EXPECT_CLOSE(got.data(), ref.data(), ref.size(), 1e-5, 8e-3,
+                     std::string("bf16 channel norm ") + (cl ? "NDHWC " : "") + xb.shape_string());
+      }
       const Tensor x = channels_last_copy(random_tensor(shape, seed++, 2.0f));
       const Tensor gamma = random_tensor({shape[1]}, seed++).to(DType::BF16);
       Tensor expected = channels_last_copy(Tensor::zeros(shape, DType::F32));

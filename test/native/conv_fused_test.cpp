@@ -206,6 +206,24 @@ SHOWO2_TEST(mixed_layouts_are_typed_errors) {
   backend().conv3d_fused(x_cl, ConvFusion{}, channels_last_copy(weight), Tensor(), p, out_cl);
 }
 
+// BF16 activations are for backends that prefer them (Backend::preferred_conv_activation_dtype; the CUDA backend
+// on request). The CPU backend's ops take F32 only and say so, naming the operand; mixed dtypes are errors anywhere.
+SHOWO2_TEST(bf16_activations_are_typed_errors_on_the_cpu) {
+  CHECK(backend().preferred_conv_activation_dtype() == DType::F32);
+  const Tensor x = random_tensor({1, 2, 1, 4, 4}, 50).to(DType::BF16);
+  const Tensor weight = random_tensor({3, 2, 3, 3, 3}, 51);
+  Tensor out = Tensor::empty({1, 3, 1, 4, 4}, DType::BF16), out_f32 = Tensor::empty({1, 3, 1, 4, 4}, DType::F32);
+  CHECK_THROWS_CODE(backend().conv3d_fused(x, ConvFusion{}, weight, Tensor(), causal_pads(2), out), UnsupportedDtype);
+  CHECK_THROWS_CODE(backend().conv3d_fused(x, ConvFusion{}, weight, Tensor(), causal_pads(2), out_f32),
+                    UnsupportedDtype);  // out not in x's dtype
+  Tensor normed = Tensor::empty(x.shape(), DType::BF16);
+  CHECK_THROWS_CODE(backend().channel_rms_norm(x, Tensor::from_f32({2}, {1, 1}), normed), UnsupportedDtype);
+  Tensor copied = Tensor::empty(x.shape(), DType::F32);
+  CHECK_THROWS_CODE(backend().copy(x, copied), UnsupportedDtype);
+  Tensor f16 = Tensor::empty(x.shape(), DType::F16);
+  CHECK_THROWS_CODE(backend().copy(random_tensor(x.shape(), 52), f16), UnsupportedDtype);
+}
+
 SHOWO2_TEST(bad_fusions_are_typed_errors) {
   const Tensor x = random_tensor({1, 2, 1, 4, 4}, 12);
   const Tensor weight = random_tensor({3, 2, 3, 3, 3}, 13);

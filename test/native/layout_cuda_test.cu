@@ -10,6 +10,7 @@
 
 #include "../../cuda/layout.h"
 #include "cpu/cpu_backend.h"
+#include "cuda_backend.h"
 #include "cuda_test_util.h"
 #include "tensor.h"
 #include "test_util.h"
@@ -78,6 +79,33 @@ SHOWO2_TEST(copy_matches_cpu_on_vae_layouts) {
   check_copy(permuted, random(permuted.shape(), 609), "copy rank 6 permuted");
   // A 0-D copy (one element) and size-1 dims everywhere.
   check_copy(random({1, 1, 1}, 610), random({1, 1, 1}, 611), "copy of one element");
+}
+
+// Copies that convert (BF16 activations, CudaBackendOptions::conv_activation_dtype): F32 -> BF16 rounds to nearest
+// even exactly as the host's Tensor::to(BF16) does, BF16 -> F32 is exact, BF16 -> BF16 moves bits; through the
+// backend entry point, strided (a channels-last view) and dense (the memcpy path only when the dtypes agree).
+SHOWO2_TEST(copy_converts_between_f32_and_bf16) {
+  test::require_cuda_device();
+  cuda::CudaBackend gpu;
+  const Tensor src = random({2, 5, 3, 4, 7}, 620);
+  const std::vector<float> rounded = src.to(DType::BF16).to_f32_vector();  // the host's RNE rounding
+  // F32 -> BF16, dense and into a channels-last view.
+  Tensor dense = gpu.empty(src.shape(), DType::BF16);
+  gpu.copy(gpu.to_device(src), dense);
+  CHECK(gpu.to_host(dense).to_f32_vector() == rounded);
+  Tensor channels_last = gpu.empty({2, 3, 4, 7, 5}, DType::BF16).permute(memory_order_to_channels_last(5));
+  gpu.copy(gpu.to_device(src), channels_last);
+  CHECK(gpu.to_host(channels_last).to_f32_vector() == rounded);
+  // BF16 -> F32 (exact) from the channels-last view, and BF16 -> BF16 back to dense.
+  Tensor back = gpu.empty(src.shape(), DType::F32);
+  gpu.copy(channels_last, back);
+  CHECK(gpu.to_host(back).to_f32_vector() == rounded);
+  Tensor again = gpu.empty(src.shape(), DType::BF16);
+  gpu.copy(channels_last, again);
+  CHECK(gpu.to_host(again).to_f32_vector() == rounded);
+  // F16 is not an activation dtype: a typed error.
+  Tensor f16 = gpu.empty(src.shape(), DType::F16);
+  CHECK_THROWS_CODE(gpu.copy(gpu.to_device(src), f16), UnsupportedDtype);
 }
 
 SHOWO2_TEST(upsample_nearest2x_matches_cpu) {

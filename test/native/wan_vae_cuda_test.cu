@@ -234,6 +234,39 @@ SHOWO2_TEST(channels_last_activations_match_the_reference_and_the_cpu) {
   CHECK(relative_l2(gd, cd) < 5e-2);
 }
 
+// BF16 activations (CudaBackendOptions::conv_activation_dtype; channels-last, BF16 tensor-core convs): every VAE
+// activation stored as BF16, the precision and memory of PyTorch's bf16 VAE. The error against the CPU's F32
+// activations is printed and bounded as the BF16 convs above (an indexing or conversion bug is O(1)); the chunked
+// video decode streams as before.
+SHOWO2_TEST(bf16_activations_error_is_reported) {
+  test::require_cuda_device();
+  const WanVaeConfig config;
+  test::InMemoryWeightFile weights(test::random_wan_vae_weights(config, 5000, DType::BF16));
+  cuda::CudaBackendOptions options;
+  options.channels_last_activations = true;
+  options.conv_dtype = DType::BF16;
+  options.conv_activation_dtype = DType::BF16;
+  cuda::CudaBackend gpu(options);
+  cpu::CpuBackend cpu;
+  WanVae vae_gpu(weights, config, gpu), vae_cpu(weights, config, cpu);
+  CHECK(vae_gpu.activation_dtype() == DType::BF16 && vae_gpu.channels_last());
+  const Tensor image = random_tensor({1, 3, 1, 64, 64}, 10, true);
+  const Tensor video = random_tensor({1, 3, 5, 32, 48}, 11, true);
+  const Tensor latent = random_tensor({1, 16, 3, 8, 6}, 12, false);
+  const std::vector<float> gi = vae_gpu.encode(image).to_f32_vector(), ci = vae_cpu.encode(image).to_f32_vector();
+  const std::vector<float> gv = vae_gpu.encode(video).to_f32_vector(), cv = vae_cpu.encode(video).to_f32_vector();
+  int chunks = 0;
+  const std::vector<float> gd = vae_gpu.decode(latent, [&](const Tensor&, int64_t) { ++chunks; }).to_f32_vector();
+  const std::vector<float> cd = vae_cpu.decode(latent).to_f32_vector();
+  std::printf("    BF16 activations vs CPU F32: image encode relative L2 %.3g, video encode %.3g, 3-latent decode %.3g "
+              "(max |err| %.3g)\n",
+              relative_l2(gi, ci), relative_l2(gv, cv), relative_l2(gd, cd), max_abs_diff(gd, cd));
+  CHECK(relative_l2(gi, ci) < 5e-2);
+  CHECK(relative_l2(gv, cv) < 5e-2);
+  CHECK(relative_l2(gd, cd) < 5e-2);
+  CHECK_EQ(chunks, 3);
+}
+
 SHOWO2_TEST(auto_tiling_reads_the_device_memory) {
   test::require_cuda_device();
   cuda::CudaBackend gpu;

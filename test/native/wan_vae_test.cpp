@@ -223,6 +223,31 @@ SHOWO2_TEST(channels_last_layout_gives_the_same_bits) {
   expect_matches(last.decode(f.get("video_latent")), f.get("video_decoded"), "channels-last video decoded");
 }
 
+// A backend that prefers BF16 (or F16) activations but whose ops take F32 only: WanVae asks for what it prefers
+// and the ops refuse with typed errors; nothing crashes and nothing is computed wrong silently.
+class PrefersDtype : public cpu::CpuBackend {
+ public:
+  explicit PrefersDtype(DType d) : cpu::CpuBackend(1), dtype_(d) {}
+  DType preferred_conv_activation_dtype() const override { return dtype_; }
+
+ private:
+  DType dtype_;
+};
+
+SHOWO2_TEST(activation_dtype_comes_from_the_backend) {
+  require_fixtures();
+  Fixtures f;
+  cpu::CpuBackend cpu(1);
+  CHECK(WanVae(*f.weights, tiny_config(), cpu).activation_dtype() == DType::F32);
+  PrefersDtype bf16(DType::BF16);
+  WanVae vae(*f.weights, tiny_config(), bf16);
+  CHECK(vae.activation_dtype() == DType::BF16);
+  CHECK_THROWS_CODE(vae.decode(f.get("image_latent")), UnsupportedDtype);
+  CHECK_THROWS_CODE(vae.encode(f.get("image")), UnsupportedDtype);
+  PrefersDtype f16(DType::F16);
+  CHECK_THROWS_CODE(WanVae(*f.weights, tiny_config(), f16), UnsupportedDtype);
+}
+
 SHOWO2_TEST(bad_layout_is_a_typed_error) {
   require_fixtures();
   Fixtures f;

@@ -113,16 +113,24 @@ test('bad convDtype or channelsLast values are ERR_INVALID_ARGUMENT naming the f
   t.true(isShowO2Error('ERR_INVALID_ARGUMENT', /options\.convDtype/)(vaeErr));
   const vaeLayoutErr = await t.throwsAsync(WanVae.load(vaePath, { config: vaeConfig, channelsLast: 0 as never }));
   t.true(isShowO2Error('ERR_INVALID_ARGUMENT', /options\.channelsLast/)(vaeLayoutErr));
+  const actErr = await t.throwsAsync(ShowO2Model.load(modelDir, { vaePath, activationDtype: 'fp16' as never }));
+  t.true(isShowO2Error('ERR_INVALID_ARGUMENT', /Expected one of 'fp32', 'bf16' for options\.activationDtype/)(actErr));
 });
 
 // On the CPU the kernel choices are accepted and change nothing (the same bits); on a GPU (the GPU cycle) bf16
 // convolutions on channels-last activations decode the tiny VAE's latent close to the fp32 contiguous path.
-test('convDtype and channelsLast: ignored on the CPU, the same function on a GPU', async (t) => {
+test('convDtype, channelsLast and activationDtype: ignored on the CPU, the same function on a GPU', async (t) => {
   const info = await runtimeInfo();
   const latent = { data: new Float32Array(16 * 2 * 4 * 4).map((_, i) => Math.sin(i * 0.37)), shape: [1, 16, 2, 4, 4] };
   const device = info.cuda.unavailableReason === null ? 'cuda' : 'cpu';
   const plain = await WanVae.load(vaePath, { config: vaeConfig, device });
-  const fast = await WanVae.load(vaePath, { config: vaeConfig, device, convDtype: 'bf16', channelsLast: true });
+  const fast = await WanVae.load(vaePath, {
+    config: vaeConfig,
+    device,
+    convDtype: 'bf16',
+    channelsLast: true,
+    activationDtype: 'bf16',
+  });
   try {
     const a = (await plain.decode(latent)).raw.data;
     const b = (await fast.decode(latent)).raw.data;
@@ -137,7 +145,7 @@ test('convDtype and channelsLast: ignored on the CPU, the same function on a GPU
       num += (a[i]! - b[i]!) ** 2;
       den += a[i]! ** 2;
     }
-    t.log(`bf16 channels-last vs fp32 contiguous decode on the GPU: relative L2 ${Math.sqrt(num / den).toExponential(2)}`);
+    t.log(`bf16 channels-last (bf16 activations) vs fp32 contiguous decode on the GPU: relative L2 ${Math.sqrt(num / den).toExponential(2)}`);
     t.true(Math.sqrt(num / den) < 5e-2);
   } finally {
     plain.dispose();

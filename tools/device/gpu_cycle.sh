@@ -84,11 +84,13 @@ done
 fi
 if runs vae; then
 echo "== the Wan VAE end to end: showo2 (CUDA backend) against the PyTorch reference (bf16, channels_last_3d, cuDNN)"
-# The fast configuration (BF16 tensor-core convs on channels-last activations, the layout torch runs in) on every
-# case; the F32 and contiguous configurations on the 432 cases for the comparison.
-"$BUILD/wan_vae_bench" --backend cuda --conv bf16 --layout channels-last --iters 2 2>&1 | tee "$OUT/wan_vae_bench_cuda.log"
+# The fast configuration (BF16 tensor-core convs on channels-last BF16 activations: the precision, layout and memory
+# of torch's bf16 channels_last_3d run) on every case; F32 activations, the contiguous layout and F32 convs on the
+# 432 cases for the comparison.
+"$BUILD/wan_vae_bench" --backend cuda --conv bf16 --layout channels-last --activations bf16 --iters 2 2>&1 | tee "$OUT/wan_vae_bench_cuda.log"
+"$BUILD/wan_vae_bench" --backend cuda --conv bf16 --layout channels-last --case 432 --iters 2 2>&1 | tee "$OUT/wan_vae_bench_cuda_f32act.log"
 "$BUILD/wan_vae_bench" --backend cuda --conv bf16 --case 432 --iters 2 2>&1 | tee "$OUT/wan_vae_bench_cuda_bf16conv_contiguous.log"
 "$BUILD/wan_vae_bench" --backend cuda --conv f32 --case 432 --iters 2 2>&1 | tee "$OUT/wan_vae_bench_cuda_f32conv_contiguous.log"
 PYTHONUNBUFFERED=1 python3 bench/torch/wan_vae_baseline.py --device cuda --iters 2 2>&1 | tee "$OUT/wan_vae_torch_cuda.log"
-"$BUILD/wan_vae_bench" --backend cuda --conv bf16 --layout channels-last --iters 1 --case decode_video_17x432 --verbose 2>&1 | tail -40 > "$OUT/wan_vae_bench_cuda_breakdown.log"
+"$BUILD/wan_vae_bench" --backend cuda --conv bf16 --layout channels-last --activations bf16 --iters 1 --case decode_video_17x432 --verbose 2>&1 | tail -40 > "$OUT/wan_vae_bench_cuda_breakdown.log"
 fi

@@ -12,7 +12,7 @@
 
 namespace showo2::cpu {
 
-class CpuBackend final : public Backend {
+class CpuBackend : public Backend {  // not final: tests derive backends that differ in one preference
  public:
   // num_threads <= 0: one per hardware thread available to the process.
   explicit CpuBackend(int num_threads = 0);

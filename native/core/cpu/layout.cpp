@@ -15,6 +15,9 @@
 namespace showo2::cpu {
 
 void copy(const Tensor& src, Tensor& dst, ThreadPool* pool) {
+  // F32 only here (a device backend may also convert to and from BF16 activations: backend.h copy).
+  check_dtype(src, DType::F32, "copy: src");
+  check_dtype(dst, DType::F32, "copy: dst");
   if (!check_copy_args(src, dst)) return;  // empty, or src and dst are the same view
 
   // Rows along the last dimension; leading dims via RowLayout (its offsets ignore the last stride), the last dim

@@ -123,6 +123,7 @@ void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float
 }
 
 void channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out, ThreadPool* pool) {
+  check_dtype(x, DType::F32, "channel_rms_norm: x");  // F32 only here (backend.h: BF16 on a device backend)
   const ChannelNormShape shape = check_channel_rms_norm_args(x, gamma, out);
   const int64_t N = shape.N, C = shape.C, S = shape.S;
   std::vector<float> g = load_param(gamma);
