@@ -30,6 +30,7 @@
 // wgmma with warp specialisation, split-KV decoding. Checked by test/native/attention_cuda_test.cu (v3 against the
 // CPU backend on the BF16 cases); timed by bench/native/attention_cuda_bench.cu (--variants v3).
 #include "attention_mma.h"
+#include "mma.cuh"
 
 #include <cuda_bf16.h>
 
@@ -41,6 +42,9 @@
 namespace showo2::cuda {
 
 namespace {
+
+using mma::load_u32;
+using mma::mma_16x8x16;
 
 using bf16 = __nv_bfloat16;
 
@@ -59,8 +63,6 @@ constexpr size_t mma_shared_bytes() {
   return sizeof(bf16) * static_cast<size_t>(kBlockQ + 2 * kBlockK) * (kDim + kRowPad);
 }
 
-__device__ __forceinline__ uint32_t load_u32(const bf16* p) { return *reinterpret_cast<const uint32_t*>(p); }
-
 __device__ __forceinline__ uint32_t pack_bf16(bf16 lo, bf16 hi) {
   return static_cast<uint32_t>(__bfloat16_as_ushort(lo)) | (static_cast<uint32_t>(__bfloat16_as_ushort(hi)) << 16);
 }
@@ -71,17 +73,6 @@ __device__ __forceinline__ uint32_t pack_f32(float lo, float hi) {
 }
 
 __device__ __forceinline__ float round_to_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
-
-// d += a · b on the tensor cores: a 16x16 BF16 (row-major), b 16x8 BF16 (column-major), d 16x8 F32.
-__device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-#endif
-}
 
 // Whether 16-byte vector loads can stage rows of `cols` elements starting at `base` every `row_stride` elements.
 __device__ __forceinline__ bool vector_ok(const bf16* base, int64_t row_stride, int cols) {

@@ -27,6 +27,7 @@
 // Not here yet: cp.async double-buffering. Checked by test/native/conv_cuda_test.cu and conv_fused_cuda_test.cu
 // (v3 against the CPU backend); timed by bench/native/attention_cuda_bench.cu --only conv (--variants v3,v3cl).
 #include "conv_mma.h"
+#include "mma.cuh"
 #include "conv_input.cuh"
 
 #include <cuda_bf16.h>
@@ -38,6 +39,9 @@
 namespace showo2::cuda {
 
 namespace {
+
+using mma::load_u32;
+using mma::mma_16x8x16;
 
 using bf16 = __nv_bfloat16;
 
@@ -58,18 +62,6 @@ __device__ __forceinline__ float bias_at(const ConvParams& p, int o) {
     case ConvWeightType::F16: return __half2float(static_cast<const __half*>(p.bias)[o]);
     default: return static_cast<const float*>(p.bias)[o];
   }
-}
-
-__device__ __forceinline__ uint32_t load_u32(const bf16* ptr) { return *reinterpret_cast<const uint32_t*>(ptr); }
-
-__device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-#endif
 }
 
 // Four consecutive weights as BF16, packed for one 8-byte shared-memory store (the vector staging paths).

@@ -39,6 +39,7 @@
 #include "cpu/cpu_backend.h"
 #include "cpu/cpu_features.h"
 #include "cpu/thread_pool.h"
+#include "in_memory_weights.h"
 #include "qwen2.h"
 #include "tensor.h"
 #include "text_sampler.h"
@@ -52,37 +53,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-// A WeightFile over tensors held in memory, so the model loads through the same binder as from a checkpoint.
-class InMemoryWeights final : public weights::WeightFile {
- public:
-  void add(const std::string& name, Tensor t) {
-    weights::TensorRecord r;
-    r.name = name;
-    r.dtype = t.dtype();
-    r.shape = t.shape();
-    r.file = path_;
-    records_.push_back(r);
-    tensors_[name] = std::move(t);
-    std::sort(records_.begin(), records_.end(),
-              [](const weights::TensorRecord& a, const weights::TensorRecord& b) { return a.name < b.name; });
-  }
-  const std::string& path() const override { return path_; }
-  std::string format() const override { return "memory"; }
-  const std::vector<weights::TensorRecord>& tensors() const override { return records_; }
-  const std::map<std::string, std::string>& metadata() const override { return metadata_; }
-  Tensor load(const std::string& name) const override {
-    auto it = tensors_.find(name);
-    if (it == tensors_.end()) fail(ErrorCode::TensorNotFound, "no tensor ", name);
-    return it->second;
-  }
-
- private:
-  std::string path_ = "<random weights>";
-  std::vector<weights::TensorRecord> records_;
-  std::map<std::string, Tensor> tensors_;
-  std::map<std::string, std::string> metadata_;
-};
 
 // Uniform BF16 values with standard deviation `stddev` (uniform on [-a, a], a = sqrt(3) stddev), from splitmix64:
 // about a nanosecond per value, so 1.5 B parameters take a second or two on two threads (std::normal_distribution
@@ -117,7 +87,7 @@ Tensor constant_bf16(const Shape& shape, float value) {
 
 // The Qwen2.5-1.5B key layout (prefix ""), random weights; returns the bytes a decode step reads (every linear
 // weight, the norms, and the tied lm_head).
-int64_t make_weights(const Qwen2Config& c, InMemoryWeights& file, cpu::ThreadPool& pool) {
+int64_t make_weights(const Qwen2Config& c, test::InMemoryWeights& file, cpu::ThreadPool& pool) {
   const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.resolved_head_dim();
   const int64_t q = c.num_attention_heads * D, kv = c.num_key_value_heads * D;
   int64_t decode_bytes = 0;
@@ -265,7 +235,7 @@ int main(int argc, char** argv) {
 
   Qwen2Config config = Qwen2Config::preset("Qwen/Qwen2.5-1.5B-Instruct");
   config.num_hidden_layers = layers;
-  InMemoryWeights file;
+  test::InMemoryWeights file;
   const auto t_init = Clock::now();
   const int64_t decode_bytes = make_weights(config, file, pool);
   Qwen2Model model(config, backend);

@@ -327,7 +327,7 @@ int main(int argc, char** argv) {
   TimingBackend timing(*inner, false);
   TimingBackend profiled(*inner, true);
   const WanVaeConfig config;  // the released Wan2.1 VAE
-  test::InMemoryWeightFile weights(random_weights(config));
+  test::InMemoryWeights weights(random_weights(config));
   const WanVaeLayout layout = channels_last ? WanVaeLayout::ChannelsLast : WanVaeLayout::ChannelsFirst;
   WanVae vae(weights, config, timing, layout);
   std::unique_ptr<WanVae> profiled_vae =

@@ -23,6 +23,7 @@
 #include "error.h"
 #include "showo2.h"
 #include "tensor.h"
+#include "in_memory_weights.h"
 #include "weights/weight_file.h"
 
 namespace showo2::test {
@@ -110,42 +111,6 @@ inline std::vector<KeySpec> showo2_checkpoint_keys(const Showo2Config& c) {
   linear("diffusion_head_b.linear", p * p * z, Hh, true);
   return keys;
 }
-
-// A WeightFile over tensors held in memory, so a model loads through the same binder as from a checkpoint.
-class InMemoryWeights final : public weights::WeightFile {
- public:
-  void add(const std::string& name, Tensor t) {
-    weights::TensorRecord r;
-    r.name = name;
-    r.dtype = t.dtype();
-    r.shape = t.shape();
-    r.file = path_;
-    tensors_[name] = std::move(t);
-    records_[name] = r;
-    sorted_.clear();
-  }
-  const std::string& path() const override { return path_; }
-  std::string format() const override { return "memory"; }
-  const std::vector<weights::TensorRecord>& tensors() const override {
-    if (sorted_.empty())
-      for (const auto& kv : records_) sorted_.push_back(kv.second);  // std::map: sorted by name
-    return sorted_;
-  }
-  const std::map<std::string, std::string>& metadata() const override { return metadata_; }
-  Tensor load(const std::string& name) const override {
-    auto it = tensors_.find(name);
-    if (it == tensors_.end()) fail(ErrorCode::TensorNotFound, "no tensor ", name);
-    return it->second;
-  }
-  const std::map<std::string, Tensor>& all() const { return tensors_; }
-
- private:
-  std::string path_ = "<random weights>";
-  std::map<std::string, Tensor> tensors_;
-  std::map<std::string, weights::TensorRecord> records_;
-  mutable std::vector<weights::TensorRecord> sorted_;
-  std::map<std::string, std::string> metadata_;
-};
 
 inline Tensor random_init(const KeySpec& k, std::mt19937& rng) {
   std::vector<float> v(static_cast<size_t>(shape_numel(k.shape)));

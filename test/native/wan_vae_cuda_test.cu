@@ -25,55 +25,19 @@
 #include "tensor.h"
 #include "test_util.h"
 #include "wan_vae.h"
+#include "vae_fixtures.h"
 #include "wan_vae_random_weights.h"
 #include "weights/weight_file.h"
 
 using namespace showo2;
+using namespace showo2::test::vae;
+using showo2::test::max_abs_diff;
+using showo2::test::relative_l2;
 
 namespace {
 
 constexpr double kMaxRelL2 = 1e-4;  // against the PyTorch reference, as the CPU test
 constexpr double kAtol = 1e-3, kRtol = 1e-3;
-
-std::string fixture(const std::string& name) { return std::string(SHOWO2_FIXTURES_DIR) + "/vae/" + name; }
-
-void require_fixtures() {
-  for (const char* f : {"tiny_vae.pth", "tiny_vae_config.json", "tiny_vae_io.safetensors"})
-    if (!std::ifstream(fixture(f)).good())
-      test::skip_test("test/fixtures/vae/ not present (tools/fixtures/make_vae_fixtures.py)");
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
-
-WanVaeConfig tiny_config() {
-  return WanVaeConfig::from_json(read_text(fixture("tiny_vae_config.json")), "tiny_vae_config.json");
-}
-
-struct Fixtures {
-  std::unique_ptr<weights::WeightFile> weights = weights::open_weight_file(fixture("tiny_vae.pth"));
-  std::unique_ptr<weights::WeightFile> io = weights::open_weight_file(fixture("tiny_vae_io.safetensors"));
-  Tensor get(const std::string& name) const { return io->load(name).contiguous(); }
-};
-
-double relative_l2(const std::vector<float>& o, const std::vector<float>& r) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < r.size(); ++i) {
-    num += (static_cast<double>(o[i]) - r[i]) * (static_cast<double>(o[i]) - r[i]);
-    den += static_cast<double>(r[i]) * r[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-300));
-}
-
-double max_abs_diff(const std::vector<float>& o, const std::vector<float>& r) {
-  double m = 0;
-  for (size_t i = 0; i < r.size(); ++i) m = std::max(m, std::fabs(static_cast<double>(o[i]) - r[i]));
-  return m;
-}
 
 // Shape, relative L2 bound and elementwise bound, with the measured errors printed.
 void expect_matches(const Tensor& out, const Tensor& ref, double max_rel_l2, const std::string& what) {
@@ -142,7 +106,7 @@ SHOWO2_TEST(tiny_vae_tiled_decode_matches_the_cpu) {
 SHOWO2_TEST(full_size_vae_gpu_matches_cpu_on_bf16_weights) {
   test::require_cuda_device();
   const WanVaeConfig config;  // the released Wan2.1 VAE: dim 96, dim_mult [1, 2, 4, 4]
-  test::InMemoryWeightFile weights(test::random_wan_vae_weights(config, 1000, DType::BF16));
+  test::InMemoryWeights weights(test::random_wan_vae_weights(config, 1000, DType::BF16));
   cuda::CudaBackend gpu;
   cpu::CpuBackend cpu;
   WanVae vae_gpu(weights, config, gpu), vae_cpu(weights, config, cpu);
@@ -157,7 +121,7 @@ SHOWO2_TEST(full_size_vae_gpu_matches_cpu_on_bf16_weights) {
 SHOWO2_TEST(full_size_vae_bf16_weight_upload_error_is_reported) {
   test::require_cuda_device();
   const WanVaeConfig config;
-  test::InMemoryWeightFile f32_weights(test::random_wan_vae_weights(config, 2000, DType::F32));
+  test::InMemoryWeights f32_weights(test::random_wan_vae_weights(config, 2000, DType::F32));
   cuda::CudaBackend gpu;  // uploads the matrices as BF16 (CudaBackendOptions::weight_dtype)
   cpu::CpuBackend cpu;
   WanVae vae_gpu(f32_weights, config, gpu), vae_cpu(f32_weights, config, cpu);
@@ -176,7 +140,7 @@ SHOWO2_TEST(full_size_vae_bf16_weight_upload_error_is_reported) {
 SHOWO2_TEST(full_size_vae_bf16_convolutions_error_is_reported) {
   test::require_cuda_device();
   const WanVaeConfig config;
-  test::InMemoryWeightFile weights(test::random_wan_vae_weights(config, 3000, DType::BF16));
+  test::InMemoryWeights weights(test::random_wan_vae_weights(config, 3000, DType::BF16));
   cuda::CudaBackendOptions options;
   options.conv_dtype = DType::BF16;
   cuda::CudaBackend gpu(options);
@@ -211,7 +175,7 @@ SHOWO2_TEST(channels_last_activations_match_the_reference_and_the_cpu) {
                  "NDHWC: 3 latents -> 9 frames");
 
   const WanVaeConfig config;
-  test::InMemoryWeightFile weights(test::random_wan_vae_weights(config, 4000, DType::BF16));
+  test::InMemoryWeights weights(test::random_wan_vae_weights(config, 4000, DType::BF16));
   cpu::CpuBackend cpu;
   WanVae full_cpu(weights, config, cpu);
   const Tensor image = random_tensor({1, 3, 1, 64, 64}, 8, true);
@@ -241,7 +205,7 @@ SHOWO2_TEST(channels_last_activations_match_the_reference_and_the_cpu) {
 SHOWO2_TEST(bf16_activations_error_is_reported) {
   test::require_cuda_device();
   const WanVaeConfig config;
-  test::InMemoryWeightFile weights(test::random_wan_vae_weights(config, 5000, DType::BF16));
+  test::InMemoryWeights weights(test::random_wan_vae_weights(config, 5000, DType::BF16));
   cuda::CudaBackendOptions options;
   options.channels_last_activations = true;
   options.conv_dtype = DType::BF16;

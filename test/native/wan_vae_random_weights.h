@@ -1,7 +1,7 @@
 // Random Wan VAE weights in memory, for any WanVaeConfig: used where no published checkpoint is at hand (the full-size
 // GPU test, test/native/wan_vae_cuda_test.cu, and bench/native/wan_vae_bench.cpp).
 //
-//   InMemoryWeightFile file(random_wan_vae_weights(config, 1000));
+//   InMemoryWeights file(random_wan_vae_weights(config, 1000));
 //   WanVae vae(file, config, backend);
 //
 // The keys and shapes come from WanVae itself (expected_wan_vae_keys), not from a second copy of the module layout.
@@ -22,38 +22,16 @@
 #include "cpu/cpu_backend.h"
 #include "error.h"
 #include "tensor.h"
+#include "in_memory_weights.h"
 #include "wan_vae.h"
 #include "weights/weight_file.h"
 
 namespace showo2::test {
 
-// A WeightFile over tensors held in memory: saves writing ~0.5 GB of random weights to disk just to map them back.
-class InMemoryWeightFile final : public weights::WeightFile {
- public:
-  explicit InMemoryWeightFile(std::map<std::string, Tensor> tensors) : tensors_(std::move(tensors)) {
-    for (const auto& [name, t] : tensors_) records_.push_back({name, t.dtype(), t.shape(), path_});
-  }
-  const std::string& path() const override { return path_; }
-  std::string format() const override { return "memory"; }
-  const std::vector<weights::TensorRecord>& tensors() const override { return records_; }
-  const std::map<std::string, std::string>& metadata() const override { return metadata_; }
-  Tensor load(const std::string& name) const override {
-    auto it = tensors_.find(name);
-    if (it == tensors_.end()) fail(ErrorCode::TensorNotFound, "no tensor ", name, " in ", path_);
-    return it->second;
-  }
-
- private:
-  std::string path_ = "<random wan_vae weights>";
-  std::map<std::string, Tensor> tensors_;  // sorted by name, as tensors() promises
-  std::vector<weights::TensorRecord> records_;
-  std::map<std::string, std::string> metadata_;
-};
-
 // Every key WanVae expects for `config`, with its stored shape: given an empty file the loader lists every missing
 // key as "    <key> [d0, d1, ...]" (the format test/native/wan_vae_test.cpp pins for the published layout).
 inline std::vector<std::pair<std::string, Shape>> expected_wan_vae_keys(const WanVaeConfig& config) {
-  InMemoryWeightFile empty({});
+  InMemoryWeights empty;
   cpu::CpuBackend backend(1);
   std::string message;
   try {

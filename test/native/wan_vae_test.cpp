@@ -24,9 +24,11 @@
 #include "tensor.h"
 #include "test_util.h"
 #include "wan_vae.h"
+#include "vae_fixtures.h"
 #include "weights/weight_file.h"
 
 using namespace showo2;
+using namespace showo2::test::vae;
 
 namespace {
 
@@ -34,43 +36,8 @@ constexpr double kMaxRelL2 = 1e-4;
 constexpr double kAtol = 1e-3;
 constexpr double kRtol = 1e-3;
 
-std::string fixture(const std::string& name) { return std::string(SHOWO2_FIXTURES_DIR) + "/vae/" + name; }
-
-bool fixtures_present() {
-  for (const char* f : {"tiny_vae.pth", "tiny_vae_config.json", "tiny_vae_io.safetensors"})
-    if (!std::ifstream(fixture(f)).good()) return false;
-  return true;
-}
-
-void require_fixtures() {
-  if (!fixtures_present()) test::skip_test("test/fixtures/vae/ not present (tools/fixtures/make_vae_fixtures.py)");
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
-
-WanVaeConfig tiny_config() {
-  return WanVaeConfig::from_json(read_text(fixture("tiny_vae_config.json")), "tiny_vae_config.json");
-}
-
-struct Fixtures {
-  std::unique_ptr<weights::WeightFile> weights = weights::open_weight_file(fixture("tiny_vae.pth"));
-  std::unique_ptr<weights::WeightFile> io = weights::open_weight_file(fixture("tiny_vae_io.safetensors"));
-  Tensor get(const std::string& name) const { return io->load(name).contiguous(); }
-};
-
 double relative_l2(const Tensor& out, const Tensor& ref) {
-  auto o = out.to_f32_vector(), r = ref.to_f32_vector();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < r.size(); ++i) {
-    num += (static_cast<double>(o[i]) - r[i]) * (static_cast<double>(o[i]) - r[i]);
-    den += static_cast<double>(r[i]) * r[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-300));
+  return test::relative_l2(out.to_f32_vector(), ref.to_f32_vector());
 }
 
 // Checks shape, the relative L2 bound and the elementwise bound; prints the measured error either way.

@@ -24,10 +24,14 @@
 #include "cpu/cpu_backend.h"
 #include "tensor.h"
 #include "test_util.h"
+#include "vae_fixtures.h"
 #include "wan_vae.h"
 #include "weights/weight_file.h"
 
 using namespace showo2;
+using namespace showo2::test::vae;
+using showo2::test::max_abs_diff;
+using showo2::test::relative_l2;
 using Tiling = WanVaeDecodeOptions::Tiling;
 
 namespace {
@@ -47,21 +51,6 @@ constexpr double kSeamRelL2Bound = 0.5;
 constexpr double kSameBlendMaxAbs = 1e-5;
 constexpr double kWrongBlendMinAbs = 1e-3;
 
-std::string fixture(const std::string& name) { return std::string(SHOWO2_FIXTURES_DIR) + "/vae/" + name; }
-
-void require_fixtures() {
-  for (const char* f : {"tiny_vae.pth", "tiny_vae_config.json", "tiny_vae_io.safetensors"})
-    if (!std::ifstream(fixture(f)).good())
-      test::skip_test("test/fixtures/vae/ not present (tools/fixtures/make_vae_fixtures.py)");
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
-
 struct TinyVae {
   std::unique_ptr<weights::WeightFile> weights = weights::open_weight_file(fixture("tiny_vae.pth"));
   cpu::CpuBackend backend{2};
@@ -73,21 +62,6 @@ Tensor random_latent(const Shape& shape, uint32_t seed) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return Tensor::from_f32(shape, test::random_normal(static_cast<size_t>(n), seed));
-}
-
-double relative_l2(const std::vector<float>& o, const std::vector<float>& r) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < r.size(); ++i) {
-    num += (static_cast<double>(o[i]) - r[i]) * (static_cast<double>(o[i]) - r[i]);
-    den += static_cast<double>(r[i]) * r[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-300));
-}
-
-double max_abs_diff(const std::vector<float>& o, const std::vector<float>& r) {
-  double m = 0;
-  for (size_t i = 0; i < r.size(); ++i) m = std::max(m, std::fabs(static_cast<double>(o[i]) - r[i]));
-  return m;
 }
 
 WanVaeDecodeOptions tiled(int64_t tile, int64_t overlap) {
