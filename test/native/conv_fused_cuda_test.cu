@@ -337,6 +337,12 @@ SHOWO2_TEST(backend_entry_point_matches_cpu_and_checks_arguments) {
 SHOWO2_TEST(channel_norm_channels_last_matches_cpu) {
   test::require_cuda_device();
   cuda::CudaBackend gpu;
+  auto norm = [](Backend& b, bool silu, const Tensor& x, const Tensor& gamma, Tensor& out) {
+    if (silu)
+      b.channel_rms_norm_silu(x, gamma, out);
+    else
+      b.channel_rms_norm(x, gamma, out);
+  };
   uint32_t seed = 800;
   for (const Shape& shape : std::vector<Shape>{{1, 96, 2, 5, 7}, {2, 384, 1, 3, 17}, {1, 3, 2, 9, 9}, {2, 130, 1, 1, 6}})
     for (bool silu : {false, true}) {
@@ -345,10 +351,7 @@ SHOWO2_TEST(channel_norm_channels_last_matches_cpu) {
         const Tensor xb = random_tensor(shape, seed++, 2.0f).to(DType::BF16).to(DType::F32);
         const Tensor gamma_b = random_tensor({shape[1]}, seed++).to(DType::BF16);
         Tensor expected_b = Tensor::empty(shape, DType::F32);
-        if (silu)
-          cpu_backend().channel_rms_norm_silu(xb, gamma_b, expected_b);
-        else
-          cpu_backend().channel_rms_norm(xb, gamma_b, expected_b);
+        norm(cpu_backend(), silu, xb, gamma_b, expected_b);
         Tensor dx = gpu.empty(shape, DType::BF16), dout = gpu.empty(shape, DType::BF16);
         if (cl) {
           const Tensor memory = xb.permute(channels_last_to_memory_order(5));
@@ -356,10 +359,7 @@ SHOWO2_TEST(channel_norm_channels_last_matches_cpu) {
           dout = gpu.empty(memory.shape(), DType::BF16).permute(memory_order_to_channels_last(5));
         }
         gpu.copy(gpu.to_device(xb), dx);  // F32 -> BF16: exact, the values are BF16 already
-        if (silu)
-          gpu.channel_rms_norm_silu(dx, gpu.upload_weight(gamma_b), dout);
-        else
-          gpu.channel_rms_norm(dx, gpu.upload_weight(gamma_b), dout);
+        norm(gpu, silu, dx, gpu.upload_weight(gamma_b), dout);
         const std::vector<float> got = gpu.to_host(dout).to_f32_vector(), ref = expected_b.to_f32_vector();
         EXPECT_CLOSE(got.data(), ref.data(), ref.size(), 1e-5, 8e-3,
                      std::string("bf16 channel norm ") + (cl ? "NDHWC " : "") + xb.shape_string());
@@ -367,17 +367,11 @@ SHOWO2_TEST(channel_norm_channels_last_matches_cpu) {
       const Tensor x = channels_last_copy(random_tensor(shape, seed++, 2.0f));
       const Tensor gamma = random_tensor({shape[1]}, seed++).to(DType::BF16);
       Tensor expected = channels_last_copy(Tensor::zeros(shape, DType::F32));
-      if (silu)
-        cpu_backend().channel_rms_norm_silu(x, gamma, expected);
-      else
-        cpu_backend().channel_rms_norm(x, gamma, expected);
+      norm(cpu_backend(), silu, x, gamma, expected);
       const Tensor memory = x.permute(channels_last_to_memory_order(5)).contiguous();
       Tensor dx = gpu.to_device(memory).permute(memory_order_to_channels_last(5));
       Tensor out = gpu.empty(memory.shape(), DType::F32).permute(memory_order_to_channels_last(5));
-      if (silu)
-        gpu.channel_rms_norm_silu(dx, gpu.upload_weight(gamma), out);
-      else
-        gpu.channel_rms_norm(dx, gpu.upload_weight(gamma), out);
+      norm(gpu, silu, dx, gpu.upload_weight(gamma), out);
       const std::vector<float> got = gpu.to_host(out).to_f32_vector(), ref = expected.to_f32_vector();
       EXPECT_CLOSE(got.data(), ref.data(), ref.size(), 1e-5, 1e-5,
                    std::string(silu ? "channel_rms_norm_silu " : "channel_rms_norm ") + x.shape_string() + " NDHWC");

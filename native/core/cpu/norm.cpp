@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "../backend_checks.h"
@@ -131,30 +132,40 @@ void channel_rms_norm(const Tensor& x, const Tensor& gamma, Tensor& out, ThreadP
   const float scale = static_cast<float>(std::sqrt(static_cast<double>(C)));
   const float* px = x.data<float>();
   float* po = out.mutable_data<float>();
-  // Element (n, c, s) at n * C * S + c * cs + s * ps: contiguous [N, C, S] or channels-last [N, S, C] memory. The
-  // arithmetic is the same in both, so the two layouts give bit-identical results.
-  const int64_t cs = shape.channels_last ? 1 : S, ps = shape.channels_last ? C : 1;
-
-  constexpr int64_t kBlock = 64;  // positions per work item: one cache line's worth of rows per channel, 8 lines
-  const int64_t blocks_per_sample = (S + kBlock - 1) / kBlock;
-  parallel_rows(pool, N * blocks_per_sample, kBlock * C, [&](int64_t begin, int64_t end) {
-    double sumsq[kBlock];
-    float denom[kBlock];
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t n = item / blocks_per_sample;
-      const int64_t s0 = (item % blocks_per_sample) * kBlock;
-      const int64_t len = std::min<int64_t>(kBlock, S - s0);
-      const float* xs = px + n * C * S + s0 * ps;
-      float* os = po + n * C * S + s0 * ps;
-      for (int64_t i = 0; i < len; ++i) sumsq[i] = 0;
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t i = 0; i < len; ++i) sumsq[i] += static_cast<double>(xs[c * cs + i * ps]) * xs[c * cs + i * ps];
-      // F.normalize: x / max(||x||, eps) with eps = 1e-12.
-      for (int64_t i = 0; i < len; ++i) denom[i] = static_cast<float>(std::max(std::sqrt(sumsq[i]), 1e-12));
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t i = 0; i < len; ++i) os[c * cs + i * ps] = (xs[c * cs + i * ps] / denom[i]) * scale * g[c];
-    }
-  });
+  // Element (n, c, s) at n * C * S + c * cs + s * ps: contiguous [N, C, S] (cs = S, ps = 1) or channels-last
+  // [N, S, C] (cs = 1, ps = C) memory. The arithmetic is the same in both, so the two layouts give bit-identical
+  // results; the layout is a template fact so the contiguous loops keep their unit stride at compile time (they
+  // vectorise as before the channels-last case existed).
+  auto run = [&](auto channels_last) {
+    constexpr bool kChannelsLast = decltype(channels_last)::value;
+    const int64_t cs = kChannelsLast ? 1 : S;
+    const int64_t ps = kChannelsLast ? C : 1;
+    constexpr int64_t kBlock = 64;  // positions per work item: one cache line's worth of rows per channel, 8 lines
+    const int64_t blocks_per_sample = (S + kBlock - 1) / kBlock;
+    parallel_rows(pool, N * blocks_per_sample, kBlock * C, [&](int64_t begin, int64_t end) {
+      double sumsq[kBlock];
+      float denom[kBlock];
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t n = item / blocks_per_sample;
+        const int64_t s0 = (item % blocks_per_sample) * kBlock;
+        const int64_t len = std::min<int64_t>(kBlock, S - s0);
+        const float* xs = px + n * C * S + s0 * ps;
+        float* os = po + n * C * S + s0 * ps;
+        for (int64_t i = 0; i < len; ++i) sumsq[i] = 0;
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t i = 0; i < len; ++i)
+            sumsq[i] += static_cast<double>(xs[c * cs + i * ps]) * xs[c * cs + i * ps];
+        // F.normalize: x / max(||x||, eps) with eps = 1e-12.
+        for (int64_t i = 0; i < len; ++i) denom[i] = static_cast<float>(std::max(std::sqrt(sumsq[i]), 1e-12));
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t i = 0; i < len; ++i) os[c * cs + i * ps] = (xs[c * cs + i * ps] / denom[i]) * scale * g[c];
+      }
+    });
+  };
+  if (shape.channels_last)
+    run(std::true_type{});
+  else
+    run(std::false_type{});
 }
 
 }  // namespace showo2::cpu
