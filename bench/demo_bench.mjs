@@ -50,7 +50,7 @@ const model = load.out;
 rows.push({ case: 'load', ms: load.ms });
 try {
   // The question is about the demo's own picture of the prompt (what `showo2 ask out.png` does after `generate`).
-  const { images } = await model.generateImages({ prompt: PROMPT, seed: 1 });
+  const { images } = await model.generateImages({ prompt: PROMPT, seed: 0 });
   const image = images[0];
   const imageMs = [];
   const answerMs = [];

@@ -4,7 +4,7 @@
 //
 // Without a model it serves the bundled demo model (simple coloured shapes), e.g.:
 //
-//   curl -s -X POST localhost:8080/generate -d '{"prompt":"a red circle on a blue background","seed":1}' -o circle.png
+//   curl -s -X POST localhost:8080/generate -d '{"prompt":"a red circle on a blue background","seed":0}' -o circle.png
 //   curl -s -X POST localhost:8080/ask -H 'content-type: image/png' --data-binary @fox.png \
 //        -G --data-urlencode 'question=What animal is this?'
 //
