@@ -7,7 +7,8 @@
 
 One command, seeded (--seed), CPU, in these stages. --threads (torch.set_num_threads) defaults to 1: on the shared
 2-core machine a 2-thread run was up to 25x slower per step than a 1-thread run whenever other processes kept the
-cores busy (OpenMP threads waiting at barriers for a descheduled partner), and hardly faster when they did not.
+cores busy (OpenMP threads waiting at barriers for a descheduled partner). On an idle machine 2 threads are 1.6x
+faster, and the committed run used them (--threads 2).
 The stages:
   0. tokenizer: a byte-level BPE (Python `tokenizers`) trained on captions, questions, answers and the chat
      template text; Show-o2's role tokens are its first ids. -> tokenizer.json
@@ -24,8 +25,9 @@ The stages:
        generation: the §2.3 sequence [<|im_start|>] caption [<|vision_start|>] TIME + visual [<|vision_end|>]
          [<|im_end|>] (the trailing [PAD]s of the SDK's sequence cannot influence the block, §12, and are left
          out), 10% of captions replaced by "" (CFG), flow matching exactly as §7.1: x_t = t x1 + (1 - t) x0,
-         target x1 - x0, t = sigmoid(N(0,1)) shifted with mu(seq_len = tokens + 1), MSE over the visual outputs
-         read through the reference's unpatchify (the channels-last reinterpretation of §6.2);
+         target x1 - x0, t = sigmoid(N(0,1)) shifted with mu(seq_len = tokens + 1), squared error over the visual
+         outputs read through the reference's unpatchify (the channels-last reinterpretation of §6.2), with the
+         latent pixels an object covers weighted 1 + --object-loss-weight (mean-normalised);
        understanding: the SDK's default "demo" layout (§2.3, §5.3: block = visual + <|vision_end|>, TIME(1.0)
          causal), clean posterior-mean latents, next-token loss on the answer and its closing <|im_end|>.
      Loss = L_flow + L_ntp (stage-2 coefficients of §7.1). AdamW, warm-up then cosine decay. -> model.safetensors
@@ -35,19 +37,20 @@ Everything lands in --out: config.json, tokenizer.json, model.safetensors, vae.s
 PyTorch-side sample sheet in --work). --reuse-vae skips stage 1 and loads --out's VAE; --init starts stage 2 from
 a model.safetensors (a continuation; the tokenizer, VAE and scene bank are rebuilt identically from --seed).
 
-To reproduce the committed weights (about 16 + 65 + 13 minutes on the shared 2-core machine):
-    python3 tools/demo/train.py
-    python3 tools/demo/train.py --reuse-vae --init models/demo/model.safetensors --steps 1200 --lr 4e-4 --warmup 100
-They were produced in three runs (logs in tools/demo/): train-vae.log (stages 0-1; its stage 2, then 3000 steps by
-default, was stopped at step 1100 in favour of a longer one), train.log (--reuse-vae: stage 2, 7000 steps from
-scratch) and train-continue.log (the continuation above). Stage 1 and stage 2 draw from separate seeded streams, so
-the first command's stages equal those runs.
+To reproduce the committed weights (about 16 + 97 minutes on the idle 2-core machine; the defaults are their
+recipe: patch 1, answer-balanced next-token loss, object weight 4, fused attention, 9000 steps of 32 + 20):
+    python3 tools/demo/train.py --threads 2
+They were produced in two runs (logs in tools/demo/): train-vae.log (stages 0-1; its stage 2 was stopped early)
+and train.log (--reuse-vae: stage 2 with these defaults). Stage 1 and stage 2 draw from separate seeded streams, so
+the one command's stages equal those runs up to float rounding (two threads). The weights before them (patch 2,
+plain flow loss, token-weighted next-token loss, 7000 + 1200 steps) are logged in previous-train*.log.
 
 Options for the experiments in models/demo/README.md ("What was tried"): --vae-stride 4 (16x16 latents),
---patch-size 1 (one visual token per latent pixel: the unpatchify of spec §6.2 then maps token k to the latent pixel
-its input came from), --ntp-weighting sample, --low-t-fraction F (that share of generation samples at
-t ~ U(0, --low-t-max), where only the caption says what the image becomes), --fused-attention (stage 2's attention
-through PyTorch's fused CPU kernel: the same function up to float rounding, half the step time at 256 tokens).
+--patch-size 2 (the published checkpoints' patch; the unpatchify of spec §6.2 then sends token k's outputs to 4
+raster-consecutive latent pixels, not the 2x2 its input came from), --ntp-weighting token, --object-loss-weight 0
+(plain MSE), --low-t-fraction F (that share of generation samples at t ~ U(0, --low-t-max), where only the caption
+says what the image becomes), --no-fused-attention (the reference's own attention instead of PyTorch's fused CPU
+kernel: the same function up to float rounding, twice the step time at 256 tokens).
 """
 import argparse
 import json
@@ -581,20 +584,21 @@ def main():
     parser.add_argument("--scenes", type=int, default=12000)
     # The committed weights use patch 2 (Show-o2's) and token weighting; tools/demo/experiment-patch1.log is a run with
     # --patch-size 1 --ntp-weighting sample (see the model card's "What was tried").
-    parser.add_argument("--patch-size", type=int, default=2, help="latent pixels per visual token side")
-    parser.add_argument("--ntp-weighting", choices=["sample", "token"], default="token",
+    parser.add_argument("--patch-size", type=int, default=1, help="latent pixels per visual token side")
+    parser.add_argument("--ntp-weighting", choices=["sample", "token"], default="sample",
                         help="next-token loss: mean over answers (sample) or over all answer tokens (token)")
-    parser.add_argument("--fused-attention", action="store_true",
+    parser.add_argument("--fused-attention", action=argparse.BooleanOptionalAction, default=True,
                         help="stage 2 attention through PyTorch's fused kernel (same function, ~2x faster at 256 "
-                             "tokens; float rounding differs, so runs are not bit-identical to the committed ones)")
+                             "tokens; float rounding differs from the reference's attention, so runs with and "
+                             "without it are not bit-identical)")
     parser.add_argument("--low-t-fraction", type=float, default=0.0,
                         help="share of generation samples drawn at t ~ U(0, --low-t-max) instead of the spec's t")
     parser.add_argument("--low-t-max", type=float, default=0.3)
-    parser.add_argument("--object-loss-weight", type=float, default=0.0,
+    parser.add_argument("--object-loss-weight", type=float, default=4.0,
                         help="extra flow-loss weight on the latent pixels an object covers (0: plain MSE)")
-    parser.add_argument("--steps", type=int, default=7000)
+    parser.add_argument("--steps", type=int, default=9000)
     parser.add_argument("--batch-gen", type=int, default=32)
-    parser.add_argument("--batch-und", type=int, default=16)
+    parser.add_argument("--batch-und", type=int, default=20)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=200, help="stage-2 warm-up steps")
     parser.add_argument("--init", help="start stage 2 from this model.safetensors instead of random weights")
